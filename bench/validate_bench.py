@@ -1,0 +1,64 @@
+"""Benchmark: `reconciler validate` over 1,000 manifests, and `reconciler --help` start-up.
+
+Targets (issue 2): validate of 1,000 manifests < 2 s; `--help` < 0.3 s.
+Run: `make bench` (or `.venv/bin/python bench/validate_bench.py [N]`). Record results in bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "manifests"
+
+
+def make_corpus(folder: Path, count: int) -> None:
+    """`count` manifests: the five examples over and over, each under a unique name."""
+    shutil.copytree(EXAMPLES / "evalscripts", folder / "evalscripts")
+    templates = [(p.stem, p.read_text()) for p in sorted(EXAMPLES.glob("*.yaml"))]
+    for i in range(count):
+        stem, text = templates[i % len(templates)]
+        name = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("  name:"))
+        (folder / f"{i:05d}-{stem}.yaml").write_text(text.replace(f"name: {name}", f"name: {name}-{i}"))
+
+
+def timed(command: list[str], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if result.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
+    return times
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    reconciler = [sys.executable, "-m", "reconciler"]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make_corpus(folder, count)
+        validate = timed([*reconciler, "validate", str(folder)], runs=5)
+        from reconciler.manifests.loader import load
+
+        start = time.perf_counter()
+        result = load([folder])
+        in_process = time.perf_counter() - start
+        assert len(result.manifests) == count and not result.diagnostics
+    help_times = timed([*reconciler, "--help"], runs=10)
+    print(f"| validate {count} manifests (CLI, 5 runs) | median {statistics.median(validate):.2f} s, "
+          f"min {min(validate):.2f} s | < 2 s |")
+    print(f"| load() of {count} manifests in-process | {in_process:.2f} s ({in_process / count * 1000:.2f} ms each) | |")
+    print(f"| `reconciler --help` (10 runs) | median {statistics.median(help_times):.3f} s, "
+          f"max {max(help_times):.3f} s | < 0.3 s |")
+
+
+if __name__ == "__main__":
+    main()

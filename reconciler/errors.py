@@ -1,0 +1,36 @@
+"""The one error hierarchy of the project.
+
+Third-party exceptions (ruamel, pydantic, requests, botocore) are translated into these where they
+enter; the CLI turns any of them into a message, an optional hint and the error's exit code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.diagnostics import Diagnostic
+
+
+class ReconcilerError(Exception):
+    """Base of every error the user may see. `exit_code` follows DESIGN §5."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(ReconcilerError):
+    """The command line asks for something that cannot be done (bad path, bad option value)."""
+
+
+class InvalidManifests(ReconcilerError):
+    """Manifests failed validation; carries every diagnostic, not only the first."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        errors = [d for d in diagnostics if d.is_error]
+        super().__init__(f"{len(errors)} error(s) in the manifests", "run `reconciler validate` to see them all")
+        self.diagnostics = diagnostics

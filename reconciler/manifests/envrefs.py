@@ -1,0 +1,74 @@
+"""`${env:NAME}` references in manifest strings: found, checked, optionally resolved.
+
+Every string holding a reference is sensitive (shown as `(sensitive)`, never stored in clear);
+so are delivery credentials written literally. Resolution happens at plan/apply time, or in
+`validate --resolve-env`; a reference always resolves to a string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+REFERENCE = re.compile(r"\$\{env:([^}]*)\}")
+VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+SECRET_KEYS = frozenset({"accessKey", "secretAccessKey"})
+
+
+@dataclass
+class EnvScan:
+    sensitive: set[tuple] = field(default_factory=set)
+    unresolved: set[tuple] = field(default_factory=set)  # paths whose value is still a reference
+    literal_secrets: set[tuple] = field(default_factory=set)  # credentials written in clear
+    problems: list[tuple[tuple, str, str | None]] = field(default_factory=list)  # (path, message, hint)
+
+
+def strings(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
+    if isinstance(data, str):
+        yield path, data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from strings(value, (*path, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from strings(value, (*path, i))
+
+
+def scan(data: Any, environ: Mapping[str, str] | None) -> tuple[Any, EnvScan]:
+    """Find references (and literal secrets) in `data`; with `environ`, return a copy with them resolved."""
+    result = EnvScan()
+    replacements: dict[tuple, str] = {}
+    for path, text in strings(data):
+        if "${env:" not in text:
+            if path and path[-1] in SECRET_KEYS:
+                result.sensitive.add(path)
+                result.literal_secrets.add(path)
+            continue
+        result.sensitive.add(path)
+        names = REFERENCE.findall(text)
+        bad = [n for n in names if not VARIABLE.fullmatch(n)]
+        if bad or text.count("${env:") != len(names):
+            result.problems.append((path, f"malformed reference in {text!r}", "write ${env:NAME} with NAME of letters, digits and _"))
+            continue
+        if environ is None:
+            result.unresolved.add(path)
+            continue
+        missing = [n for n in names if n not in environ]
+        if missing:
+            result.unresolved.add(path)
+            result.problems.append((path, f"environment variable {missing[0]} is not set", f"export {missing[0]} before running"))
+            continue
+        replacements[path] = REFERENCE.sub(lambda m: environ[m.group(1)], text)
+    return (_replace(data, replacements) if replacements else data), result
+
+
+def _replace(data: Any, replacements: dict[tuple, str], path: tuple = ()) -> Any:
+    if path in replacements:
+        return replacements[path]
+    if isinstance(data, dict):
+        return {k: _replace(v, replacements, (*path, k)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_replace(v, replacements, (*path, i)) for i, v in enumerate(data)]
+    return data

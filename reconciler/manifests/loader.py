@@ -1,0 +1,267 @@
+"""Step 2 of loading manifests: paths → validated `Manifest`s, or diagnostics that say where and why.
+
+Every problem is collected (never fail-fast) as a `Diagnostic` with file, line, column and field
+path. A manifest is returned only when its document has no error, so callers can trust it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from reconciler.api.checks import Finding, check_v1, check_v2
+from reconciler.diagnostics import Diagnostic, Severity, format_path
+from reconciler.manifests import envrefs
+from reconciler.manifests.messages import translate
+from reconciler.manifests.schema import BatchJob, RequestV1, RequestV2
+from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_EVALSCRIPT_BYTES = 1024 * 1024
+DEFAULT_PATHS = ("manifests",)
+_TYPE_ERRORS = {"string_type", "int_type", "float_type", "bool_type", "dict_type", "list_type", "model_type"}
+_OTHER_API_FIELDS = {
+    "v2": ({"tilingGrid", "bucketName", "zarrOutput"}, "it belongs to the v1 API; set `spec.api: v1`, or use v2's `input`/`output`"),
+    "v1": ({"input", "instanceType"}, "it belongs to the v2 API; remove `spec.api: v1`, or use v1's `tilingGrid`/`output`"),
+}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    job: BatchJob
+    file: str
+    line: int
+    body: dict[str, Any]  # the create body to send, evalscript filled in, without `description`
+    sensitive: frozenset[tuple]  # paths (from the document root) whose values must never be shown
+    document: Document = field(repr=False, compare=False)  # for line numbers of later findings
+
+    @property
+    def name(self) -> str:
+        return self.job.metadata.name
+
+
+@dataclass
+class LoadResult:
+    manifests: list[Manifest] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    files: int = 0
+    deferred: list[str] = field(default_factory=list)  # valid as far as unresolved ${env:…} values allow
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+
+def load(
+    paths: Sequence[str | os.PathLike] = (), *, resolve_env: bool = False, environ: Mapping[str, str] | None = None
+) -> LoadResult:
+    """Load every manifest under `paths` (files or directories; default `manifests/`)."""
+    result = LoadResult()
+    files = discover(paths or DEFAULT_PATHS, result.diagnostics)
+    result.files = len(files)
+    env = (os.environ if environ is None else environ) if resolve_env else None
+    evalscripts: dict[Path, str | YamlProblem | None] = {}
+    loaded = [item for file in files for item in _load_file(file, env, evalscripts, result.diagnostics)]
+    _check_unique_names(loaded, result)
+    result.diagnostics.sort(key=Diagnostic.sort_key)
+    return result
+
+
+def discover(paths: Iterable[str | os.PathLike], diagnostics: list[Diagnostic]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            files += [p for p in found if not any(part.startswith(".") for part in p.relative_to(path).parts)]
+        elif path.is_file():
+            files.append(path)
+        else:
+            diagnostics.append(Diagnostic(str(path), 0, 0, "", "no such file or directory"))
+    unique = dict.fromkeys(files)  # a file named twice is loaded once
+    return list(unique)
+
+
+def _load_file(path: Path, env, evalscripts, diagnostics: list[Diagnostic]) -> list[_Loaded]:
+    file = str(path)
+    try:
+        text = read_text(path, MAX_FILE_BYTES, "manifest")
+        documents = read_documents(text)
+    except YamlProblem as e:
+        diagnostics.append(Diagnostic(file, e.line, e.column, "", e.message, e.hint))
+        return []
+    if not documents:
+        diagnostics.append(Diagnostic(file, 1, 1, "", "the file holds no manifest", "remove it or add a BatchJob"))
+        return []
+    return [_load_document(document, file, path.parent, env, evalscripts, diagnostics) for document in documents]
+
+
+def read_text(path: Path, limit: int, what: str) -> str:
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise YamlProblem(1, 1, f"the {what} is {size / 2**20:.1f} MiB; the limit is {limit / 2**20:g} MiB",
+                              "large areas belong in a GeoPackage input, not inline geometry")
+        raw = path.read_bytes()
+    except OSError as e:
+        raise YamlProblem(1, 1, f"cannot read the {what}: {e.strerror}") from None
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise YamlProblem(line, 1, f"the {what} is binary, not text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise YamlProblem(line, 1, f"the {what} is not UTF-8 text (byte {e.start})") from None
+
+
+@dataclass
+class _Loaded:
+    """One document's outcome: its name (when it has one) and the manifest (when it is valid)."""
+
+    file: str
+    document: Document
+    name: str | None
+    manifest: Manifest | None
+    deferred: bool = False
+
+
+@dataclass
+class _Reporter:
+    document: Document
+    file: str
+    out: list[Diagnostic]
+    errors: int = 0
+
+    def __call__(self, path: tuple, message: str, hint: str | None = None, at_key: bool = False, warning: bool = False):
+        line, column = self.document.locate(path, at_key)
+        self.errors += not warning
+        severity = Severity.WARNING if warning else Severity.ERROR
+        self.out.append(Diagnostic(self.file, line, column, format_path(path), message, hint, severity))
+
+
+def _load_document(doc: Document, file: str, base: Path, env, evalscripts, out: list[Diagnostic]) -> _Loaded:
+    report = _Reporter(doc, file, out)
+    if not isinstance(doc.data, dict):
+        report((), "a manifest is a mapping with apiVersion, kind, metadata and spec")
+        return _Loaded(file, doc, None, None)
+    data, refs = envrefs.scan(doc.data, env)
+    for path, message, hint in refs.problems:
+        report(path, message, hint)
+    for path in sorted(refs.literal_secrets, key=str):
+        report(path, "a credential is written in the manifest", "use ${env:NAME} so it stays out of git", warning=True)
+    job, request = _validate(data, refs, report)
+    body = _body_with_evalscript(data, base, evalscripts, report)
+    if request is not None:
+        at = ("spec", "request")
+        findings: list[Finding] = check_v1(request) if isinstance(request, RequestV1) else check_v2(request)
+        for f in findings:
+            if (*at, *f.path) not in refs.unresolved:
+                report((*at, *f.path), f.message, f.hint)
+    metadata = data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) and isinstance(metadata.get("name"), str) else None
+    valid = job is not None and body is not None and not report.errors
+    manifest = Manifest(job, file, doc.line, body, frozenset(refs.sensitive), doc) if valid else None
+    deferred = job is None and body is not None and not report.errors  # only ${env:…}-dependent errors
+    return _Loaded(file, doc, name, manifest, deferred)
+
+
+def _validate(data: dict, refs: envrefs.EnvScan, report: _Reporter) -> tuple[BatchJob | None, Any]:
+    """The manifest model, and the request model on its own: its rules can be checked even when
+    something outside the request is wrong."""
+    context = {"unresolved": refs.unresolved}
+    try:
+        job = BatchJob.model_validate(data, context=context)
+        return job, job.spec.request
+    except ValidationError as e:
+        errors = [translate(error, data, BatchJob) for error in e.errors(include_url=False)]
+    for fe in errors:
+        if fe.path in refs.unresolved and fe.kind not in _TYPE_ERRORS:
+            continue  # depends on the variable's value: checked with --resolve-env
+        hint = fe.hint
+        if fe.kind == "extra_forbidden" and fe.path[:2] == ("spec", "request") and len(fe.path) == 3:
+            fields, other = _OTHER_API_FIELDS[data["spec"].get("api", "v2")]
+            hint = other if fe.path[2] in fields else hint
+        if fe.kind in _TYPE_ERRORS and fe.path in refs.unresolved:
+            hint = "${env:…} references resolve to strings; write numbers and booleans literally"
+        report(fe.path, fe.message, hint, fe.at_key)
+    spec = data.get("spec")
+    if any(fe.path[:2] in (("spec",), ("spec", "request"), ("spec", "api")) for fe in errors) or not isinstance(spec, dict):
+        return None, None
+    model = RequestV1 if spec.get("api") == "v1" else RequestV2
+    try:
+        return None, model.model_validate(spec.get("request"), context=context)
+    except ValidationError:
+        return None, None
+
+
+def _body_with_evalscript(data: dict, base: Path, cache: dict, report: _Reporter) -> dict | None:
+    """A copy of `spec.request` with the evalscript file read into it; None when that fails."""
+    spec = data.get("spec")
+    request = spec.get("request") if isinstance(spec, dict) else None
+    process = request.get("processRequest") if isinstance(request, dict) else None
+    if not isinstance(process, dict):
+        return None  # the schema errors say why
+    inline, name = process.get("evalscript"), spec.get("evalscriptFile")
+    if not isinstance(name, str):
+        misspelt = any("evalscript" in str(key).lower() and key != "evalscriptFile" for key in spec)
+        if inline is None and name is None and not misspelt:
+            report(("spec", "request", "processRequest", "evalscript"), "no evalscript",
+                   "set spec.evalscriptFile, or request.processRequest.evalscript inline", at_key=True)
+        return copy.deepcopy(request) if inline is not None else None
+    at = ("spec", "evalscriptFile")
+    if inline is not None:
+        report(at, "both spec.evalscriptFile and request.processRequest.evalscript are set", "keep one of them")
+        return None
+    script = _read_evalscript(base / name, cache)
+    if script is None:
+        hint = None if Path(name).is_absolute() else f"the path is relative to the manifest's folder ({base})"
+        report(at, f"evalscript file {name} not found", hint)
+    elif isinstance(script, YamlProblem):
+        report(at, f"evalscript file {name}: {script.message}", script.hint)
+    elif not script.strip():
+        report(at, f"evalscript file {name} is empty")
+    else:
+        body = copy.deepcopy(request)
+        body["processRequest"]["evalscript"] = script
+        return body
+    return None
+
+
+def _read_evalscript(path: Path, cache: dict) -> str | YamlProblem | None:
+    try:
+        path = path.resolve()
+        if path not in cache:
+            if path.is_dir():
+                raise YamlProblem(1, 1, "is a folder, not a file")
+            cache[path] = read_text(path, MAX_EVALSCRIPT_BYTES, "evalscript") if path.is_file() else None
+    except YamlProblem as e:
+        cache[path] = e
+    except (OSError, ValueError) as e:  # e.g. a NUL in the name
+        return YamlProblem(1, 1, f"cannot be read ({e})")
+    return cache[path]
+
+
+def _check_unique_names(loaded: list[_Loaded], result: LoadResult) -> None:
+    first: dict[str, _Loaded] = {}
+    for item in loaded:
+        if item.name is None:
+            continue
+        earlier = first.setdefault(item.name, item)
+        if earlier is not item:
+            line, column = item.document.locate(("metadata", "name"))
+            where = f"{earlier.file}:{earlier.document.locate(('metadata', 'name'))[0]}"
+            result.diagnostics.append(
+                Diagnostic(item.file, line, column, "metadata.name", f"the name {item.name!r} is already used at {where}",
+                           "names are unique across all manifests")
+            )
+        elif item.manifest is not None:
+            result.manifests.append(item.manifest)
+        elif item.deferred:
+            result.deferred.append(item.name)

@@ -1,0 +1,324 @@
+"""Step 1 of loading manifests: YAML text → documents of plain data, each with the line and
+column of every key and value, so any field path can be pointed at in a diagnostic.
+
+ruamel.yaml parses (YAML 1.2, its own implicit-type rules); we build the data from its events,
+because manifests are JSON-shaped: string keys, timestamps kept as the text written (the API
+wants strings), no tags, no merge keys, no NaN. The C parser (ruamel.yaml.clib) is used when the
+text stays inside the plain subset on which it agrees with the pure-Python parser (a property
+test holds them to it); anchors, tags, tabs, odd block scalars or a C refusal send the text to
+the pure parser, which has the last word on what is valid and words the errors.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceStartEvent,
+)
+from ruamel.yaml.resolver import implicit_resolvers
+
+MAX_DEPTH = 100  # a manifest nests ~15 levels; GeoJSON adds 4
+MAX_NODES = 500_000  # after alias expansion: stops "billion laughs" documents
+
+_TAG = "tag:yaml.org,2002:"
+_BLOCK_HEADER = re.compile(r"[|>](?:[+-]?[1-9]?|[1-9][+-])(?:[ ]+#.*|[ ]*)$")
+_RESOLVERS: dict[str, list[tuple[str, Any]]] = {}
+for _versions, _tag, _regexp, _first in implicit_resolvers:
+    if (1, 2) in _versions:
+        for _char in _first:
+            _RESOLVERS.setdefault(_char, []).append((_tag, _regexp))
+
+
+class YamlProblem(Exception):
+    """The text is not a usable YAML document. Line and column are 1-based."""
+
+    def __init__(self, line: int, column: int, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.line, self.column, self.message, self.hint = line, column, message, hint
+
+
+class _NotPlain(Exception):
+    """The C parser's reading is not trusted for this text; parse it with the pure parser."""
+
+
+@dataclass(frozen=True)
+class Loc:
+    """Where a value starts (0-based), and where its children are: {key: (key Loc, value Loc)} or [Loc]."""
+
+    line: int
+    column: int
+    children: Any = None
+
+
+@dataclass
+class Document:
+    data: Any
+    loc: Loc
+    index: int  # position of the document in its file, from 0
+
+    @property
+    def line(self) -> int:
+        return self.loc.line + 1
+
+    def locate(self, path: tuple, at_key: bool = False) -> tuple[int, int]:
+        """1-based (line, column) of the value at `path`, or of its key with `at_key`.
+        A path that leaves the document stops at the deepest node that exists."""
+        loc, key_loc = self.loc, None
+        for part in path:
+            children = loc.children
+            if isinstance(children, dict) and part in children:
+                key_loc, loc = children[part]
+            elif isinstance(children, list) and isinstance(part, int) and 0 <= part < len(children):
+                key_loc, loc = None, children[part]
+            else:
+                break
+        target = key_loc if at_key and key_loc is not None else loc
+        return target.line + 1, target.column + 1
+
+
+def read_documents(text: str) -> list[Document]:
+    """Every non-empty document of `text`; raises YamlProblem for anything we cannot use."""
+    try:
+        return parse(text, fast=True)
+    except (YAMLError, _NotPlain):
+        pass  # the pure parser decides, and words the error
+    try:
+        return parse(text, fast=False)
+    except MarkedYAMLError as e:
+        raise _problem(e, text) from None
+    except ReaderError as e:
+        before = text[: e.position]
+        line, column = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
+        raise YamlProblem(line, column, f"control character U+{e.character:04X} is not allowed in YAML",
+                          'remove it, or write it as an escape ("\\x07") in a double-quoted string') from None
+    except YAMLError as e:
+        raise YamlProblem(1, 1, f"not valid YAML: {str(e).splitlines()[0]}") from None
+
+
+def parse(text: str, fast: bool) -> list[Document]:
+    """One parser's reading. The fast (C) one raises _NotPlain outside the subset it is trusted with."""
+    yaml = YAML(typ="safe", pure=not fast)
+    if fast and ("\t" in text or not yaml.Parser.__module__.startswith("ruamel.yaml.clib")):
+        raise _NotPlain
+    return _Builder(text, fast).build(yaml.parse(text))
+
+
+_HINTS = {
+    "found character '\\t' that cannot start any token": "YAML indents with spaces; replace the tabs",
+    "mapping values are not allowed here": "check the indentation, or quote a value that contains ': '",
+    "could not find expected ':'": "a key needs ':' after it; check the indentation of this block",
+}
+
+
+def _problem(e: MarkedYAMLError, text: str) -> YamlProblem:
+    if e.context == "while scanning a quoted scalar" and e.context_mark is not None:
+        mark = e.context_mark  # where the quote opens, not where the file ends
+        return YamlProblem(mark.line + 1, mark.column + 1, "YAML syntax: this quoted string is never closed",
+                           "add the closing quote")
+    mark = e.problem_mark or e.context_mark
+    problem = (e.problem or e.context or "invalid YAML").strip()
+    message = f"YAML syntax: {problem}"
+    if e.context and e.problem:
+        message += f" ({e.context.strip()})"
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return YamlProblem(line, column, message, _HINTS.get(problem) or _unclosed_quote(text, line))
+
+
+def _unclosed_quote(text: str, error_line: int) -> str | None:
+    """A double quote left open earlier is closed by a later one, and the error shows up far
+    from the cause: name the first line above the error whose quotes do not pair up."""
+    for number, line in enumerate(text.splitlines()[: error_line - 1], 1):
+        if line.lstrip().startswith("#"):
+            continue
+        if (line.count('"') - line.count('\\"')) % 2:
+            return f'line {number} opens a " that it does not close'
+    return None
+
+
+@dataclass
+class _Frame:
+    """An open mapping or sequence while its events arrive."""
+
+    data: Any
+    loc: Loc
+    anchor: str | None
+    size: int = 1  # nodes in the subtree, for alias expansion
+    key: Any = None
+    key_loc: Loc | None = None
+    first_line: dict = field(default_factory=dict)
+
+
+_MERGE = object()  # a plain `<<`
+
+
+class _Builder:
+    def __init__(self, text: str, fast: bool):
+        self.text, self.fast = text, fast
+        self.lines: list[str] | None = None
+        self.stack: list[_Frame] = []
+        self.anchors: dict[str, tuple[Any, Loc, int]] = {}
+        self.root: list[tuple[Any, Loc]] = []
+        self.nodes = 0
+
+    def build(self, events) -> list[Document]:
+        documents: list[Document] = []
+        for event in events:
+            if isinstance(event, ScalarEvent):
+                value, loc = self._scalar(event)
+                self._add(value, loc, event.anchor, 1)
+            elif isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+                self._open(event)
+            elif isinstance(event, CollectionEndEvent):
+                frame = self.stack.pop()
+                self._add(frame.data, frame.loc, frame.anchor, frame.size, counted=True)
+            elif isinstance(event, AliasEvent):
+                self._alias(event)
+            elif isinstance(event, DocumentStartEvent):
+                self.root, self.anchors = [], {}
+            elif isinstance(event, DocumentEndEvent) and self.root:
+                data, loc = self.root[0]
+                if data is not None:
+                    documents.append(Document(data, loc, len(documents)))
+        return documents
+
+    def _open(self, event) -> None:
+        self._check_plain(event)
+        if len(self.stack) >= MAX_DEPTH:
+            raise _at(event, f"the document nests deeper than {MAX_DEPTH} levels")
+        mark = event.start_mark
+        if isinstance(event, MappingStartEvent):
+            frame = _Frame({}, Loc(mark.line, mark.column, {}), event.anchor)
+        else:
+            frame = _Frame([], Loc(mark.line, mark.column, []), event.anchor)
+        self.stack.append(frame)
+        self.nodes += 1
+
+    def _add(self, value: Any, loc: Loc, anchor: str | None, size: int, counted: bool = False) -> None:
+        if not counted:
+            self.nodes += size
+        if self.nodes > MAX_NODES:
+            raise YamlProblem(loc.line + 1, loc.column + 1, f"the document expands to more than {MAX_NODES} values (aliases?)")
+        if anchor:
+            self.anchors[anchor] = (value, loc, size)
+        if not self.stack:
+            self.root.append((value, loc))
+            return
+        frame = self.stack[-1]
+        frame.size += size
+        if isinstance(frame.data, list):
+            frame.data.append("<<" if value is _MERGE else value)
+            frame.loc.children.append(loc)
+        elif frame.key_loc is None:
+            self._key(frame, value, loc)
+        else:
+            frame.data[frame.key] = "<<" if value is _MERGE else value
+            frame.loc.children[frame.key] = (frame.key_loc, loc)
+            frame.key = frame.key_loc = None
+
+    def _key(self, frame: _Frame, key: Any, loc: Loc) -> None:
+        if key is _MERGE:
+            raise YamlProblem(loc.line + 1, loc.column + 1, "merge keys (<<) are not supported", "write the fields out")
+        if not isinstance(key, str):
+            raise YamlProblem(loc.line + 1, loc.column + 1, "keys must be strings", "quote the key")
+        if key in frame.first_line:
+            raise YamlProblem(loc.line + 1, loc.column + 1,
+                              f"duplicate key {key!r} (first at line {frame.first_line[key]})", "remove one of them")
+        frame.first_line[key] = loc.line + 1
+        frame.key, frame.key_loc = key, loc
+
+    def _scalar(self, event: ScalarEvent) -> tuple[Any, Loc]:
+        self._check_plain(event)
+        if self.fast and self._odd_block(event):
+            raise _NotPlain
+        mark = event.start_mark
+        loc = Loc(mark.line, mark.column)
+        if event.value == "" and event.implicit[0] and self.stack:
+            # An empty value has no position of its own (the parsers disagree); use its key's or list's.
+            frame = self.stack[-1]
+            loc = frame.key_loc if isinstance(frame.data, dict) and frame.key_loc else Loc(frame.loc.line, frame.loc.column)
+        return (_value(event.value, loc) if event.implicit[0] else event.value), loc
+
+    def _check_plain(self, event) -> None:
+        if self.fast and (event.anchor or event.ctag is not None):
+            raise _NotPlain
+        if event.ctag is not None:
+            raise _at(event, f"unsupported tag {event.ctag}", "manifests use plain YAML: remove the tag")
+
+    def _odd_block(self, event: ScalarEvent) -> bool:
+        """Block scalars where libyaml and the 1.2 parser may differ: at the root, with odd headers,
+        or starting with a blank line."""
+        if event.style not in ("|", ">"):
+            return False
+        if not self.stack:
+            return True
+        if self.lines is None:
+            self.lines = self.text.splitlines()
+        mark = event.start_mark
+        following = self.lines[mark.line + 1] if mark.line + 1 < len(self.lines) else "x"
+        # libyaml skips the 1.2 check of blank lines above the first content line
+        return not _BLOCK_HEADER.match(self.lines[mark.line][mark.column:]) or not following.strip()
+
+    def _alias(self, event: AliasEvent) -> None:
+        if self.fast:
+            raise _NotPlain
+        if event.anchor not in self.anchors:
+            raise _at(event, f"unknown alias *{event.anchor}", "an alias must follow its &anchor (and not be inside it)")
+        value, loc, size = self.anchors[event.anchor]
+        self._add(_copy(value), loc, None, size)
+
+
+def _at(event, message: str, hint: str | None = None) -> YamlProblem:
+    return YamlProblem(event.start_mark.line + 1, event.start_mark.column + 1, message, hint)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _resolve(text: str) -> str:
+    for tag, regexp in _RESOLVERS.get(text[:1], []) + _RESOLVERS.get(None, []):
+        if regexp.match(text):
+            return tag[len(_TAG):]
+    return "str"
+
+
+def _value(text: str, loc: Loc) -> Any:
+    """A plain scalar's value by the YAML 1.2 rules ruamel.yaml uses; timestamps stay text."""
+    kind = _resolve(text)
+    if kind == "null":
+        return None
+    if kind == "bool":
+        return text.lower() == "true"
+    if kind == "merge":
+        return _MERGE
+    if kind not in ("int", "float"):
+        return text
+    if kind == "int":
+        digits = text.replace("_", "")
+        try:
+            return int(digits, 0) if digits.lstrip("+-")[:2].lower() in ("0x", "0o", "0b") else int(digits)
+        except ValueError:
+            shown = text if len(text) <= 24 else f"{text[:20]}…"
+            raise YamlProblem(loc.line + 1, loc.column + 1, f"{shown} is not an integer we can use") from None
+    number = float(text.replace("_", "").lower().replace(".inf", "inf").replace(".nan", "nan"))
+    if not math.isfinite(number):
+        raise YamlProblem(loc.line + 1, loc.column + 1, f"{text} is not a finite number",
+                          'JSON has no NaN or infinity; quote it ("NaN") where the API accepts a string')
+    return number

@@ -1,0 +1,25 @@
+"""Views: the only place that writes to the terminal. Each command renders through a view with a
+human (text) and a machine (JSON) form; colour only on a terminal and never with NO_COLOR."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+import click
+
+
+def colour_enabled(stream: TextIO | None = None) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def paint(text: str, colour: bool, **style) -> str:
+    return click.style(text, **style) if colour else text
+
+
+def out(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    click.echo(text, err=err, nl=nl, color=True)  # styling is decided by `paint`, not by click

@@ -1,0 +1,88 @@
+"""The command line: exit codes, output formats, the error boundary and start-up cost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import EXAMPLES, ROOT
+
+
+def test_validate_examples_text_and_json(run_cli):
+    code, out, _ = run_cli("validate", str(EXAMPLES))
+    assert code == 0 and out.strip() == "5 manifest(s) in 5 file(s) are valid"
+    code, out, _ = run_cli("validate", "--format", "json", str(EXAMPLES))
+    report = json.loads(out)
+    assert code == 0 and report["valid"] is True and report["formatVersion"] == 1
+    assert sorted(report["manifests"]) == sorted(
+        ["corsica-max-ndvi", "corsica-max-ndvi-zarr", "corsica-geopackage", "corsica-max-ndvi-v1", "corsica-ndvi-collection"])
+
+
+def test_validate_missing_path_and_usage_errors_exit_1(run_cli):
+    code, out, _ = run_cli("validate", "no/such/dir")
+    assert code == 1 and "no/such/dir: no such file or directory" in out
+    code, _, err = run_cli("validate", "--format", "yaml")
+    assert code == 1 and "Invalid value for '--format'" in err
+    code, _, err = run_cli("nonsense")
+    assert code == 1 and "No such command" in err
+
+
+def test_resolve_env_fails_on_unset_variables(tmp_path, run_cli, monkeypatch):
+    text = (EXAMPLES / "corsica-max-ndvi.yaml").read_text().replace(
+        "iamRoleARN: arn:aws:iam::123456789012:role/sentinel-hub-batch-delivery", "iamRoleARN: ${env:ROLE_ARN}")
+    text = text.replace("evalscriptFile: evalscripts/", f"evalscriptFile: {EXAMPLES}/evalscripts/")
+    (tmp_path / "job.yaml").write_text(text)
+    monkeypatch.delenv("ROLE_ARN", raising=False)
+    assert run_cli("validate", str(tmp_path))[0] == 0
+    code, out, _ = run_cli("validate", "--resolve-env", str(tmp_path))
+    assert code == 1 and "environment variable ROLE_ARN is not set" in out
+    monkeypatch.setenv("ROLE_ARN", "arn:aws:iam::1:role/x")
+    assert run_cli("validate", "--resolve-env", str(tmp_path))[0] == 0
+
+
+def test_unexpected_errors_become_one_line_and_exit_1(run_cli, monkeypatch):
+    import reconciler.manifests.loader as loader
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(loader, "load", broken)
+    code, out, err = run_cli("validate")
+    assert code == 1 and "unexpected RuntimeError: boom" in err and "Traceback" not in err + out
+    assert "--debug" in err
+    code, _, err = run_cli("--debug", "validate")
+    assert code == 1 and "Traceback" in err and "RuntimeError: boom" in err
+
+
+def test_help_does_not_import_heavy_libraries():
+    """`reconciler --help` must start fast: boto3, deepdiff, pydantic and ruamel load lazily."""
+    probe = (
+        "import sys; from reconciler.cli import cli; from click.testing import CliRunner;"
+        "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0, r.output;"
+        "print(sorted(m for m in ('boto3', 'botocore', 'deepdiff', 'pydantic', 'ruamel.yaml', 'requests') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"
+
+
+def test_console_entry_point_runs(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "reconciler", "validate", str(EXAMPLES)], capture_output=True, text=True)
+    assert result.returncode == 0 and "are valid" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "reconciler", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "reconciler, version" in result.stdout
+
+
+def test_no_colour_when_not_a_terminal_or_with_no_color(run_cli, monkeypatch):
+    code, out, _ = run_cli("validate", "missing")
+    assert "\x1b[" not in out
+    monkeypatch.setenv("NO_COLOR", "1")
+    from reconciler.render import colour_enabled
+
+    class Tty:
+        def isatty(self):
+            return True
+
+    assert colour_enabled(Tty()) is False
+    monkeypatch.delenv("NO_COLOR")
+    assert colour_enabled(Tty()) is True
