@@ -68,6 +68,47 @@ def schema() -> int:
     return 0
 
 
+@cli.group()
+def sandbox() -> None:
+    """The local stand-in of the Batch API and S3, for trying manifests offline."""
+
+
+@sandbox.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback only by default).")
+@click.option("--port", type=int, default=0, show_default=True, help="Batch API port; 0 picks a free one.")
+@click.option("--s3-port", type=int, default=0, show_default=True, help="S3 port; 0 picks a free one.")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=str),
+              help="Write SH_*, AWS_* and RECONCILER_STATE here once both servers accept connections.")
+@click.option("--client-id", help="OAuth client id (default: generated).")
+@click.option("--client-secret", help="OAuth client secret (default: generated).")
+@click.option("--token-ttl", type=click.IntRange(min=1), default=3600, show_default=True, help="Token lifetime, seconds.")
+@click.option("--speed", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
+              help="Divides every phase duration (10 = ten times faster).")
+@click.option("--analysis-seconds", type=click.FloatRange(min=0), default=0.3, show_default=True)
+@click.option("--tile-seconds", type=click.FloatRange(min=0), default=0.05, show_default=True,
+              help="Processing time of one tile.")
+@click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True, help="Tiles processed at once.")
+@click.option("--s3-write-latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Fault: seconds added inside every S3 object write (widens race windows in tests).")
+def sandbox_serve(env_file: str | None, speed: float, analysis_seconds: float, tile_seconds: float, workers: int,
+                  client_id: str | None, client_secret: str | None, **server: object) -> int:
+    """Serve the sandbox until Ctrl-C or SIGTERM. Jobs and S3 objects live in memory."""
+    from pathlib import Path
+
+    from reconciler.render.sandbox import show_sandbox
+    from reconciler.sandbox.server import SandboxOptions, serve
+    from reconciler.sandbox.worker import Timing
+
+    timing = Timing(analysis_seconds=analysis_seconds, tile_seconds=tile_seconds, workers=workers, speed=speed)
+    options = SandboxOptions(timing=timing, **server)  # type: ignore[arg-type]
+    if client_id:
+        options.client_id = client_id
+    if client_secret:
+        options.client_secret = client_secret
+    serve(options, Path(env_file) if env_file else None, lambda s: show_sandbox(s, env_file))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every failure becomes a message and an exit code, never a traceback."""
     args = sys.argv[1:] if argv is None else argv

@@ -22,3 +22,69 @@ def run_cli(capsys):
         return exit_info.value.code, captured.out, captured.err
 
     return run
+
+
+class SandboxProcess:
+    """A `reconciler sandbox serve` subprocess on free ports, and the settings from its env file."""
+
+    def __init__(self, tmp: Path, *args: str):
+        import subprocess
+        import sys
+        import time
+
+        self.env_file = tmp / "sandbox.env"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "sandbox", "serve", "--env-file", str(self.env_file), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 30
+        while not self.env_file.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"sandbox did not start: {self.process.communicate()}")
+            time.sleep(0.05)
+        self.env = dict(line.split("=", 1) for line in self.env_file.read_text().splitlines() if "=" in line)
+
+    def stop(self) -> int:
+        import signal
+
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=20)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+
+    def token(self) -> str:
+        import requests
+
+        response = requests.post(self.env["SH_TOKEN_URL"], data={
+            "grant_type": "client_credentials", "client_id": self.env["SH_CLIENT_ID"],
+            "client_secret": self.env["SH_CLIENT_SECRET"]}, timeout=10)
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def http(self):
+        """A requests session authenticated against the sandbox, with URLs relative to its base."""
+        import requests
+
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.token()}"
+        base = self.env["SH_BASE_URL"]
+        original = session.request
+        session.request = lambda method, url, **kw: original(method, base + url if url.startswith("/") else url, timeout=30, **kw)
+        return session
+
+    def s3(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.env["AWS_ENDPOINT_URL_S3"], region_name=self.env["AWS_DEFAULT_REGION"],
+                            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"])
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory):
+    """One fast sandbox shared by the integration tests."""
+    process = SandboxProcess(tmp_path_factory.mktemp("sandbox"), "--speed", "10")
+    yield process
+    process.stop()

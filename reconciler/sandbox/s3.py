@@ -1,0 +1,90 @@
+"""The sandbox's S3: moto's server on its own loopback port, with writes serialised.
+
+moto checks `If-Match`/`If-None-Match` and then writes with nothing in between to stop a second
+writer, so two concurrent conditional PUTs can both succeed. The lease and the lockfile depend on
+exactly that guarantee, so every mutating request runs under one lock here.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from werkzeug.serving import make_server
+
+_MUTATING = frozenset({"PUT", "POST", "DELETE", "PATCH"})
+
+
+class SerialisedWrites:
+    """WSGI middleware: one mutating request at a time, its whole response produced under the lock."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") not in _MUTATING:
+            return self.app(environ, start_response)
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                close = getattr(result, "close", None)
+                if close:
+                    close()
+
+
+class S3Server:
+    """moto's S3 on `host:port` (0 = a free port), in a thread of this process.
+
+    `write_latency` (a fault for race tests) sleeps inside every object write, after moto's
+    precondition check: it widens the window in which unserialised writers would both win.
+    `serialise=False` exists only so a test can show that window without the lock.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, write_latency: float = 0.0, serialise: bool = True):
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+
+        if write_latency > 0:
+            _slow_down_writes(write_latency)
+        app = DomainDispatcherApplication(create_backend_app)
+        if serialise:
+            app = SerialisedWrites(app)
+        self._server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-s3", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def _slow_down_writes(seconds: float) -> None:
+    import time
+
+    from moto.s3.models import S3Backend
+
+    for name in ("put_object", "delete_object"):
+        original = getattr(S3Backend, name)
+        if getattr(original, "_sandbox_delayed", False):
+            continue
+
+        def delayed(self, *args, _original=original, **kwargs):
+            time.sleep(seconds)
+            return _original(self, *args, **kwargs)
+
+        delayed._sandbox_delayed = True  # type: ignore[attr-defined]
+        setattr(S3Backend, name, delayed)

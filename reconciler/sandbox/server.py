@@ -1,0 +1,178 @@
+"""Assembles the sandbox: the S3 server, the Batch API server, the worker, the env file.
+
+`Sandbox` is a context manager (tests, demo) and `serve()` runs it until SIGINT/SIGTERM
+(`reconciler sandbox serve`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from reconciler.sandbox.auth import TokenIssuer
+from reconciler.sandbox.s3 import S3Server
+from reconciler.sandbox.store import SandboxState
+from reconciler.sandbox.worker import Timing, Worker
+
+STATE_BUCKET = "reconciler-state"
+STATE_KEY = "reconciler.json"
+REGION = "us-east-1"
+SENTINELHUB_PROFILE = "reconciler-sandbox"
+
+
+@dataclass
+class SandboxOptions:
+    host: str = "127.0.0.1"
+    port: int = 0
+    s3_port: int = 0
+    client_id: str = field(default_factory=lambda: f"sandbox-{secrets.token_hex(4)}")
+    client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    token_ttl: int = 3600
+    timing: Timing = field(default_factory=Timing)
+    s3_write_latency: float = 0.0
+
+
+class Sandbox:
+    def __init__(self, options: SandboxOptions | None = None):
+        self.options = options or SandboxOptions()
+        self.state = SandboxState()
+        self._s3_server = S3Server(self.options.host, self.options.s3_port, self.options.s3_write_latency)
+        self._api_server = None
+        self._api_thread: threading.Thread | None = None
+        self._worker: Worker | None = None
+        self.s3 = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._api_server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def s3_url(self) -> str:
+        return self._s3_server.url
+
+    def start(self) -> Sandbox:
+        import boto3
+
+        from reconciler.sandbox.app import create_app
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._s3_server.start()
+        self.s3 = boto3.client("s3", endpoint_url=self.s3_url, region_name=REGION,
+                               aws_access_key_id="sandbox", aws_secret_access_key="sandbox-secret")
+        self.ensure_bucket(STATE_BUCKET)
+        o = self.options
+        issuer = TokenIssuer(o.client_id, o.client_secret, issuer="reconciler-sandbox", ttl=o.token_ttl)
+        app = create_app(self.state, issuer, {
+            "ensure_bucket": self.ensure_bucket,
+            "monotonic": time.monotonic,
+            "analysis_seconds": lambda: o.timing.analysis,
+        })
+        self._api_server = make_server(o.host, o.port, app, threaded=True)
+        self._api_thread = threading.Thread(target=self._api_server.serve_forever, name="sandbox-api", daemon=True)
+        self._api_thread.start()
+        self._worker = Worker(self.state, self.s3, o.timing)
+        self._worker.start()
+        for url in (self.base_url, self.s3_url):
+            _wait_accepting(url)
+        return self
+
+    def stop(self) -> None:
+        if self._worker:
+            self._worker.stop()
+        if self._api_server:
+            self._api_server.shutdown()
+            self._api_server.server_close()
+        self._s3_server.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def ensure_bucket(self, name: str) -> None:
+        existing = {b["Name"] for b in self.s3.list_buckets().get("Buckets", [])}
+        if name not in existing:
+            self.s3.create_bucket(Bucket=name)
+
+    def environment(self, sentinelhub_home: Path | None = None) -> dict[str, str]:
+        """The variables a client needs (DESIGN §6); with `sentinelhub_home`, also what makes
+        sentinelhub-py's SHConfig find the sandbox (it reads URLs only from its config file)."""
+        from reconciler.sandbox.app import TOKEN_PATH
+
+        env = {
+            "SH_BASE_URL": self.base_url,
+            "SH_TOKEN_URL": self.base_url + TOKEN_PATH,
+            "SH_CLIENT_ID": self.options.client_id,
+            "SH_CLIENT_SECRET": self.options.client_secret,
+            "AWS_ENDPOINT_URL_S3": self.s3_url,
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox-secret",
+            "AWS_DEFAULT_REGION": REGION,
+            "RECONCILER_STATE": f"s3://{STATE_BUCKET}/{STATE_KEY}",
+            # oauthlib refuses plain http unless told; the sandbox serves http on loopback only
+            "OAUTHLIB_INSECURE_TRANSPORT": "1",
+        }
+        if sentinelhub_home is not None:
+            env["XDG_CONFIG_HOME"] = str(sentinelhub_home)
+            env["SH_PROFILE"] = SENTINELHUB_PROFILE
+        return env
+
+    def write_env_file(self, path: Path) -> None:
+        """Write the env file (and sentinelhub-py's config beside it), atomically: a reader that
+        sees the file sees all of it, and both servers already accept connections."""
+        home = path.parent / f".{path.name}.config"
+        config = home / "sentinelhub" / "config.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(config, f'[{SENTINELHUB_PROFILE}]\nsh_base_url = "{self.base_url}"\n'
+                                  f'sh_token_url = "{self.environment()["SH_TOKEN_URL"]}"\n')
+        lines = [f"{k}={v}" for k, v in self.environment(home.resolve()).items()]
+        _write_atomically(path, "\n".join(lines) + "\n", mode=0o600)
+
+
+def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _wait_accepting(url: str, timeout: float = 10.0) -> None:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def serve(options: SandboxOptions, env_file: Path | None, announce) -> None:
+    """Run until SIGINT or SIGTERM; the env file is removed again on a clean stop."""
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    with Sandbox(options) as sandbox:
+        if env_file is not None:
+            sandbox.write_env_file(env_file)
+        announce(sandbox)
+        try:
+            stopping.wait()
+        finally:
+            if env_file is not None:
+                env_file.unlink(missing_ok=True)
