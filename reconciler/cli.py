@@ -68,6 +68,20 @@ def schema() -> int:
     return 0
 
 
+@cli.command()
+@click.option("--api", type=click.Choice(["v2"]), default="v2", show_default=True, help="Batch API version.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def grids(api: str, fmt: str) -> int:
+    """List the tiling grids the Batch API offers (needs SH_CLIENT_ID/SH_CLIENT_SECRET)."""
+    from reconciler.api.client import BatchClient
+    from reconciler.render.grids import show_grids
+    from reconciler.settings import api_settings
+
+    with BatchClient(api_settings()) as client:
+        show_grids(getattr(client, api).tiling_grids(), fmt)
+    return 0
+
+
 @cli.group()
 def sandbox() -> None:
     """The local stand-in of the Batch API and S3, for trying manifests offline."""

@@ -1,1 +1,2 @@
-"""Live state: models of the Batch API v1 and v2 objects (and, later, the HTTP client)."""
+"""Live state: models of the Batch API v1/v2 objects, the rules of create bodies, and the HTTP client
+(OAuth session, paging, retries, errors translated at this boundary)."""

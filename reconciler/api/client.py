@@ -1,0 +1,156 @@
+"""Typed calls of the Batch API: one class per API version, on top of `ApiSession`.
+
+Live-state I/O (DESIGN §7 `api/`). The engine's refresh lists every job with one paged listing
+(`iter_tasks`, never a GET per job); apply creates, updates and acts through the other calls.
+Answers are parsed with `api/models`; a malformed answer becomes ApiUnavailable (or, for a create,
+CreateOutcomeUnknown), never a pydantic error. A version is a base path plus its calls, so v1
+(`/api/v1/batch`) joins v2 as one more subclass of `BatchApiVersion`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler.api.errors import ApiUnavailable, CreateOutcomeUnknown
+from reconciler.api.models import common, v2
+from reconciler.api.session import ApiSession
+from reconciler.settings import ApiSettings
+
+M = TypeVar("M", bound=BaseModel)
+
+_MALFORMED_HINT = ("the service's answer does not have the shape the Batch API documents; check that "
+                   "SH_BASE_URL points at a Sentinel Hub deployment")
+
+
+class BatchApiVersion:
+    """One version of the Batch API under `base_path`: the request, paging and parsing code that
+    every version shares, and the tiling grids that every version lists."""
+
+    base_path: ClassVar[str]
+
+    def __init__(self, session: ApiSession):
+        self._session = session
+
+    def tiling_grids(self) -> list[common.TilingGrid]:
+        """Every tiling grid the deployment offers (all pages)."""
+        return list(self._pages("/tilinggrids", common.TilingGrid))
+
+    def tiling_grid(self, grid_id: int) -> common.TilingGrid:
+        return self._fetch("GET", f"/tilinggrids/{int(grid_id)}", common.TilingGrid)
+
+    # -- shared by the versions ------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._session.request(method, self.base_path + path, **kwargs)
+
+    def _fetch(self, method: str, path: str, model: type[M], **kwargs: Any) -> M:
+        """Call, then parse the answer as `model`. A create's unparseable answer still means created."""
+        data = self._call(method, path, **kwargs)
+        return self._parse(model, data, method, path, created=kwargs.get("idempotent") is False)
+
+    def _parse(self, model: type[M], data: Any, method: str, path: str, *, created: bool = False) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            cls = CreateOutcomeUnknown if created else ApiUnavailable
+            raise cls(f"unexpected answer: {_first_problem(exc)}", method=method, path=self.base_path + path,
+                      hint=CreateOutcomeUnknown.default_hint if created else _MALFORMED_HINT) from None
+
+    def _pages(self, path: str, model: type[M], params: Mapping[str, Any] | None = None,
+               page_size: int | None = None) -> Iterator[M]:
+        """Every item of a paged listing: pass `links.nextToken` back as `viewtoken` until it is absent."""
+        query = {k: v for k, v in {"count": page_size, **(params or {})}.items() if v is not None}
+        seen: set[str] = set()
+        while True:
+            page = self._fetch("GET", path, common.Page[model], params=query)  # type: ignore[valid-type]
+            yield from page.data
+            token = page.links.nextToken
+            if not token or not page.data:
+                return
+            if token in seen:  # a server bug would otherwise make the refresh loop forever
+                raise ApiUnavailable("the listing repeats a page (the same nextToken came back)",
+                                     method="GET", path=self.base_path + path, hint=_MALFORMED_HINT)
+            seen.add(token)
+            query["viewtoken"] = token
+
+    @staticmethod
+    def _item(collection: str, item_id: str, *action: str) -> str:
+        # Ids come from manifests' lockfile and the service; quoting keeps one from escaping the path.
+        return "/".join((collection, quote(str(item_id), safe=""), *action))
+
+
+class V2Client(BatchApiVersion):
+    """Batch API v2 (`/api/v2/batch`): tasks, their lifecycle actions, tiling grids."""
+
+    base_path = "/api/v2/batch"
+
+    def create(self, body: Mapping[str, Any]) -> v2.Task:
+        """POST a create body (as `v2.CreateBody` describes it). Sent once: when the outcome is lost
+        it raises CreateOutcomeUnknown and the caller looks the task up instead of re-posting."""
+        return self._fetch("POST", "/process", v2.Task, json=dict(body), idempotent=False)
+
+    def get(self, task_id: str) -> v2.Task:
+        return self._fetch("GET", self._item("/process", task_id), v2.Task)
+
+    def iter_tasks(self, *, search: str | None = None, sort: str | None = None,
+                   page_size: int = 100) -> Iterator[v2.Task]:
+        """Every task of the account, lazily, page by page. `sort`: created, created:desc, status, status:desc."""
+        return self._pages("/process", v2.Task, {"search": search, "sort": sort}, page_size)
+
+    def update_description(self, task_id: str, description: str) -> dict[str, Any]:
+        """PUT the only mutable field; the answer is the task's *request*, not the task."""
+        path = self._item("/process", task_id)
+        data = self._call("PUT", path, json={"description": description})
+        if not isinstance(data, dict):
+            raise ApiUnavailable("unexpected answer: expected the updated request as a JSON object",
+                                 method="PUT", path=self.base_path + path, hint=_MALFORMED_HINT)
+        return data
+
+    def analyse(self, task_id: str) -> None:
+        self._act(task_id, "analyse")
+
+    def start(self, task_id: str) -> None:
+        self._act(task_id, "start")
+
+    def stop(self, task_id: str) -> None:
+        self._act(task_id, "stop")
+
+    def _act(self, task_id: str, action: str) -> None:
+        # Retried like a read: repeating an action never creates or pays for anything twice (at
+        # worst the repeat answers 400 because the first one already changed the status).
+        self._call("POST", self._item("/process", task_id, action))
+
+
+class BatchClient:
+    """The Batch API for one account. `.v2` now (`.v1` joins it); all versions share one session,
+    so one token and one retry policy."""
+
+    def __init__(self, settings: ApiSettings | None = None, *, session: ApiSession | None = None):
+        if session is None:
+            if settings is None:
+                raise TypeError("BatchClient needs ApiSettings or an ApiSession")
+            session = ApiSession(settings)
+        self.session = session
+        self.v2 = V2Client(session)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> BatchClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _first_problem(exc: ValidationError) -> str:
+    # Location and message only: the input value may hold a delivery secret the service echoed.
+    errors = exc.errors(include_input=False, include_url=False)
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg']}{more}"

@@ -1,0 +1,368 @@
+"""The one door to the Batch API: an OAuth2 client-credentials session and the retry policy.
+
+Live-state I/O (DESIGN §7 `api/`). `api/client.py` builds paths and parses models on top of
+`ApiSession.request`; this module owns the token, timeouts and retries, and is the boundary where
+every `requests`, `urllib3`, `oauthlib` and `json` exception becomes an `api/errors.py` error.
+
+Retry policy, per call:
+- 429: wait the server's `Retry-After` (milliseconds; exponential backoff when absent), within
+  `rate_limit_budget` seconds of waiting. Safe for every request: the server did nothing.
+- 5xx, timeouts, dropped connections: backoff with jitter, up to `max_attempts` and `retry_budget`.
+- A non-idempotent request (create) is never re-sent once it may have reached the server: a 5xx,
+  a read timeout or a broken connection raise CreateOutcomeUnknown. Only failures known to happen
+  before sending (refused connection, unknown host, connect timeout), a 429 and a 401 re-send it.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import math
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from oauthlib.oauth2 import BackendApplicationClient, InsecureTransportError, OAuth2Error
+from requests_oauthlib import OAuth2Session
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import NewConnectionError
+
+from reconciler.api.errors import (
+    ApiError,
+    ApiUnavailable,
+    AuthError,
+    CreateOutcomeUnknown,
+    error_for_status,
+    parse_error_body,
+)
+from reconciler.settings import INSECURE_TRANSPORT_VARIABLE, ApiSettings, is_loopback
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _no_debug(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.DEBUG
+
+
+# requests-oauthlib logs the token request's body (the client secret) and the tokens at DEBUG;
+# whoever turns on debug logging later must not leak them. (A filter acts only on the logger that
+# emits the record, hence the module's own logger.)
+logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_no_debug)
+
+# Everything the transport may raise. RequestException is an OSError; urllib3 lets a few of its
+# own errors through `requests` unwrapped, and certificate-path problems surface as bare OSError.
+TRANSPORT_ERRORS = (requests.RequestException, Urllib3Error, OSError)
+_BEFORE_SENDING = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                   requests.exceptions.InvalidSchema, requests.exceptions.URLRequired,
+                   requests.exceptions.InvalidHeader, requests.exceptions.InvalidJSONError)
+_AFTER_SENDING = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                  requests.exceptions.ContentDecodingError)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a transport failure means for retrying: may the request have reached the server, and
+    is another try worthwhile."""
+
+    description: str
+    sent: bool
+    transient: bool
+
+
+def classify_failure(exc: BaseException) -> Failure:
+    """Sort a transport exception by whether the request may have been received (order matters:
+    ConnectTimeout and SSLError are ConnectionErrors, JSONDecodeError is an InvalidJSONError)."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return Failure("could not connect in time (connect timeout)", sent=False, transient=True)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return Failure("TLS handshake failed (certificate or protocol error)", sent=False, transient=False)
+    if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
+        return Failure("could not connect (connection refused or unknown host)", sent=False, transient=True)
+    if isinstance(exc, requests.exceptions.JSONDecodeError):
+        return Failure("the answer is not valid JSON", sent=True, transient=False)
+    if isinstance(exc, _BEFORE_SENDING):
+        return Failure(f"the request could not be built ({type(exc).__name__})", sent=False, transient=False)
+    if isinstance(exc, requests.Timeout):
+        return Failure("no answer in time (read timeout)", sent=True, transient=True)
+    if isinstance(exc, _AFTER_SENDING):
+        return Failure(f"the connection broke before the answer arrived ({type(exc).__name__})",
+                       sent=True, transient=True)
+    return Failure(f"the request failed ({type(exc).__name__})", sent=True, transient=False)
+
+
+def _never_connected(exc: BaseException) -> bool:
+    # requests wraps urllib3's MaxRetryError, whose `reason` says whether a connection was ever made.
+    inner = exc.args[0] if exc.args else None
+    reason = getattr(inner, "reason", inner)
+    return isinstance(reason, (NewConnectionError, ConnectionRefusedError, socket.gaierror))
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The Batch API's `Retry-After` is in milliseconds; None when absent or unreadable."""
+    value = headers.get("Retry-After")
+    try:
+        seconds = float(value) / 1000 if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
+
+
+class RetryBudget:
+    """The patience of one call: attempts and time spent on failures, time waited on 429s."""
+
+    def __init__(self, settings: ApiSettings, clock: Callable[[], float], jitter: Callable[[], float]):
+        self._settings = settings
+        self._clock = clock
+        self._jitter = jitter
+        self._started = clock()
+        self.failures = 0
+        self.rate_limited = 0
+        self.rate_waited = 0.0
+
+    def after_failure(self) -> float | None:
+        """Seconds to wait before trying again after a transient failure; None once spent."""
+        self.failures += 1
+        if self.failures >= self._settings.max_attempts:
+            return None
+        delay = self._backoff(self.failures - 1)
+        spent = self._clock() - self._started - self.rate_waited
+        return None if spent + delay > self._settings.retry_budget else delay
+
+    def after_rate_limit(self, retry_after: float | None) -> float | None:
+        """Seconds to wait after a 429 (the server's figure when given); None once spent."""
+        self.rate_limited += 1
+        delay = retry_after if retry_after is not None else self._backoff(self.rate_limited - 1)
+        if self.rate_limited >= self._settings.rate_limit_attempts:
+            return None
+        if self.rate_waited + delay > self._settings.rate_limit_budget:
+            return None
+        self.rate_waited += delay
+        return delay
+
+    def _backoff(self, retry: int) -> float:
+        # "Equal jitter": at least half the exponential step, so clients spread without hammering.
+        step = min(self._settings.backoff_max, self._settings.backoff_base * 2 ** min(retry, 32))
+        return step * (0.5 + 0.5 * self._jitter())
+
+
+class _Answered(Exception):
+    """A non-2xx answer, raised inside an attempt so that one loop decides what it means."""
+
+    def __init__(self, response: requests.Response):
+        super().__init__(response.status_code)
+        self.response = response
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    path: str
+    idempotent: bool = True
+    token_endpoint: bool = False
+
+
+class ApiSession:
+    """Authenticated, retrying access to the Batch API for one set of settings.
+
+    `sleep`, `clock` (monotonic seconds) and `jitter` (a float in [0, 1)) are injectable so tests
+    need not wait. One token is shared by all calls (and threads) until it nears expiry."""
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: Callable[[], float] = random.random,
+    ):
+        self.settings = settings
+        self._sleep = sleep
+        self._clock = clock
+        self._jitter = jitter
+        self._http = OAuth2Session(client=BackendApplicationClient(client_id=settings.client_id))
+        self._http.register_compliance_hook("access_token_response", _raise_unless_ok)
+        self._token_lock = threading.Lock()
+        self._token: str | None = None
+        self._refresh_at = math.inf
+        _allow_plain_http_on_loopback(settings)
+
+    def request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
+                idempotent: bool = True) -> Any:
+        """Send `method path` (path under SH_BASE_URL) and return the decoded JSON answer, or None
+        for an empty one. Raises only ApiError subclasses."""
+        call = _Call(method.upper(), path, idempotent)
+        url = self.settings.base_url + path
+
+        def attempt() -> requests.Response:
+            token = self._bearer()
+            response = self._send(call.method, url, json, params, token)
+            if response.status_code == 401:
+                # The token may have been revoked or expired early: one new token, one more try.
+                # Safe even for a create: the server refused it before doing anything.
+                self._forget_token(token)
+                response = self._send(call.method, url, json, params, self._bearer())
+            if response.status_code >= 400:
+                raise _Answered(response)
+            return response
+
+        return self._decode(self._retrying(attempt, call), call)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, method: str, url: str, json: Any, params: Mapping[str, Any] | None,
+              token: str) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        # withhold_token: the token's lifetime is ours to judge (on the injected clock), not oauthlib's.
+        return self._http.request(method, url, json=json, params=params, headers=headers,
+                                  timeout=self.settings.timeout, withhold_token=True)
+
+    def _retrying(self, attempt: Callable[[], T], call: _Call) -> T:
+        budget = RetryBudget(self.settings, self._clock, self._jitter)
+        while True:
+            try:
+                return attempt()
+            except _Answered as answer:
+                wait = self._after_answer(answer.response, call, budget)
+            except OAuth2Error as exc:
+                raise self._oauth_error(exc, call) from exc
+            except TRANSPORT_ERRORS as exc:
+                wait = self._after_transport_failure(exc, call, budget)
+            log.info("%s %s: trying again in %.2f s", call.method, call.path, wait)
+            self._sleep(wait)
+
+    def _after_answer(self, response: requests.Response, call: _Call, budget: RetryBudget) -> float:
+        status = response.status_code
+        if status == 429:
+            wait = budget.after_rate_limit(retry_after_seconds(response.headers))
+            if wait is None:
+                raise self._status_error(response, call, f"still rate limited after {budget.rate_limited} answers")
+            return wait
+        if status >= 500 and not call.idempotent:
+            said = parse_error_body(response.content)
+            raise CreateOutcomeUnknown(
+                f"the server answered {status}" + (f" ({said.message})" if said.message else "")
+                + "; the request may have been carried out, so it is not sent again",
+                method=call.method, path=call.path, status=status, code=said.code, reason=said.reason,
+                server_message=said.message, errors=said.errors)
+        if status >= 500:
+            wait = budget.after_failure()
+            if wait is None:
+                raise self._status_error(response, call, f"gave up after {budget.failures} attempt(s)")
+            return wait
+        raise self._status_error(response, call)
+
+    def _after_transport_failure(self, exc: BaseException, call: _Call, budget: RetryBudget) -> float:
+        failure = classify_failure(exc)
+        if failure.sent and not call.idempotent:
+            raise CreateOutcomeUnknown(
+                f"{failure.description}; the request may have been carried out, so it is not sent again",
+                method=call.method, path=call.path) from exc
+        wait = budget.after_failure() if failure.transient else None
+        if wait is None:
+            tries = f" (gave up after {budget.failures} attempt(s))" if failure.transient else ""
+            raise ApiUnavailable(failure.description + tries, method=call.method, path=call.path,
+                                 hint=self._unavailable_hint(call)) from exc
+        return wait
+
+    def _status_error(self, response: requests.Response, call: _Call, note: str | None = None) -> ApiError:
+        return error_for_status(response.status_code, response.content, method=call.method, path=call.path,
+                                token_endpoint=call.token_endpoint, note=note)
+
+    def _oauth_error(self, exc: OAuth2Error, call: _Call) -> ApiError:
+        if isinstance(exc, InsecureTransportError):
+            return ApiUnavailable("refusing to send credentials over plain http", method=call.method,
+                                  path=call.path, hint=f"use https URLs, or set {INSECURE_TRANSPORT_VARIABLE}=1")
+        # Outside the token endpoint oauthlib only objects before anything is sent.
+        what = "the token endpoint refused" if call.token_endpoint else "the OAuth client refused to send"
+        description = f": {exc.description}" if exc.description else ""
+        return AuthError(f"{what}: {exc.error or type(exc).__name__}{description}", method=call.method,
+                         path=call.path, status=exc.status_code, code=exc.error)
+
+    def _unavailable_hint(self, call: _Call) -> str:
+        variable, url = (("SH_TOKEN_URL", self.settings.token_url) if call.token_endpoint
+                         else ("SH_BASE_URL", self.settings.base_url))
+        return f"check the network and {variable} ({url}); the service may also be down"
+
+    def _decode(self, response: requests.Response, call: _Call) -> Any:
+        if not response.content:
+            return None
+        try:
+            return jsonlib.loads(response.content)
+        except ValueError:
+            cls = ApiUnavailable if call.idempotent else CreateOutcomeUnknown
+            raise cls(f"the answer ({response.status_code}) is not valid JSON", method=call.method,
+                      path=call.path, status=response.status_code) from None
+
+    # -- the token -------------------------------------------------------------------------------
+
+    def _bearer(self) -> str:
+        with self._token_lock:
+            if self._token is None or self._clock() >= self._refresh_at:
+                self._token, self._refresh_at = self._fetch_token()
+            return self._token
+
+    def _forget_token(self, stale: str) -> None:
+        with self._token_lock:
+            if self._token == stale:  # another thread may have replaced it already
+                self._token = None
+
+    def _fetch_token(self) -> tuple[str, float]:
+        """A new access token and the clock time at which to replace it."""
+        settings = self.settings
+        call = _Call("POST", urlsplit(settings.token_url).path or "/", token_endpoint=True)
+
+        def attempt() -> Mapping[str, Any]:
+            # include_client_id: the service wants the credentials in the form body, not Basic auth.
+            return self._http.fetch_token(settings.token_url, client_secret=settings.client_secret,
+                                          include_client_id=True, timeout=settings.timeout)
+
+        try:
+            token = self._retrying(attempt, call)
+        except (ValueError, Warning) as exc:  # oauthlib: unusable expires_in, a changed scope
+            raise AuthError(f"the token endpoint answered an unusable token ({exc})", method=call.method,
+                            path=call.path) from exc
+        access = token.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise AuthError("the token endpoint answered without an access token", method=call.method,
+                            path=call.path)
+        return access, self._clock() + _refresh_after(token.get("expires_in"))
+
+
+def _refresh_after(expires_in: Any) -> float:
+    # Renew when less than min(60 s, a quarter of the lifetime) is left, so a request never leaves
+    # with a token that expires on its way; without a lifetime, rely on the 401 retry.
+    if not isinstance(expires_in, (int, float)) or expires_in <= 0:
+        return math.inf if expires_in is None else 0.0
+    return expires_in - min(60.0, expires_in / 4)
+
+
+def _raise_unless_ok(response: requests.Response) -> requests.Response:
+    # oauthlib reads any answer body as a token response; a 429 or 5xx must reach the retry loop
+    # instead, and a 4xx is reported with its status rather than as oauthlib's guess.
+    if response.status_code >= 400:
+        raise _Answered(response)
+    return response
+
+
+def _allow_plain_http_on_loopback(settings: ApiSettings) -> None:
+    # oauthlib refuses http unless this process-wide switch is set; the sandbox serves plain http
+    # on loopback, where no credential leaves the machine. Other http hosts need the user's opt-in.
+    parts = [urlsplit(settings.base_url), urlsplit(settings.token_url)]
+    if any(p.scheme == "http" for p in parts) and all(
+            p.scheme == "https" or is_loopback(p.hostname or "") for p in parts):
+        os.environ.setdefault(INSECURE_TRANSPORT_VARIABLE, "1")

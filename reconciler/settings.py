@@ -1,0 +1,128 @@
+"""Configuration: flags and the environment → frozen settings (DESIGN §5).
+
+The first step of every command that talks to a service. Settings are read once, checked here
+(so a typo in a URL fails before any request), and passed down as immutable values; nothing
+below this module reads the environment for its configuration.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
+
+from reconciler.errors import ReconcilerError
+
+DEFAULT_BASE_URL = "https://services.sentinel-hub.com"
+DEFAULT_TOKEN_URL = "https://services.sentinel-hub.com/auth/realms/main/protocol/openid-connect/token"
+# oauthlib's own opt-in for plain-HTTP OAuth; we honour it for non-loopback hosts too.
+INSECURE_TRANSPORT_VARIABLE = "OAUTHLIB_INSECURE_TRANSPORT"
+
+
+class MissingCredentials(ReconcilerError):
+    """The OAuth client id or secret is not configured."""
+
+
+class InvalidSettings(ReconcilerError):
+    """A configured value cannot work (a malformed URL, a negative timeout)."""
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """How to reach the Batch API and how patient to be with it. The secret never shows in repr/str.
+
+    Retry defaults: a transient failure (5xx, timeout, dropped connection) is tried up to
+    `max_attempts` times with backoff from `backoff_base` doubling to `backoff_max`, and never past
+    `retry_budget` seconds after the call started; a 429 waits the server's `Retry-After` up to
+    `rate_limit_budget` seconds of waiting (and `rate_limit_attempts` answers) in one call.
+    """
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    token_url: str = DEFAULT_TOKEN_URL
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_budget: float = 120.0
+    rate_limit_budget: float = 120.0
+    rate_limit_attempts: int = 30
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", _normalise_url(self.base_url, "SH_BASE_URL"))
+        object.__setattr__(self, "token_url", _normalise_url(self.token_url, "SH_TOKEN_URL"))
+        for name in ("connect_timeout", "read_timeout", "backoff_base", "backoff_max",
+                     "retry_budget", "rate_limit_budget"):
+            if not getattr(self, name) > 0:
+                raise InvalidSettings(f"API setting `{name}` must be a positive number of seconds")
+        for name in ("max_attempts", "rate_limit_attempts"):
+            if getattr(self, name) < 1:
+                raise InvalidSettings(f"API setting `{name}` must be at least 1")
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """The (connect, read) pair `requests` takes."""
+        return (self.connect_timeout, self.read_timeout)
+
+
+def api_settings(environ: Mapping[str, str] = os.environ, **overrides: object) -> ApiSettings:
+    """Settings from SH_CLIENT_ID, SH_CLIENT_SECRET, SH_BASE_URL, SH_TOKEN_URL; non-None
+    `overrides` (from flags, or tests) win. Raises MissingCredentials or InvalidSettings."""
+    known = {f.name for f in fields(ApiSettings)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown API setting(s): {', '.join(unknown)}")
+    values: dict[str, object] = {
+        "client_id": environ.get("SH_CLIENT_ID", "").strip(),
+        "client_secret": environ.get("SH_CLIENT_SECRET", "").strip(),
+        "base_url": environ.get("SH_BASE_URL", "").strip() or DEFAULT_BASE_URL,
+        "token_url": environ.get("SH_TOKEN_URL", "").strip() or DEFAULT_TOKEN_URL,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    missing = [var for var, key in (("SH_CLIENT_ID", "client_id"), ("SH_CLIENT_SECRET", "client_secret"))
+               if not values[key]]
+    if missing:
+        raise MissingCredentials(
+            f"no Sentinel Hub credentials: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
+            "set SH_CLIENT_ID and SH_CLIENT_SECRET to an OAuth client of your Sentinel Hub account "
+            "(and SH_BASE_URL/SH_TOKEN_URL for another deployment), or source the env file that "
+            "`reconciler sandbox serve --env-file FILE` writes",
+        )
+    settings = ApiSettings(**values)  # type: ignore[arg-type]
+    _check_transport(settings, environ)
+    return settings
+
+
+def _normalise_url(url: str, variable: str) -> str:
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidSettings(f"{variable} is not an http(s) URL: {url!r}",
+                              f"set {variable} to a URL such as {DEFAULT_BASE_URL}")
+    return url
+
+
+def _check_transport(settings: ApiSettings, environ: Mapping[str, str]) -> None:
+    # The client secret and the bearer token travel in clear over http: fine on loopback (the
+    # sandbox), otherwise only when the user opted in the way oauthlib asks for.
+    if environ.get(INSECURE_TRANSPORT_VARIABLE):
+        return
+    for variable, url in (("SH_BASE_URL", settings.base_url), ("SH_TOKEN_URL", settings.token_url)):
+        if url.startswith("http://") and not is_loopback(urlsplit(url).hostname or ""):
+            raise InvalidSettings(
+                f"{variable} uses plain http on a non-local host: {url}",
+                f"use https, or set {INSECURE_TRANSPORT_VARIABLE}=1 if sending credentials in clear is intended",
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
