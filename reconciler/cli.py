@@ -18,6 +18,25 @@ from reconciler.errors import ReconcilerError
 PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 
 
+class Duration(click.ParamType):
+    """30s, 10m, 1h30m, 500ms or plain seconds."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)):
+            return float(value)
+        from reconciler.settings import parse_duration
+
+        try:
+            return parse_duration(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+RATE = click.FloatRange(min=0, max=1)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="reconciler")
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error (or set RECONCILER_DEBUG=1).")
@@ -69,7 +88,7 @@ def schema() -> int:
 
 
 @cli.command()
-@click.option("--api", type=click.Choice(["v2"]), default="v2", show_default=True, help="Batch API version.")
+@click.option("--api", type=click.Choice(["v1", "v2"]), default="v2", show_default=True, help="Batch API version.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def grids(api: str, fmt: str) -> int:
     """List the tiling grids the Batch API offers (needs SH_CLIENT_ID/SH_CLIENT_SECRET)."""
@@ -93,6 +112,8 @@ def sandbox() -> None:
 @click.option("--s3-port", type=int, default=0, show_default=True, help="S3 port; 0 picks a free one.")
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=str),
               help="Write SH_*, AWS_* and RECONCILER_STATE here once both servers accept connections.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=str),
+              help="Keep jobs (and generated credentials) in SQLite here across restarts. S3 objects stay in memory.")
 @click.option("--client-id", help="OAuth client id (default: generated).")
 @click.option("--client-secret", help="OAuth client secret (default: generated).")
 @click.option("--token-ttl", type=click.IntRange(min=1), default=3600, show_default=True, help="Token lifetime, seconds.")
@@ -102,23 +123,38 @@ def sandbox() -> None:
 @click.option("--tile-seconds", type=click.FloatRange(min=0), default=0.05, show_default=True,
               help="Processing time of one tile.")
 @click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True, help="Tiles processed at once.")
-@click.option("--s3-write-latency", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Fault: seconds added inside every S3 object write (widens race windows in tests).")
-def sandbox_serve(env_file: str | None, speed: float, analysis_seconds: float, tile_seconds: float, workers: int,
-                  client_id: str | None, client_secret: str | None, **server: object) -> int:
-    """Serve the sandbox until Ctrl-C or SIGTERM. Jobs and S3 objects live in memory."""
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random fault.")
+@click.option("--tile-failure-rate", type=RATE, default=0.0, show_default=True,
+              help="Fault: share of tile runs that fail (v1 → PARTIAL, or FAILED when all fail).")
+@click.option("--v2-failure-threshold", type=RATE, default=0.0, show_default=True,
+              help="A v2 job FAILS when more than this share of its tiles failed.")
+@click.option("--error-rate", type=RATE, default=0.0, show_default=True, help="Fault: share of API requests answered 5xx.")
+@click.option("--lost-response-rate", type=RATE, default=0.0, show_default=True,
+              help="Fault: share of API writes that take effect but are answered 5xx.")
+@click.option("--rate-limit", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Fault: requests per second above which the answer is 429 with Retry-After (ms); 0 = off.")
+@click.option("--latency", type=Duration(), default=0.0, help="Fault: time added to every request (e.g. 50ms).")
+@click.option("--replica-lag", type=Duration(), default=0.0, help="Fault: a new job answers 404 to GET this long.")
+@click.option("--stale-after", type=Duration(), default=None,
+              help="Delete finished, failed and never-started requests this long after their last change.")
+@click.option("--s3-write-latency", type=Duration(), default=0.0,
+              help="Fault: time added inside every S3 object write (widens race windows in tests).")
+def sandbox_serve(env_file: str | None, data_dir: str | None, client_id: str | None, client_secret: str | None,
+                  host: str, port: int, s3_port: int, token_ttl: int, s3_write_latency: float, **knobs) -> int:
+    """Serve the sandbox until Ctrl-C or SIGTERM.
+
+    Jobs live in memory unless --data-dir is given; S3 objects always live in memory."""
     from pathlib import Path
 
     from reconciler.render.sandbox import show_sandbox
+    from reconciler.sandbox.faults import Faults
     from reconciler.sandbox.server import SandboxOptions, serve
     from reconciler.sandbox.worker import Timing
 
-    timing = Timing(analysis_seconds=analysis_seconds, tile_seconds=tile_seconds, workers=workers, speed=speed)
-    options = SandboxOptions(timing=timing, **server)  # type: ignore[arg-type]
-    if client_id:
-        options.client_id = client_id
-    if client_secret:
-        options.client_secret = client_secret
+    timing = Timing(**{k: knobs.pop(k) for k in ("analysis_seconds", "tile_seconds", "workers", "speed")})
+    options = SandboxOptions(host=host, port=port, s3_port=s3_port, client_id=client_id, client_secret=client_secret,
+                             token_ttl=token_ttl, timing=timing, faults=Faults(**knobs), s3_write_latency=s3_write_latency,
+                             data_dir=Path(data_dir) if data_dir else None)
     serve(options, Path(env_file) if env_file else None, lambda s: show_sandbox(s, env_file))
     return 0
 

@@ -87,7 +87,7 @@ def test_invalid_bodies_get_400_in_the_official_shape(sandbox, change, parameter
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["status"] == 400 and error["code"] == "COMMON_BAD_PAYLOAD" and error["reason"] == "Bad Request"
-    assert any(parameter in v["parameter"] for v in error["errors"]), error
+    assert any(parameter in v["parameter"] for v in error["errors"]["violations"]), error
 
 
 def test_analyse_then_start_runs_to_done_and_writes_every_tile(sandbox):

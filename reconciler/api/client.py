@@ -1,10 +1,15 @@
 """Typed calls of the Batch API: one class per API version, on top of `ApiSession`.
 
 Live-state I/O (DESIGN §7 `api/`). The engine's refresh lists every job with one paged listing
-(`iter_tasks`, never a GET per job); apply creates, updates and acts through the other calls.
-Answers are parsed with `api/models`; a malformed answer becomes ApiUnavailable (or, for a create,
-CreateOutcomeUnknown), never a pydantic error. A version is a base path plus its calls, so v1
-(`/api/v1/batch`) joins v2 as one more subclass of `BatchApiVersion`.
+per version (`iter_tasks`, `iter_requests`; never a GET per job); apply creates, updates and acts
+through the other calls, usually by way of the version-neutral `api/jobs.py`. Answers are parsed
+with `api/models`; a malformed answer becomes ApiUnavailable (or, for a create,
+CreateOutcomeUnknown), never a pydantic error. A version is a base path plus its calls: `V2Client`
+(`/api/v2/batch`) and `V1Client` (`/api/v1/batch`) are the two subclasses of `BatchApiVersion`.
+
+The reading calls take `model=`, a subclass of the strict model to parse with instead (`api/jobs.py`
+passes variants that keep a status the models do not know yet, so one new status cannot fail a
+whole refresh).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ValidationError
 
 from reconciler.api.errors import ApiUnavailable, CreateOutcomeUnknown
-from reconciler.api.models import common, v2
+from reconciler.api.models import common, v1, v2
 from reconciler.api.session import ApiSession
 from reconciler.settings import ApiSettings
 
@@ -77,6 +82,11 @@ class BatchApiVersion:
             seen.add(token)
             query["viewtoken"] = token
 
+    def _act(self, request_id: str, action: str) -> None:
+        # Retried like a read: repeating an action never creates or pays for anything twice (at
+        # worst the repeat answers 400 because the first one already changed the status).
+        self._call("POST", self._item("/process", request_id, action))
+
     @staticmethod
     def _item(collection: str, item_id: str, *action: str) -> str:
         # Ids come from manifests' lockfile and the service; quoting keeps one from escaping the path.
@@ -88,18 +98,18 @@ class V2Client(BatchApiVersion):
 
     base_path = "/api/v2/batch"
 
-    def create(self, body: Mapping[str, Any]) -> v2.Task:
+    def create(self, body: Mapping[str, Any], *, model: type[v2.Task] = v2.Task) -> v2.Task:
         """POST a create body (as `v2.CreateBody` describes it). Sent once: when the outcome is lost
         it raises CreateOutcomeUnknown and the caller looks the task up instead of re-posting."""
-        return self._fetch("POST", "/process", v2.Task, json=dict(body), idempotent=False)
+        return self._fetch("POST", "/process", model, json=dict(body), idempotent=False)
 
-    def get(self, task_id: str) -> v2.Task:
-        return self._fetch("GET", self._item("/process", task_id), v2.Task)
+    def get(self, task_id: str, *, model: type[v2.Task] = v2.Task) -> v2.Task:
+        return self._fetch("GET", self._item("/process", task_id), model)
 
-    def iter_tasks(self, *, search: str | None = None, sort: str | None = None,
-                   page_size: int = 100) -> Iterator[v2.Task]:
+    def iter_tasks(self, *, search: str | None = None, sort: str | None = None, page_size: int = 100,
+                   model: type[v2.Task] = v2.Task) -> Iterator[v2.Task]:
         """Every task of the account, lazily, page by page. `sort`: created, created:desc, status, status:desc."""
-        return self._pages("/process", v2.Task, {"search": search, "sort": sort}, page_size)
+        return self._pages("/process", model, {"search": search, "sort": sort}, page_size)
 
     def update_description(self, task_id: str, description: str) -> dict[str, Any]:
         """PUT the only mutable field; the answer is the task's *request*, not the task."""
@@ -119,15 +129,63 @@ class V2Client(BatchApiVersion):
     def stop(self, task_id: str) -> None:
         self._act(task_id, "stop")
 
-    def _act(self, task_id: str, action: str) -> None:
-        # Retried like a read: repeating an action never creates or pays for anything twice (at
-        # worst the repeat answers 400 because the first one already changed the status).
-        self._call("POST", self._item("/process", task_id, action))
+
+class V1Client(BatchApiVersion):
+    """Batch API v1 (`/api/v1/batch`, deprecated, still in use): batch requests, their lifecycle
+    actions (cancel and restartpartial instead of v2's stop), deletion, tiles, tiling grids."""
+
+    base_path = "/api/v1/batch"
+
+    def create(self, body: Mapping[str, Any], *,
+               model: type[v1.BatchRequest] = v1.BatchRequest) -> v1.BatchRequest:
+        """POST a create body (as `v1.CreateBody` describes it). Sent once, like v2's: a lost outcome
+        raises CreateOutcomeUnknown and the caller looks the request up instead of re-posting."""
+        return self._fetch("POST", "/process", model, json=dict(body), idempotent=False)
+
+    def get(self, request_id: str, *, model: type[v1.BatchRequest] = v1.BatchRequest) -> v1.BatchRequest:
+        return self._fetch("GET", self._item("/process", request_id), model)
+
+    def iter_requests(self, *, search: str | None = None, sort: str | None = None, page_size: int = 100,
+                      model: type[v1.BatchRequest] = v1.BatchRequest) -> Iterator[v1.BatchRequest]:
+        """Every batch request of the account, lazily, page by page (`viewtoken`, as in v2)."""
+        return self._pages("/process", model, {"search": search, "sort": sort}, page_size)
+
+    def update_description(self, request_id: str, description: str, *,
+                           model: type[v1.BatchRequest] = v1.BatchRequest) -> v1.BatchRequest:
+        """PUT the only mutable field; unlike v2, the answer is the whole updated request."""
+        return self._fetch("PUT", self._item("/process", request_id), model, json={"description": description})
+
+    def delete(self, request_id: str) -> None:
+        """DELETE the request (204). Retried like a read: if a lost answer hid a success, the repeat
+        answers NotFound."""
+        self._call("DELETE", self._item("/process", request_id))
+
+    def analyse(self, request_id: str) -> None:
+        self._act(request_id, "analyse")
+
+    def start(self, request_id: str) -> None:
+        self._act(request_id, "start")
+
+    def cancel(self, request_id: str) -> None:
+        self._act(request_id, "cancel")
+
+    def restart_partial(self, request_id: str) -> None:
+        """Re-process the FAILED tiles of a PARTIAL request; BadRequest in any other status."""
+        self._act(request_id, "restartpartial")
+
+    def iter_tiles(self, request_id: str, *, status: str | None = None, page_size: int = 100,
+                   model: type[v1.Tile] = v1.Tile) -> Iterator[v1.Tile]:
+        """The tiles of a request, lazily, page by page; `status` (a `v1.TileStatus`) filters on the server."""
+        path = self._item("/process", request_id, "tiles")
+        return self._pages(path, model, {"status": None if status is None else str(status)}, page_size)
+
+    def get_tile(self, request_id: str, tile_id: int, *, model: type[v1.Tile] = v1.Tile) -> v1.Tile:
+        return self._fetch("GET", self._item("/process", request_id, "tiles", str(int(tile_id))), model)
 
 
 class BatchClient:
-    """The Batch API for one account. `.v2` now (`.v1` joins it); all versions share one session,
-    so one token and one retry policy."""
+    """The Batch API for one account: `.v2` and `.v1` share one session, so one token and one
+    retry policy."""
 
     def __init__(self, settings: ApiSettings | None = None, *, session: ApiSession | None = None):
         if session is None:
@@ -136,6 +194,7 @@ class BatchClient:
             session = ApiSession(settings)
         self.session = session
         self.v2 = V2Client(session)
+        self.v1 = V1Client(session)
 
     def close(self) -> None:
         self.session.close()

@@ -6,9 +6,11 @@ from reconciler.render import out
 
 
 def show_sandbox(sandbox, env_file: str | None) -> None:
-    out(f"Batch API (v2) on {sandbox.base_url}  ·  S3 on {sandbox.s3_url}")
-    out(f"OAuth client id {sandbox.options.client_id}; the secret is in the env file" if env_file
-        else f"OAuth client id {sandbox.options.client_id}; pass --env-file to get the secret")
+    out(f"Batch API (v1, v2) on {sandbox.base_url}  ·  S3 on {sandbox.s3_url}")
+    out(f"OAuth client id {sandbox.client_id}; the secret is in the env file" if env_file
+        else f"OAuth client id {sandbox.client_id}; pass --env-file to get the secret")
     if env_file:
         out(f"Settings written to {env_file}: `set -a; . {env_file}; set +a` to use them")
+    if sandbox.options.data_dir:
+        out(f"Jobs are kept in {sandbox.options.data_dir}; S3 objects live in memory only")
     out("Stop with Ctrl-C.")

@@ -1,15 +1,16 @@
-"""The sandbox's batch jobs and their status machine (BATCH_API.md, v2).
+"""The sandbox's batch jobs and their status machines (BATCH_API.md, v1 and v2).
 
-A `Job` is the service-side record; user actions (analyse, start, stop, description updates)
-are checked against its status exactly as the service answers them (400/409 otherwise). Time
-is driven from outside: the worker calls `due_steps` and applies the results, so every rule here
-is a plain function of the job and the clock's reading.
+A `Job` is the service-side record of either version. User actions are checked against its
+status exactly as the service answers them (`Refused` carries the 400/409). Time comes from the
+caller as epoch seconds (`now`), so every rule here is a plain function of the job and the time;
+the worker drives analysis and processing, the HTTP handlers the user actions.
 """
 
 from __future__ import annotations
 
+import random
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,6 +19,10 @@ from reconciler.geo.tiles import Tile
 DOMAIN_ACCOUNT_ID = "5f0e6d7a-1c2b-4a39-9e8f-7d6c5b4a3f21"
 PROJECT_ID = "0c9b8a7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d"
 WORKSPACE_ID = "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"
+USER_ID = "2b1a0f9e-8d7c-4b6a-9f5e-4d3c2b1a0f9e"
+WAITING = ("PENDING", "SCHEDULED", "QUEUED")
+NEVER_STARTED = ("CREATED", "ANALYSIS_DONE")
+FINISHED = {"v1": ("DONE", "PARTIAL"), "v2": ("DONE",)}
 
 
 class Refused(Exception):
@@ -32,31 +37,31 @@ class Refused(Exception):
 class TileWork:
     tile: Tile
     pu: float
-    status: str = "PENDING"  # PENDING → PROCESSING → PROCESSED | FAILED
+    status: str = "PENDING"  # PENDING → SCHEDULED → QUEUED → PROCESSING → PROCESSED | FAILED
     finishes_at: float | None = None
-    skipped: bool = False  # `skipExisting` found all its outputs
+    skipped: bool = False  # `skipExisting` found all its outputs: done without cost
 
 
 @dataclass
 class Job:
     id: str
-    api: str
+    api: str  # "v1" | "v2"
     request: dict[str, Any]
-    created: datetime
+    created: float
+    sequence: int = 0  # creation order, for stable listing
     status: str = "CREATED"
     user_action: str = "NONE"
-    user_action_updated: datetime | None = None
-    last_updated: datetime | None = None
+    user_action_updated: float | None = None
+    last_updated: float = 0.0
     error: str | None = None
     cost_pu: float = 0.0
     stopped_reason: str | None = None
     tiles: list[TileWork] | None = None
     estimate_pu: float | None = None
-    analysis_done_at: float | None = None  # clock reading when the running analysis completes
-    start_after_analysis: bool = False
-    stop_after_analysis: bool = False
+    analysis_done_at: float | None = None  # when the running analysis completes
+    after_analysis: str | None = None  # "START", "STOP" (v2) or "CANCEL" (v1), asked during analysis
     prepared: bool = False  # existing outputs checked (skipExisting/overwrite) before the first tile
-    sequence: int = 0  # creation order, for stable listing
+    attempt: int = 0  # processing rounds (restartpartial adds one)
 
     @property
     def completion(self) -> float:
@@ -69,113 +74,185 @@ class Job:
     def description(self) -> str:
         return self.request.get("description") or ""
 
+    def to_dict(self) -> dict:
+        return asdict(self)
 
-def new_job(api: str, request: dict, now: datetime, sequence: int) -> Job:
-    return Job(id=str(uuid.uuid4()), api=api, request=request, created=now, last_updated=now, sequence=sequence)
+    @classmethod
+    def from_dict(cls, data: dict) -> Job:
+        tiles = data.pop("tiles")
+        job = cls(**data)
+        if tiles is not None:
+            job.tiles = [TileWork(**{**t, "tile": _tile(t["tile"])}) for t in tiles]
+        return job
 
 
-def _touch(job: Job, now: datetime, action: str | None = None) -> None:
+def _tile(data: dict) -> Tile:
+    return Tile(**{**data, "bounds": tuple(data["bounds"]), "wgs84": tuple(tuple(p) for p in data["wgs84"])})
+
+
+def new_job(api: str, request: dict, now: float, sequence: int, seed: int = 0) -> Job:
+    """Ids follow from the seed and the creation order, so a seeded run (and its tile failures,
+    drawn per job id) repeats exactly."""
+    job_id = str(uuid.UUID(int=random.Random(f"{seed}/{sequence}").getrandbits(128), version=4))
+    return Job(id=job_id, api=api, request=request, created=now, last_updated=now, sequence=sequence)
+
+
+def _touch(job: Job, now: float, action: str | None = None) -> None:
     job.last_updated = now
     if action:
         job.user_action, job.user_action_updated = action, now
 
 
-def analyse(job: Job, now: datetime, clock: float, analysis_seconds: float) -> None:
+def analyse(job: Job, now: float, analysis_seconds: float) -> None:
     if job.status != "CREATED":
         raise Refused(400, f"Cannot analyse a request with status {job.status}")
-    job.status, job.analysis_done_at = "ANALYSING", clock + analysis_seconds
+    job.status, job.analysis_done_at = "ANALYSING", now + analysis_seconds
     _touch(job, now, "ANALYSE")
 
 
-def start(job: Job, now: datetime, clock: float, analysis_seconds: float) -> None:
+def start(job: Job, now: float, analysis_seconds: float) -> None:
     if job.status == "CREATED":
-        job.status, job.analysis_done_at, job.start_after_analysis = "ANALYSING", clock + analysis_seconds, True
-    elif job.status == "ANALYSING":
-        job.start_after_analysis, job.stop_after_analysis = True, False
-    elif job.status in ("ANALYSIS_DONE", "STOPPED") and job.tiles is not None:
+        job.status, job.analysis_done_at, job.after_analysis = "ANALYSING", now + analysis_seconds, "START"
+    elif job.status == "ANALYSING" and job.after_analysis is None:
+        job.after_analysis = "START"
+    elif job.status == "ANALYSIS_DONE" or (job.api == "v2" and job.status == "STOPPED" and job.tiles is not None):
         job.status, job.stopped_reason = "PROCESSING", None
     else:
         raise Refused(400, f"Cannot start a request with status {job.status}")
     _touch(job, now, "START")
 
 
-def stop(job: Job, now: datetime) -> None:
+def stop(job: Job, now: float) -> None:
+    """v2 STOP: resumable; an analysis under way still completes."""
     if job.status == "ANALYSING":
-        job.stop_after_analysis, job.start_after_analysis = True, False  # the analysis still completes
+        job.after_analysis = "STOP"
     elif job.status in ("ANALYSIS_DONE", "PROCESSING"):
         job.status, job.stopped_reason = "STOPPED", "USER_ACTION"
-        for work in job.tiles or []:
-            if work.status == "PROCESSING":  # interrupted: it will be processed again on resume
-                work.status, work.finishes_at = "PENDING", None
+        _interrupt(job)
     else:
         raise Refused(400, f"Cannot stop a request with status {job.status}")
     _touch(job, now, "STOP")
 
 
-def update_description(job: Job, description: str, now: datetime) -> None:
-    queued = job.status == "ANALYSING" and job.start_after_analysis
+def cancel(job: Job, now: float) -> None:
+    """v1 CANCEL: final; an analysis under way still completes; tiles being processed are charged."""
+    if job.status == "ANALYSING":
+        job.after_analysis = "CANCEL"
+    elif job.status in ("CREATED", "ANALYSIS_DONE", "PROCESSING"):
+        job.status = "CANCELED"
+        _interrupt(job)
+    else:
+        raise Refused(400, f"Cannot cancel a request with status {job.status}")
+    _touch(job, now, "CANCEL")
+
+
+def restart_partial(job: Job, now: float) -> None:
+    if job.status != "PARTIAL":
+        raise Refused(400, "Only requests with status PARTIAL can be restarted")
+    for work in job.tiles or []:
+        if work.status == "FAILED":
+            work.status = "SCHEDULED"
+    job.status, job.error, job.attempt = "PROCESSING", None, job.attempt + 1
+    _touch(job, now, "START")
+
+
+def update_description(job: Job, description: str, now: float) -> None:
+    queued = job.status == "ANALYSING" and job.after_analysis == "START"
     if job.status == "PROCESSING" or queued:
         raise Refused(409, "Request is being processed or is waiting to be processed and cannot be updated")
     job.request = {**job.request, "description": description}
     _touch(job, now)
 
 
-def finish_analysis(job: Job, tiles: list[TileWork] | None, error: str | None, now: datetime) -> None:
-    """Apply an analysis result: tiles and estimate, then ANALYSIS_DONE, PROCESSING or STOPPED."""
-    job.analysis_done_at = None
+def check_deletable(job: Job) -> None:
+    """v1 DELETE: not while analysing or processing (or confirmed for it), never with processed tiles."""
+    if job.status in ("ANALYSING", "PROCESSING") or job.after_analysis == "START":
+        raise Refused(409, f"A request with status {job.status} cannot be deleted; cancel it first")
+    if any(t.status == "PROCESSED" and not t.skipped for t in job.tiles or []):
+        raise Refused(409, "A request with processed tiles cannot be deleted")
+
+
+def _interrupt(job: Job) -> None:
+    for work in job.tiles or []:
+        if work.status in ("QUEUED", "PROCESSING"):  # it goes back to the queue on resume
+            work.status, work.finishes_at = "SCHEDULED", None
+
+
+def finish_analysis(job: Job, tiles: list[TileWork] | None, error: str | None, now: float) -> None:
+    """Apply an analysis result: tiles and estimate, then ANALYSIS_DONE or what was asked meanwhile."""
+    job.analysis_done_at, asked, job.after_analysis = None, job.after_analysis, None
     if error is not None or not tiles:
         job.status, job.error = "FAILED", error or "The area of interest intersects no tile of the grid"
     else:
         job.tiles = tiles
         job.estimate_pu = job.cost_pu = round(sum(t.pu for t in tiles), 4)
-        if job.stop_after_analysis:
-            job.status, job.stopped_reason = "STOPPED", "USER_ACTION"
-        elif job.start_after_analysis:
-            job.status = "PROCESSING"
-        else:
-            job.status = "ANALYSIS_DONE"
-    job.start_after_analysis = job.stop_after_analysis = False
+        job.status = {"START": "PROCESSING", "STOP": "STOPPED", "CANCEL": "CANCELED"}.get(asked or "", "ANALYSIS_DONE")
+        if job.status == "STOPPED":
+            job.stopped_reason = "USER_ACTION"
     _touch(job, now)
 
 
-def begin_processing(job: Job, existing: set[str], overwrite: bool, skip_existing: bool, now: datetime,
-                     outputs_of) -> None:
+def begin_processing(job: Job, existing: set[str], overwrite: bool, skip_existing: bool, now: float, outputs_of) -> None:
     """Before the first tile: the service checks what already exists at the delivery paths."""
     job.prepared, job.cost_pu = True, 0.0
     for work in job.tiles or []:
         keys = {o.url for o in outputs_of(work.tile)}
         present = keys & existing
-        if skip_existing and present == keys:
+        if skip_existing and keys and present == keys:
             work.status, work.skipped = "PROCESSED", True
         elif present and not overwrite:
             job.status = "FAILED"
             job.error = f"Output files already exist (e.g. {sorted(present)[0]}); set overwrite or skipExisting"
             _touch(job, now)
             return
-    _finish_if_complete(job, now)
+        elif work.status == "PENDING":
+            work.status = "SCHEDULED"
+    _finish_if_complete(job, now, 0.0)
 
 
-def schedule_tiles(job: Job, clock: float, workers: int, tile_seconds: float) -> None:
-    running = sum(1 for t in job.tiles if t.status == "PROCESSING")
+def schedule_tiles(job: Job, now: float, workers: int, tile_seconds: float) -> None:
+    """Move tiles along SCHEDULED → QUEUED → PROCESSING, `workers` at a time."""
+    count = {s: sum(1 for t in job.tiles if t.status == s) for s in ("QUEUED", "PROCESSING")}
     for work in job.tiles:
-        if running >= workers:
-            break
-        if work.status == "PENDING":
-            work.status, work.finishes_at = "PROCESSING", clock + tile_seconds
-            running += 1
+        if work.status == "QUEUED" and count["PROCESSING"] < workers:
+            work.status, work.finishes_at = "PROCESSING", now + tile_seconds
+            count["PROCESSING"] += 1
+            count["QUEUED"] -= 1
+    for work in job.tiles:
+        if work.status == "SCHEDULED" and count["QUEUED"] < workers:
+            work.status = "QUEUED"
+            count["QUEUED"] += 1
 
 
-def finish_tile(job: Job, work: TileWork, now: datetime) -> None:
-    work.status, work.finishes_at = "PROCESSED", None
+def finish_tile(job: Job, work: TileWork, failed: bool, now: float, v2_failure_threshold: float) -> None:
+    work.status, work.finishes_at = ("FAILED" if failed else "PROCESSED"), None
     job.cost_pu = round(sum(w.pu for w in job.tiles if w.status == "PROCESSED" and not w.skipped), 4)
     _touch(job, now)
-    _finish_if_complete(job, now)
+    _finish_if_complete(job, now, v2_failure_threshold)
 
 
-def _finish_if_complete(job: Job, now: datetime) -> None:
-    if job.status == "PROCESSING" and all(t.status == "PROCESSED" for t in job.tiles or []):
+def _finish_if_complete(job: Job, now: float, v2_failure_threshold: float) -> None:
+    tiles = job.tiles or []
+    if job.status != "PROCESSING" or any(t.status not in ("PROCESSED", "FAILED") for t in tiles):
+        return
+    failed = sum(1 for t in tiles if t.status == "FAILED")
+    if failed == 0:
         job.status = "DONE"
-        _touch(job, now)
+    elif job.api == "v1":
+        job.status = "FAILED" if failed == len(tiles) else "PARTIAL"
+    else:
+        share = failed / len(tiles)
+        job.status = "FAILED" if share > v2_failure_threshold else "DONE"
+    if job.status != "DONE":
+        job.error = f"{failed} of {len(tiles)} tiles failed"
+    _touch(job, now)
+
+
+def is_stale(job: Job, now: float, stale_after: float) -> bool:
+    """The service deletes failed, never-started and finished requests after a while."""
+    age = now - job.last_updated
+    stale_status = job.status == "FAILED" or job.status in NEVER_STARTED or job.status in FINISHED[job.api]
+    return age >= stale_after and stale_status
 
 
 def as_task(job: Job) -> dict:
@@ -188,13 +265,13 @@ def as_task(job: Job) -> dict:
         "workspaceId": WORKSPACE_ID,
         "status": job.status,
         "userAction": job.user_action,
-        "created": _iso(job.created),
-        "lastUpdated": _iso(job.last_updated),
+        "created": iso(job.created),
+        "lastUpdated": iso(job.last_updated),
         "completionPercentage": job.completion,
         "costPU": job.cost_pu,
     }
     if job.user_action_updated:
-        task["userActionUpdated"] = _iso(job.user_action_updated)
+        task["userActionUpdated"] = iso(job.user_action_updated)
     if job.error:
         task["error"] = job.error
     if job.stopped_reason and job.status == "STOPPED":
@@ -202,7 +279,38 @@ def as_task(job: Job) -> dict:
     return task
 
 
-def _iso(moment: datetime | None) -> str | None:
+def as_v1_request(job: Job) -> dict:
+    """The v1 request object: the submitted body plus the service's fields."""
+    request = {"id": job.id, "userId": USER_ID, "accountId": DOMAIN_ACCOUNT_ID, "created": iso(job.created), **job.request,
+               "status": job.status, "userAction": job.user_action}
+    if job.user_action_updated:
+        request["userActionUpdated"] = iso(job.user_action_updated)
+    if job.tiles is not None:
+        first = job.tiles[0].tile
+        request.update(tileCount=len(job.tiles), valueEstimate=job.estimate_pu,
+                       tileWidthPx=first.width_px, tileHeightPx=first.height_px)
+    if job.error:
+        request["error"] = job.error
+    return request
+
+
+def as_v1_tile(job: Job, work: TileWork) -> dict:
+    tile = work.tile
+    epsg = tile.crs.split(":")[-1]
+    tile_object = {
+        "id": tile.id,
+        "requestId": job.id,
+        "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in tile.wgs84]]},
+        "origin": {"type": "Point", "coordinates": [tile.bounds[0], tile.bounds[1]],
+                   "crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}},
+        "status": work.status,
+    }
+    if work.status == "PROCESSED" and not work.skipped:
+        tile_object["cost"] = work.pu
+    return tile_object
+
+
+def iso(moment: float | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

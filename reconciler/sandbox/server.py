@@ -20,6 +20,8 @@ from pathlib import Path
 from werkzeug.serving import make_server
 
 from reconciler.sandbox.auth import TokenIssuer
+from reconciler.sandbox.delivery import buckets_of
+from reconciler.sandbox.faults import Faults
 from reconciler.sandbox.s3 import S3Server
 from reconciler.sandbox.store import SandboxState
 from reconciler.sandbox.worker import Timing, Worker
@@ -35,17 +37,20 @@ class SandboxOptions:
     host: str = "127.0.0.1"
     port: int = 0
     s3_port: int = 0
-    client_id: str = field(default_factory=lambda: f"sandbox-{secrets.token_hex(4)}")
-    client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    client_id: str | None = None  # generated (and kept in --data-dir) when not given
+    client_secret: str | None = field(default=None, repr=False)
     token_ttl: int = 3600
     timing: Timing = field(default_factory=Timing)
+    faults: Faults = field(default_factory=Faults)
     s3_write_latency: float = 0.0
+    data_dir: Path | None = None
 
 
 class Sandbox:
     def __init__(self, options: SandboxOptions | None = None):
         self.options = options or SandboxOptions()
-        self.state = SandboxState()
+        self.client_id, self.client_secret = _credentials(self.options)
+        self.state = SandboxState(self.options.data_dir)
         self._s3_server = S3Server(self.options.host, self.options.s3_port, self.options.s3_write_latency)
         self._api_server = None
         self._api_thread: threading.Thread | None = None
@@ -64,24 +69,23 @@ class Sandbox:
     def start(self) -> Sandbox:
         import boto3
 
-        from reconciler.sandbox.app import create_app
+        from reconciler.sandbox.app import Context, create_app
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._s3_server.start()
         self.s3 = boto3.client("s3", endpoint_url=self.s3_url, region_name=REGION,
                                aws_access_key_id="sandbox", aws_secret_access_key="sandbox-secret")
         self.ensure_bucket(STATE_BUCKET)
+        for job in self.state.jobs():  # S3 lives in memory: give kept jobs their buckets back
+            for bucket in buckets_of(job.request):
+                self.ensure_bucket(bucket)
         o = self.options
-        issuer = TokenIssuer(o.client_id, o.client_secret, issuer="reconciler-sandbox", ttl=o.token_ttl)
-        app = create_app(self.state, issuer, {
-            "ensure_bucket": self.ensure_bucket,
-            "monotonic": time.monotonic,
-            "analysis_seconds": lambda: o.timing.analysis,
-        })
+        issuer = TokenIssuer(self.client_id, self.client_secret, issuer="reconciler-sandbox", ttl=o.token_ttl)
+        app = create_app(Context(self.state, o.faults, lambda: o.timing.analysis, self.ensure_bucket), issuer)
         self._api_server = make_server(o.host, o.port, app, threaded=True)
         self._api_thread = threading.Thread(target=self._api_server.serve_forever, name="sandbox-api", daemon=True)
         self._api_thread.start()
-        self._worker = Worker(self.state, self.s3, o.timing)
+        self._worker = Worker(self.state, self.s3, o.timing, o.faults)
         self._worker.start()
         for url in (self.base_url, self.s3_url):
             _wait_accepting(url)
@@ -94,6 +98,7 @@ class Sandbox:
             self._api_server.shutdown()
             self._api_server.server_close()
         self._s3_server.stop()
+        self.state.close()
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -114,8 +119,8 @@ class Sandbox:
         env = {
             "SH_BASE_URL": self.base_url,
             "SH_TOKEN_URL": self.base_url + TOKEN_PATH,
-            "SH_CLIENT_ID": self.options.client_id,
-            "SH_CLIENT_SECRET": self.options.client_secret,
+            "SH_CLIENT_ID": self.client_id,
+            "SH_CLIENT_SECRET": self.client_secret,
             "AWS_ENDPOINT_URL_S3": self.s3_url,
             "AWS_ACCESS_KEY_ID": "sandbox",
             "AWS_SECRET_ACCESS_KEY": "sandbox-secret",
@@ -139,6 +144,21 @@ class Sandbox:
                                   f'sh_token_url = "{self.environment()["SH_TOKEN_URL"]}"\n')
         lines = [f"{k}={v}" for k, v in self.environment(home.resolve()).items()]
         _write_atomically(path, "\n".join(lines) + "\n", mode=0o600)
+
+
+def _credentials(options: SandboxOptions) -> tuple[str, str]:
+    """The flags' credentials; else those kept in the data dir (a restart keeps its clients
+    working); else new ones, kept there when there is a data dir."""
+    import json
+
+    kept = options.data_dir / "credentials.json" if options.data_dir else None
+    saved = json.loads(kept.read_text()) if kept and kept.exists() else {}
+    client_id = options.client_id or saved.get("client_id") or f"sandbox-{secrets.token_hex(4)}"
+    client_secret = options.client_secret or saved.get("client_secret") or secrets.token_urlsafe(24)
+    if kept:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(kept, json.dumps({"client_id": client_id, "client_secret": client_secret}), mode=0o600)
+    return client_id, client_secret
 
 
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:

@@ -1,22 +1,38 @@
-"""The sandbox's state: jobs by id in creation order, request counts per endpoint, one lock.
+"""The sandbox's state: jobs by id, request counts per endpoint, one lock; optionally kept in an
+SQLite file (`--data-dir`) so a restarted sandbox still has its jobs.
 
-Kept in memory; every access happens under `lock`, which the HTTP handlers and the worker share.
+Every access happens under `lock`, which the HTTP handlers and the worker share; whoever changes
+a job calls `save(job)`.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
 from collections import Counter
+from pathlib import Path
 
 from reconciler.sandbox.jobs import Job
 
 
 class SandboxState:
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path | None = None) -> None:
         self.lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._sequence = 0
         self.stats: Counter[str] = Counter()
+        self._db: sqlite3.Connection | None = None
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(data_dir / "sandbox.db", check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+            for (data,) in self._db.execute("SELECT data FROM jobs"):
+                job = Job.from_dict(json.loads(data))
+                self._jobs[job.id] = job
+            self._jobs = dict(sorted(self._jobs.items(), key=lambda item: item[1].sequence))
+            self._sequence = max((j.sequence for j in self._jobs.values()), default=0)
 
     def next_sequence(self) -> int:
         self._sequence += 1
@@ -24,12 +40,23 @@ class SandboxState:
 
     def add(self, job: Job) -> None:
         self._jobs[job.id] = job
+        self.save(job)
+
+    def save(self, job: Job) -> None:
+        if self._db is not None and job.id in self._jobs:
+            self._db.execute("INSERT OR REPLACE INTO jobs (id, data) VALUES (?, ?)", (job.id, json.dumps(job.to_dict())))
 
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 
     def remove(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)
+        if self._db is not None:
+            self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def jobs(self, api: str | None = None) -> list[Job]:
         return [j for j in self._jobs.values() if api is None or j.api == api]
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
