@@ -34,3 +34,25 @@ class InvalidManifests(ReconcilerError):
         errors = [d for d in diagnostics if d.is_error]
         super().__init__(f"{len(errors)} error(s) in the manifests", "run `reconciler validate` to see them all")
         self.diagnostics = diagnostics
+
+
+class StateError(ReconcilerError):
+    """The lockfile cannot be read or written (unreadable, newer format, storage failure)."""
+
+
+class StateConflict(StateError):
+    """Someone else wrote the lockfile since it was read; nothing was overwritten."""
+
+
+class LineageMismatch(StateError):
+    """A lockfile (or saved plan) belongs to another state history."""
+
+
+class LeaseHeld(ReconcilerError):
+    """Another run holds the lease: exit 3, naming the holder and the lease id."""
+
+    exit_code = 3
+
+
+class LeaseLost(ReconcilerError):
+    """The lease expired or was broken while held: stop before doing anything else."""

@@ -142,3 +142,26 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"{text!r} is not a duration (examples: 30s, 10m, 1h30m, 500ms)")
     return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def state_location(flag: str | None, environ: Mapping[str, str] = os.environ) -> str:
+    """`--state`, else RECONCILER_STATE (DESIGN §3)."""
+    from reconciler.errors import StateError
+
+    location = flag or environ.get("RECONCILER_STATE")
+    if not location:
+        raise StateError("no state location", "set RECONCILER_STATE (s3://bucket/key.json or a local path) or pass --state")
+    return location
+
+
+def lease_ttl(flag: float | None, environ: Mapping[str, str] = os.environ) -> float:
+    """`--lease-ttl`, else RECONCILER_LEASE_TTL, else 10 minutes."""
+    if flag is not None:
+        return flag
+    text = environ.get("RECONCILER_LEASE_TTL")
+    if not text:
+        return 600.0
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise InvalidSettings(f"RECONCILER_LEASE_TTL: {e}") from None

@@ -27,7 +27,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENT = Path(os.environ.get("BATCH_OPENAPI", ROOT.parent / "shared" / "reference" / "batch-openapi.yaml"))
+# The official document is reference material kept beside the project (shared/reference), not in it.
+_CANDIDATES = [ROOT.parent / "shared" / "reference" / "batch-openapi.yaml",
+               Path("/work/shared/reference/batch-openapi.yaml")]
+DOCUMENT = Path(os.environ.get("BATCH_OPENAPI") or next((p for p in _CANDIDATES if p.exists()), _CANDIDATES[0]))
 DOCUMENT_URI = "urn:sentinel-hub:batch-openapi"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 

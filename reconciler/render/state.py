@@ -1,0 +1,72 @@
+"""Views of recorded state: the lockfile's jobs, one job's audit trail, the lease."""
+
+from __future__ import annotations
+
+import json
+
+from reconciler.render import colour_enabled, out, paint
+from reconciler.state.lease import LeaseInfo
+from reconciler.state.model import JobState, Lockfile
+from reconciler.state.format import encode
+
+
+def show_jobs(lockfile: Lockfile, location: str, fmt: str, exists: bool = True) -> None:
+    if fmt == "json":
+        out(json.dumps({name: _job_json(job) for name, job in sorted(lockfile.jobs.items())}, indent=2))
+        return
+    colour = colour_enabled()
+    if not exists:
+        out(f"{location}: no lockfile yet (the first apply creates it)")
+        return
+    out(paint(f"{location}  lineage {lockfile.lineage}  serial {lockfile.serial}  {len(lockfile.jobs)} job(s)",
+              colour, dim=True))
+    rows = [("NAME", "API", "REQUEST ID", "STATUS", "RESTARTS", "LAST ACTION")]
+    for name, job in sorted(lockfile.jobs.items()):
+        last = job.history[-1] if job.history else None
+        rows.append((name, job.api, job.id or "-", job.status or "-", str(job.restarts),
+                     f"{last.action} {last.result} {last.at:%Y-%m-%d %H:%M}" if last else "-"))
+    _table(rows)
+
+
+def show_job(name: str, job: JobState, fmt: str) -> None:
+    if fmt == "json":
+        out(json.dumps(_job_json(job), indent=2))
+        return
+    out(f"{name}: {job.api} request {job.id or '(none yet)'}, last seen {job.status or '-'}"
+        + (f" at {job.observedAt:%Y-%m-%d %H:%M:%S}" if job.observedAt else ""))
+    out(f"  spec hash {job.specHash}, restarts {job.restarts}")
+    if job.intent:
+        out(f"  in flight: {job.intent.action} by {job.intent.who} at {job.intent.at:%Y-%m-%d %H:%M:%S}")
+    rows = [("WHEN", "WHO", "ACTION", "RESULT", "REQUEST", "REVISION")]
+    rows += [(f"{h.at:%Y-%m-%d %H:%M:%S}", h.who, h.action, h.result, h.requestId or "-", (h.revision or "-")[:12])
+             for h in job.history]
+    _table(rows, indent="  ")
+
+
+def show_lockfile(lockfile: Lockfile) -> None:
+    out(encode(lockfile).decode(), nl=False)
+
+
+def show_lease(holder: LeaseInfo | None, location: str, expired: bool) -> None:
+    if holder is None:
+        out(f"{location}: not locked")
+        return
+    state = " (expired: the next run takes it over)" if expired else ""
+    out(f"{location}: locked{state}")
+    for label, value in (("lease id", holder.id), ("holder", holder.who), ("operation", holder.operation),
+                         ("since", holder.created), ("expires", holder.expires)):
+        out(f"  {label:<10} {value}")
+
+
+def show_done(message: str) -> None:
+    out(message)
+
+
+def _job_json(job: JobState) -> dict:
+    return job.model_dump(mode="json", exclude_none=True)
+
+
+def _table(rows: list[tuple[str, ...]], indent: str = "") -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out(indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -1,0 +1,191 @@
+"""The storage under the lockfile: a few objects with compare-and-swap writes, in S3 or in a
+local directory. One small interface, so the lockfile and the lease never know which.
+
+S3 writes use `If-Match` (the ETag read) and `If-None-Match: *` (create only); a lost race is a
+`PreconditionFailed`, never an overwrite. The local store gives the same guarantees with an
+exclusive `flock` around check-and-write, `link()` to create only when absent (like O_EXCL, but
+the file appears with its whole content) and `rename()` to replace atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from reconciler.errors import StateError
+
+
+class PreconditionFailed(Exception):
+    """A conditional write or delete lost: the object is not what the caller expected."""
+
+
+@dataclass(frozen=True)
+class Blob:
+    data: bytes
+    etag: str
+
+
+class ObjectStore(Protocol):
+    def get(self, key: str) -> Blob | None: ...
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        """Write `data`; with `if_match` only over that version, with `if_none_match` only when absent."""
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None: ...
+
+    def list(self, prefix: str) -> list[str]: ...
+
+    def url(self, key: str) -> str: ...
+
+
+def open_store(location: str) -> tuple[ObjectStore, str]:
+    """`s3://bucket/key.json`, `file:///path/state.json` or a plain path → (store, key)."""
+    if location.startswith("s3://"):
+        bucket, _, key = location.removeprefix("s3://").partition("/")
+        if not bucket or not key or key.endswith("/"):
+            raise StateError(f"{location!r} is not an S3 object URL", "use s3://bucket/path/state.json")
+        return S3Store(bucket), key
+    path = Path(location.removeprefix("file://")).expanduser().absolute()
+    if path.is_dir():
+        raise StateError(f"{path} is a folder", "give the lockfile's path, e.g. .reconciler/state.json")
+    return LocalStore(path.parent), path.name
+
+
+class S3Store:
+    """A bucket, through boto3's standard chain (environment, profiles, roles; AWS_ENDPOINT_URL_S3)."""
+
+    def __init__(self, bucket: str, client=None):
+        import boto3
+
+        self.bucket = bucket
+        self._s3 = client or boto3.client("s3")
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def get(self, key: str) -> Blob | None:
+        with self._translated(key):
+            try:
+                answer = self._s3.get_object(Bucket=self.bucket, Key=key)
+            except self._s3.exceptions.NoSuchKey:
+                return None
+            return Blob(answer["Body"].read(), answer["ETag"])
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        conditions = {"IfMatch": if_match} if if_match else {"IfNoneMatch": "*"} if if_none_match else {}
+        with self._translated(key):
+            return self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json",
+                                       **conditions)["ETag"]
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        with self._translated(key):
+            self._s3.delete_object(Bucket=self.bucket, Key=key, **({"IfMatch": if_match} if if_match else {}))
+
+    def list(self, prefix: str) -> list[str]:
+        with self._translated(prefix):
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    @contextlib.contextmanager
+    def _translated(self, key: str):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
+                raise PreconditionFailed(code) from None
+            if code == "NoSuchKey" or (status == 404 and code in ("404", "NotFound")):
+                raise PreconditionFailed(code) from None  # a conditional delete of a gone object
+            raise StateError(f"S3 refused {self.url(key)}: {code or status} {e.response.get('Error', {}).get('Message', '')}",
+                             "check the bucket, the credentials (AWS_* variables or profile) and AWS_ENDPOINT_URL_S3") from None
+        except BotoCoreError as e:
+            raise StateError(f"cannot reach S3 for {self.url(key)}: {e}",
+                             "check the network, the credentials and AWS_ENDPOINT_URL_S3") from None
+
+
+class LocalStore:
+    """Files in one directory, for local use (one machine; not on network file systems)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+
+    def url(self, key: str) -> str:
+        return str(self.directory / key)
+
+    def get(self, key: str) -> Blob | None:
+        try:
+            data = (self.directory / key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StateError(f"cannot read {self.url(key)}: {e.strerror}") from None
+        return Blob(data, _etag(data))
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        path = self.directory / key
+        with self._locked():
+            current = self.get(key)
+            if (if_none_match and current is not None) or (if_match and (current is None or current.etag != if_match)):
+                raise PreconditionFailed(key)
+            tmp = self._temporary(path, data)
+            try:
+                if if_none_match:
+                    os.link(tmp, path)  # fails if the file appeared: create-only, with its whole content
+                else:
+                    os.replace(tmp, path)
+            except FileExistsError:
+                raise PreconditionFailed(key) from None
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        return _etag(data)
+
+    def delete(self, key: str, *, if_match: str | None = None) -> None:
+        with self._locked():
+            current = self.get(key)
+            if current is None or (if_match and current.etag != if_match):
+                raise PreconditionFailed(key)
+            (self.directory / key).unlink()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self.directory / prefix
+        folder = base if prefix.endswith("/") else base.parent
+        if not folder.is_dir():
+            return []
+        found = (str(p.relative_to(self.directory)) for p in folder.rglob("*") if p.is_file())
+        return sorted(k for k in found if k.startswith(prefix) and not Path(k).name.startswith("."))
+
+    def _temporary(self, path: Path, data: bytes) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        return tmp
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """One writer at a time across processes; the kernel drops the lock if the holder dies."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory / ".reconciler.flock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise StateError(f"cannot use {self.directory}: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _etag(data: bytes) -> str:
+    return '"' + hashlib.sha256(data).hexdigest()[:32] + '"'

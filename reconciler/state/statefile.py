@@ -1,0 +1,167 @@
+"""The lockfile in its store: conditional reads and writes, and the journal that keeps recording
+cheap (DESIGN §3).
+
+A full write replaces `<key>` only over the version read (`If-Match`; `If-None-Match: *` for the
+first) and bumps `serial`. During an apply every action is recorded as one small journal object
+`<key>.journal/<seq>.json` (O(1) bytes whatever the number of jobs); reading merges the lockfile
+with the journal entries past its `journalSeq`, and `compact` folds them in with one conditional
+write and then deletes them. A crash between the two leaves entries the lockfile already counts
+(seq ≤ journalSeq): they are skipped, never applied twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from reconciler.errors import StateConflict, StateError
+from reconciler.state.format import decode, encode
+from reconciler.state.model import HistoryEntry, JobState, Lockfile, _Model
+from reconciler.state.objects import ObjectStore, PreconditionFailed
+
+
+class JournalEntry(_Model):
+    seq: int
+    lineage: str
+    name: str
+    job: JobState | None = None  # the job's new state (its history travels as `event`)
+    event: HistoryEntry | None = None
+    removed: bool = False
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What was read: the merged lockfile, and the stored version it rests on."""
+
+    lockfile: Lockfile
+    etag: str | None  # of the lockfile object; None when there is none yet
+    stored_serial: int
+    journal: tuple[str, ...] = ()  # entry keys merged into `lockfile`
+
+
+def apply_entry(lockfile: Lockfile, entry: JournalEntry) -> Lockfile:
+    jobs = dict(lockfile.jobs)
+    if entry.removed:
+        jobs.pop(entry.name, None)
+    else:
+        previous = jobs.get(entry.name)
+        base = entry.job or previous
+        if base is None:
+            return lockfile.model_copy(update={"journalSeq": entry.seq})
+        history = previous.history if previous else []
+        jobs[entry.name] = base.model_copy(update={"history": history}).with_event(entry.event)
+    return lockfile.model_copy(update={"jobs": jobs, "journalSeq": entry.seq})
+
+
+@dataclass
+class StateFile:
+    store: ObjectStore
+    key: str
+
+    @property
+    def location(self) -> str:
+        return self.store.url(self.key)
+
+    @property
+    def journal_prefix(self) -> str:
+        return f"{self.key}.journal/"
+
+    def read(self) -> Snapshot:
+        blob = self.store.get(self.key)
+        lockfile = decode(blob.data, self.location) if blob else Lockfile()
+        merged, used = lockfile, []
+        for key, entry in self._journal(lockfile):
+            merged = apply_entry(merged, entry)
+            used.append(key)
+        return Snapshot(merged, blob.etag if blob else None, lockfile.serial, tuple(used))
+
+    def write(self, lockfile: Lockfile, base: Snapshot) -> Snapshot:
+        """Store `lockfile` as the next serial, only over `base`; then drop the journal it folded in."""
+        stored = lockfile.model_copy(update={"serial": base.stored_serial + 1})
+        try:
+            if base.etag is None:
+                etag = self.store.put(self.key, encode(stored), if_none_match=True)
+            else:
+                etag = self.store.put(self.key, encode(stored), if_match=base.etag)
+        except PreconditionFailed:
+            raise StateConflict(
+                f"the lockfile {self.location} changed since it was read (at serial {base.stored_serial}); nothing was written",
+                "another run wrote it meanwhile: read it again (re-run the command)") from None
+        for key in base.journal:
+            self._forget(key)
+        return Snapshot(stored, etag, stored.serial)
+
+    def compact(self, snapshot: Snapshot) -> Snapshot:
+        """Fold the journal into the lockfile (one conditional write)."""
+        if not snapshot.journal and snapshot.etag is not None:
+            return snapshot
+        return self.write(snapshot.lockfile, snapshot)
+
+    def journal(self, snapshot: Snapshot) -> Journal:
+        """A writer of journal entries on top of `snapshot` (for the lease holder only)."""
+        if snapshot.etag is None:  # entries carry the lineage: it must be stored first
+            snapshot = self.write(snapshot.lockfile, snapshot)
+        return Journal(self, snapshot)
+
+    def _journal(self, lockfile: Lockfile):
+        entries = []
+        for key in self.store.list(self.journal_prefix):
+            blob = self.store.get(key)
+            if blob is None:
+                continue  # compacted meanwhile
+            try:
+                entry = JournalEntry.model_validate(json.loads(blob.data))
+            except (ValueError, ValidationError):
+                raise StateError(f"journal entry {self.store.url(key)} is unreadable",
+                                 "inspect it; delete it if it is garbage (its action is then forgotten)") from None
+            if entry.lineage == lockfile.lineage and entry.seq > lockfile.journalSeq:
+                entries.append((key, entry))
+        return sorted(entries, key=lambda item: item[1].seq)
+
+    def _forget(self, key: str) -> None:
+        try:
+            self.store.delete(key)
+        except PreconditionFailed:
+            pass  # already gone
+
+
+@dataclass
+class Journal:
+    """Records one action at a time as its own small object, and keeps the merged view current."""
+
+    state: StateFile
+    snapshot: Snapshot
+    written: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.view = self.snapshot.lockfile
+
+    def record(self, name: str, job: JobState | None, event: HistoryEntry | None = None) -> int:
+        """Write one entry (the job's new state and/or an event); returns the bytes written."""
+        if job is not None:
+            job = job.model_copy(update={"history": []})
+        entry = JournalEntry(seq=self.view.journalSeq + 1, lineage=self.view.lineage, name=name, job=job,
+                             event=event, removed=job is None and event is None)
+        data = json.dumps(entry.model_dump(mode="json", exclude_none=True), separators=(",", ":")).encode()
+        key = f"{self.state.journal_prefix}{entry.seq:012d}.json"
+        try:
+            self.state.store.put(key, data, if_none_match=True)
+        except PreconditionFailed:
+            raise StateConflict(f"journal entry {entry.seq} of {self.state.location} already exists",
+                                "another run is recording: is the lease held twice?") from None
+        self.view = apply_entry(self.view, entry)
+        self.written.append(key)
+        return len(data)
+
+    def remove(self, name: str) -> int:
+        return self.record(name, None, None)
+
+    def compact(self) -> Snapshot:
+        """Fold everything recorded so far into the lockfile."""
+        base = Snapshot(self.view, self.snapshot.etag, self.snapshot.stored_serial, (*self.snapshot.journal, *self.written))
+        self.snapshot = self.state.write(self.view, base)
+        self.written = []
+        self.view = self.snapshot.lockfile
+        return self.snapshot
