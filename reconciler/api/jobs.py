@@ -116,8 +116,7 @@ def _text(value: object) -> str | None:
 _UNSUPPORTED: dict[str, tuple[str, str]] = {
     "restart": ("the Batch API v2 cannot restart a job (restartpartial is v1 only)",
                 "a v2 job that ended FAILED is re-run as a replacement with `output.skipExisting: true`, "
-                "which processes only the missing tiles; allow it with `onSpecChange: replace` or "
-                "`--allow-replace`"),
+                "which processes only the missing tiles; `policy.maxRestarts` says how many times"),
     "delete": ("the Batch API v2 cannot delete a job",
                "stop the job instead; the service deletes stale v2 requests by itself"),
     "tiles": ("the Batch API v2 does not list a job's tiles",

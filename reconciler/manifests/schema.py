@@ -21,7 +21,7 @@ _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 
 
-def _name(value: str) -> str:
+def check_name(value: str) -> str:
     if len(value) > 63 or not _NAME.fullmatch(value):
         raise ValueError(
             "a name is 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
@@ -35,7 +35,7 @@ def _label(value: str) -> str:
     return value
 
 
-Name = Annotated[str, AfterValidator(_name), WithJsonSchema({"type": "string", "maxLength": 63, "pattern": f"^{_NAME.pattern}$"})]
+Name = Annotated[str, AfterValidator(check_name), WithJsonSchema({"type": "string", "maxLength": 63, "pattern": f"^{_NAME.pattern}$"})]
 LabelKey = Annotated[str, Field(min_length=1), AfterValidator(_label)]
 LabelValue = Annotated[str, AfterValidator(_label)]
 

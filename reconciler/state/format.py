@@ -23,7 +23,7 @@ def encode(lockfile: Lockfile) -> bytes:
 def decode(data: bytes, where: str) -> Lockfile:
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise StateError(f"{where} is not JSON: {e}", "restore it from S3 versioning or a backup") from None
     if not isinstance(document, dict) or not isinstance(document.get("version"), int):
         raise StateError(f"{where} is not a reconciler lockfile (no version)")

@@ -79,6 +79,7 @@ class Lease:
     def __init__(self, store: ObjectStore, state_key: str, info: LeaseInfo, etag: str, ttl: float,
                  clock: Callable[[], float]):
         self.store, self.key, self.info, self.etag, self.ttl, self._clock = store, lease_key(state_key), info, etag, ttl, clock
+        self._valid_until = info.expires_at()  # what others judge expiry by (computed before the write)
         self._lock = threading.Lock()
         self._lost: str | None = None
         self._stop = threading.Event()
@@ -116,16 +117,20 @@ class Lease:
         with self._lock:
             if self._lost:
                 raise LeaseLost(self._lost)
-            info = LeaseInfo(**{**asdict(self.info), "expires": _iso(self._clock() + self.ttl)})
+            now = self._clock()
+            info = LeaseInfo(**{**asdict(self.info), "expires": _iso(now + self.ttl)})
             try:
                 self.etag = self.store.put(self.key, _encode(info), if_match=self.etag)
-                self.info = info
+                self.info, self._valid_until = info, info.expires_at()
             except PreconditionFailed:
                 self._lost = f"the lease {self.info.id} was broken or taken over while held"
                 raise LeaseLost(self._lost, "another run may be acting: stop and look at `reconciler lock status`") from None
 
     def check(self) -> None:
-        """Raise LeaseLost if the heartbeat found the lease gone; call before each action."""
+        """Raise LeaseLost if the lease is gone or may be: the heartbeat saw it taken, or no renewal
+        has succeeded within its lifetime (store unreachable, process suspended). Call before each action."""
+        if not self._lost and self._clock() >= self._valid_until:
+            self._lost = f"the lease {self.info.id} expired: it could not be renewed in time"
         if self._lost:
             raise LeaseLost(self._lost, "another run may be acting: stop and look at `reconciler lock status`")
 

@@ -48,6 +48,7 @@ class JobState(_Model):
     status: str | None = None  # last observed live status
     observedAt: datetime | None = None
     restarts: int = 0
+    onRemove: Literal["forget", "stop"] = "forget"  # the manifest's policy, for when it is gone
     intent: Intent | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
 

@@ -151,16 +151,28 @@ class LocalStore:
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         with self._locked():
             current = self.get(key)
+            if current is None and if_match is None:
+                return  # like S3: deleting what is not there is no error
             if current is None or (if_match and current.etag != if_match):
                 raise PreconditionFailed(key)
             (self.directory / key).unlink()
 
     def list(self, prefix: str) -> list[str]:
-        base = self.directory / prefix
-        folder = base if prefix.endswith("/") else base.parent
-        if not folder.is_dir():
+        """Keys starting with `prefix`; only the folders the prefix can reach are walked (the store
+        may be a repository's root)."""
+        head = prefix.rpartition("/")[0]
+        base = self.directory / head if head else self.directory
+        if not base.is_dir():
             return []
-        found = (str(p.relative_to(self.directory)) for p in folder.rglob("*") if p.is_file())
+        found = []
+        for entry in base.iterdir():
+            relative = entry.relative_to(self.directory).as_posix()
+            if not (relative.startswith(prefix) or prefix.startswith(relative + "/")):
+                continue
+            if entry.is_file():
+                found.append(relative)
+            elif entry.is_dir():
+                found += [p.relative_to(self.directory).as_posix() for p in entry.rglob("*") if p.is_file()]
         return sorted(k for k in found if k.startswith(prefix) and not Path(k).name.startswith("."))
 
     def _temporary(self, path: Path, data: bytes) -> str:

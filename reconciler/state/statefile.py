@@ -3,7 +3,7 @@ cheap (DESIGN §3).
 
 A full write replaces `<key>` only over the version read (`If-Match`; `If-None-Match: *` for the
 first) and bumps `serial`. During an apply every action is recorded as one small journal object
-`<key>.journal/<seq>.json` (O(1) bytes whatever the number of jobs); reading merges the lockfile
+`<key>.journal/<seq>-<lineage>.json` (O(1) bytes whatever the number of jobs); reading merges the lockfile
 with the journal entries past its `journalSeq`, and `compact` folds them in with one conditional
 write and then deletes them. A crash between the two leaves entries the lockfile already counts
 (seq ≤ journalSeq): they are skipped, never applied twice.
@@ -73,8 +73,9 @@ class StateFile:
         lockfile = decode(blob.data, self.location) if blob else Lockfile()
         merged, used = lockfile, []
         for key, entry in self._journal(lockfile):
-            merged = apply_entry(merged, entry)
-            used.append(key)
+            if entry is not None:
+                merged = apply_entry(merged, entry)
+            used.append(key)  # folded in now, or left over (already folded, another lineage): the next write drops it
         return Snapshot(merged, blob.etag if blob else None, lockfile.serial, tuple(used))
 
     def write(self, lockfile: Lockfile, base: Snapshot) -> Snapshot:
@@ -113,12 +114,12 @@ class StateFile:
                 continue  # compacted meanwhile
             try:
                 entry = JournalEntry.model_validate(json.loads(blob.data))
-            except (ValueError, ValidationError):
+            except (ValueError, ValidationError, RecursionError):
                 raise StateError(f"journal entry {self.store.url(key)} is unreadable",
                                  "inspect it; delete it if it is garbage (its action is then forgotten)") from None
-            if entry.lineage == lockfile.lineage and entry.seq > lockfile.journalSeq:
-                entries.append((key, entry))
-        return sorted(entries, key=lambda item: item[1].seq)
+            current = entry.lineage == lockfile.lineage and entry.seq > lockfile.journalSeq
+            entries.append((key, entry if current else None))
+        return sorted(entries, key=lambda item: (item[1] is not None, item[1].seq if item[1] else 0))
 
     def _forget(self, key: str) -> None:
         try:
@@ -145,7 +146,7 @@ class Journal:
         entry = JournalEntry(seq=self.view.journalSeq + 1, lineage=self.view.lineage, name=name, job=job,
                              event=event, removed=job is None and event is None)
         data = json.dumps(entry.model_dump(mode="json", exclude_none=True), separators=(",", ":")).encode()
-        key = f"{self.state.journal_prefix}{entry.seq:012d}.json"
+        key = f"{self.state.journal_prefix}{entry.seq:012d}-{entry.lineage[:8]}.json"
         try:
             self.state.store.put(key, data, if_none_match=True)
         except PreconditionFailed:

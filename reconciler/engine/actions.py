@@ -1,0 +1,108 @@
+"""Actions as values (STYLE rule 3): what the plan will do to one job, why, and at what cost.
+An action's kind *is* its display symbol; one sort key orders every plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from reconciler.engine.diff import FieldChange
+
+
+class Kind(Enum):
+    # value: (symbol, order, changes something)
+    ADOPT = ("<=", 0, True)
+    FORGET = ("-", 1, True)
+    CREATE = ("+", 2, True)
+    REPLACE = ("-/+", 3, True)
+    UPDATE = ("~", 4, True)
+    ANALYSE = ("?", 5, True)
+    START = (">", 6, True)
+    RESTART = (">>", 7, True)
+    STOP = ("=", 8, True)
+    WAIT = ("...", 9, False)
+    BLOCKED = ("!", 10, False)
+    NOOP = (" ", 11, False)
+
+    @property
+    def symbol(self) -> str:
+        return self.value[0]
+
+    @property
+    def order(self) -> int:
+        return self.value[1]
+
+    @property
+    def changes(self) -> bool:
+        return self.value[2]
+
+    @property
+    def word(self) -> str:
+        return self.name.lower()
+
+
+# Steps apply can perform; an action lists the ones it needs, in order.
+STEPS = ("adopt", "forget", "create", "update", "analyse", "start", "start-within-budget", "restart", "stop")
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: Kind
+    name: str
+    api: str
+    job_id: str | None  # the live request acted on (None before a create)
+    reasons: tuple[str, ...]
+    steps: tuple[str, ...] = ()
+    changes: tuple[FieldChange, ...] = ()
+    live_status: str | None = None
+    desired_state: str | None = None
+    spec_hash: str | None = None  # of the manifest the action was planned from (create, replace)
+    cost_pu: float | None = None
+    cost_source: str | None = None  # "estimate" (offline, from the manifest) or "service"
+    overrides: tuple[tuple[str, object], ...] = ()  # body changes for a re-run, e.g. skipExisting
+
+    def sort_key(self) -> tuple:
+        return (self.name, self.kind.order)
+
+
+@dataclass(frozen=True)
+class Unmanaged:
+    id: str
+    api: str
+    status: str
+    description: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    lineage: str
+    serial: int
+    fingerprint: str  # of the live jobs the plan was made from
+    unmanaged: tuple[Unmanaged, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def changes(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind.changes)
+
+    @property
+    def drift(self) -> bool:
+        """Live jobs differ from the manifests: changes to make, or ones policy refuses."""
+        return any(a.kind.changes or a.kind is Kind.BLOCKED for a in self.actions)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for action in self.actions:
+            out[action.kind.word] = out.get(action.kind.word, 0) + 1
+        return out
+
+    def cost(self) -> float:
+        """PU this plan is expected to spend: jobs it creates/replaces to run, or starts/restarts."""
+        spending = (Kind.CREATE, Kind.REPLACE, Kind.START, Kind.RESTART, Kind.ANALYSE)
+        return round(sum(a.cost_pu or 0 for a in self.actions if a.kind in spending and _runs(a)), 3)
+
+
+def _runs(action: Action) -> bool:
+    return any(step in ("start", "start-within-budget", "restart") for step in action.steps)

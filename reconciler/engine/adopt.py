@@ -1,0 +1,163 @@
+"""Taking live requests under management without creating anything: `import NAME ID` (one
+request, and a manifest written for it) and `state rebuild` (a lost lockfile recovered from the
+ownership markers of the live requests)."""
+
+from __future__ import annotations
+
+import copy
+import io
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from reconciler.api.client import BatchClient
+from reconciler.api.errors import ApiError, NotFound
+from reconciler.api.jobs import JobsApi, LiveJob
+from reconciler.engine.identity import owner, with_marker, without_marker
+from reconciler.engine.normalize import canonical, spec_hash
+from reconciler.errors import ReconcilerError
+from reconciler.manifests.envrefs import SECRET_KEYS
+from reconciler.manifests.loader import Manifest
+from reconciler.state.lease import whoami
+from reconciler.state.model import HistoryEntry, JobState
+from reconciler.state.operations import LeaseOptions, locked
+from reconciler.state.statefile import StateFile
+
+STATE_OF_STATUS = {"CREATED": "created", "ANALYSING": "analysed", "ANALYSIS_DONE": "analysed",
+                   "STOPPED": "stopped", "CANCELED": "stopped"}
+
+
+@dataclass(frozen=True)
+class Imported:
+    job: LiveJob
+    manifest_yaml: str
+    secrets: tuple[str, ...]  # env variables the written manifest expects
+    marked: bool  # the marker could be added to the live description now
+
+
+def find_live(client: BatchClient, request_id: str, api: str | None) -> LiveJob:
+    for version in ([api] if api else ["v2", "v1"]):
+        try:
+            return JobsApi(client, version).get(request_id)
+        except NotFound:
+            continue
+    raise ReconcilerError(f"no live request {request_id}" + (f" in the {api} API" if api else " in v1 or v2"))
+
+
+def import_job(client: BatchClient, state: StateFile, name: str, request_id: str, api: str | None,
+               lease: LeaseOptions) -> Imported:
+    live = find_live(client, request_id, api)
+    if (marked_for := owner(live.description)) not in (None, name):
+        raise ReconcilerError(f"request {request_id} is marked for {marked_for!r}, not {name!r}")
+    with locked(state, "import", lease):
+        snapshot = state.read()
+        for other, record in snapshot.lockfile.jobs.items():
+            if record.id == request_id and other != name:
+                raise ReconcilerError(f"request {request_id} is already managed as {other!r}")
+        if name in snapshot.lockfile.jobs and snapshot.lockfile.jobs[name].id not in (None, request_id):
+            raise ReconcilerError(f"{name!r} already manages request {snapshot.lockfile.jobs[name].id}",
+                                  f"`reconciler state rm {name}` first if that is intended")
+        manifest_yaml, secrets = manifest_for(name, live)
+        marked = _mark(client, live, name)
+        journal = state.journal(state.compact(snapshot))
+        job = JobState(id=live.id, api=live.api, specHash=spec_hash(live.api, live.request), status=live.status,
+                       observedAt=datetime.now(timezone.utc))
+        journal.record(name, job, HistoryEntry(at=datetime.now(timezone.utc), who=whoami(), action="import",
+                                               result="ok", requestId=live.id))
+        journal.compact()
+    return Imported(live, manifest_yaml, secrets, marked)
+
+
+def _mark(client: BatchClient, live: LiveJob, name: str) -> bool:
+    """Append the marker now if the service allows it (not while processing); plan does it later otherwise."""
+    if owner(live.description) == name:
+        return True
+    try:
+        JobsApi(client, live.api).update_description(live.id, with_marker(without_marker(live.description), name))
+        return True
+    except ApiError:
+        return False
+
+
+def manifest_for(name: str, live: LiveJob) -> tuple[str, tuple[str, ...]]:
+    """A manifest reproducing the live request; credentials become `${env:…}` references."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.scalarstring import LiteralScalarString
+
+    request = {k: v for k, v in copy.deepcopy(live.request).items() if k != "description"}
+    secrets = _externalise_secrets(request, name, [])
+    evalscript = request.get("processRequest", {}).get("evalscript")
+    if isinstance(evalscript, str) and "\n" in evalscript:
+        request["processRequest"]["evalscript"] = LiteralScalarString(evalscript)
+    document = {
+        "apiVersion": "reconciler/v1",
+        "kind": "BatchJob",
+        "metadata": {"name": name},
+        "spec": {"api": live.api, "state": STATE_OF_STATUS.get(live.status, "started"),
+                 "description": without_marker(live.description), "request": request},
+    }
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    text = io.StringIO()
+    text.write("# yaml-language-server: $schema=../schema/batchjob.schema.json\n")
+    text.write(f"# Imported from {live.api} request {live.id}.\n")
+    yaml.dump(document, text)
+    return text.getvalue(), tuple(secrets)
+
+
+def _externalise_secrets(node, name: str, found: list[str], path: tuple = ()) -> list[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in SECRET_KEYS and isinstance(value, str):
+                variable = f"{name.upper().replace('-', '_')}_{'_'.join(str(p).upper() for p in (*path, key))}"
+                node[key] = f"${{env:{variable}}}"
+                found.append(variable)
+            else:
+                _externalise_secrets(value, name, found, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _externalise_secrets(value, name, found, (*path, i))
+    return found
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    added: tuple[tuple[str, str], ...]  # (name, request id)
+    kept: tuple[str, ...]
+    conflicts: tuple[tuple[str, str, str], ...]  # (name, recorded id, marked id)
+
+
+def rebuild(client: BatchClient, state: StateFile, manifests: list[Manifest], lease: LeaseOptions) -> Rebuilt:
+    """Record every live request carrying a marker; names already recorded are kept as they are."""
+    by_name = {m.name: m for m in manifests}
+    with locked(state, "state rebuild", lease):
+        marked: dict[str, LiveJob] = {}
+        for api in ("v2", "v1"):
+            for job in JobsApi(client, api).list_jobs():
+                name = owner(job.description)
+                if name and (name not in marked or (job.created and marked[name].created and job.created > marked[name].created)):
+                    marked[name] = job
+        snapshot = state.compact(state.read())
+        journal = state.journal(snapshot)
+        added, kept, conflicts = [], [], []
+        for name, job in sorted(marked.items()):
+            record = snapshot.lockfile.jobs.get(name)
+            if record is not None:
+                (kept.append(name) if record.id == job.id else conflicts.append((name, record.id or "-", job.id)))
+                continue
+            journal.record(name, JobState(id=job.id, api=job.api, specHash=_hash(by_name.get(name), job), status=job.status,
+                                          observedAt=datetime.now(timezone.utc)),
+                           HistoryEntry(at=datetime.now(timezone.utc), who=whoami(), action="rebuild", result="ok",
+                                        requestId=job.id, detail="recovered from its ownership marker"))
+            added.append((name, job.id))
+        journal.compact()
+    return Rebuilt(tuple(added), tuple(kept), tuple(conflicts))
+
+
+def _hash(manifest: Manifest | None, job: LiveJob) -> str:
+    """The manifest's spec hash when the live request matches it; the live request's otherwise."""
+    if manifest is not None and manifest.job.spec.api == job.api:
+        sensitive = frozenset(p[2:] for p in manifest.sensitive if p[:2] == ("spec", "request"))
+        if canonical(manifest.body, sensitive) == canonical(job.request, sensitive):
+            return spec_hash(job.api, manifest.body, sensitive)
+    return spec_hash(job.api, job.request)

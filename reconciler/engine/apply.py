@@ -1,0 +1,248 @@
+"""Apply: execute exactly the actions of a plan (the engine's only I/O), recording each step in
+the lockfile's journal as it happens, so a crash at any point loses nothing and duplicates nothing.
+
+A create records its intent first; if the answer to the create is lost (CreateOutcomeUnknown)
+the request is looked up by its ownership marker, never posted again blindly. Actions of one job
+run in order; jobs run in parallel (bounded). A failed action is recorded and reported, and the
+others go on. The lease is checked before every step.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from reconciler.api.errors import ApiError, BadRequest, CreateOutcomeUnknown
+from reconciler.api.jobs import JobsApi, LiveJob
+from reconciler.engine.actions import Action, Plan
+from reconciler.engine.identity import owner, with_marker
+from reconciler.errors import ReconcilerError
+from reconciler.manifests.loader import Manifest
+from reconciler.state.model import HistoryEntry, Intent, JobState
+from reconciler.state.statefile import Journal
+
+TERMINAL = ("DONE", "PARTIAL", "FAILED", "CANCELED", "STOPPED")
+
+
+@dataclass
+class ActionResult:
+    action: Action
+    ok: bool
+    message: str
+    job_id: str | None = None
+    pending: bool = False  # a step left for later (e.g. a start waiting for the service's estimate)
+
+
+@dataclass
+class Context:
+    apis: Mapping[str, JobsApi]
+    journal: Journal
+    manifests: Mapping[str, Manifest]
+    who: str
+    revision: str | None
+    check_lease: Callable[[], None]
+    wait: bool = False
+    timeout: float = 3600.0
+    poll_seconds: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, name: str, job: JobState | None, action: str, result: str, request_id: str | None = None,
+               detail: str | None = None) -> None:
+        event = HistoryEntry(at=_now(), who=self.who, action=action, result=result, requestId=request_id,
+                             revision=self.revision, detail=detail)
+        with self.lock:
+            self.journal.record(name, job, event)
+
+    def current(self, name: str) -> JobState | None:
+        with self.lock:
+            return self.journal.view.jobs.get(name)
+
+
+def execute(plan: Plan, context: Context, parallelism: int = 4) -> list[ActionResult]:
+    """Run the plan's changing actions; each job's actions in order, jobs `parallelism` at a time."""
+    by_name: dict[str, list[Action]] = {}
+    for action in plan.changes:
+        by_name.setdefault(action.name, []).append(action)
+    results: list[ActionResult] = []
+    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="apply") as pool:
+        for outcome in pool.map(lambda actions: _run_job(actions, context), by_name.values()):
+            results += outcome
+    return sorted(results, key=lambda r: r.action.sort_key())
+
+
+def _run_job(actions: list[Action], context: Context) -> list[ActionResult]:
+    results = []
+    for action in actions:
+        result = _Step(action, context).run()
+        results.append(result)
+        if not result.ok:
+            break  # the job's later actions assumed this one worked
+    return results
+
+
+class _Step:
+    def __init__(self, action: Action, context: Context):
+        self.action, self.context = action, context
+        self.api = context.apis[action.api]
+        self.job_id = action.job_id
+        self.pending = False
+
+    def run(self) -> ActionResult:
+        done = []
+        try:
+            for step in self.action.steps:
+                self.context.check_lease()
+                getattr(self, "_" + step.replace("-", "_"))()
+                done.append(step)
+        except (ApiError, ReconcilerError) as e:
+            self.context.record(self.action.name, None, "/".join(self.action.steps), f"failed: {e.message}",
+                                self.job_id)
+            return ActionResult(self.action, False, f"{e.message}", self.job_id)
+        message = "pending: " + ", ".join(done) if self.pending else ", ".join(done)
+        return ActionResult(self.action, True, message, self.job_id, self.pending)
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _adopt(self) -> None:
+        manifest = self.context.manifests[self.action.name]
+        previous = self.context.current(self.action.name)
+        job = JobState(id=self.job_id, api=self.action.api, specHash=self.action.spec_hash or "",
+                       status=self.action.live_status, observedAt=_now(), restarts=previous.restarts if previous else 0,
+                       onRemove=manifest.job.spec.policy.onRemove)
+        self.context.record(self.action.name, job, "adopt", "ok", self.job_id, "found by its ownership marker")
+
+    def _forget(self) -> None:
+        with self.context.lock:
+            self.context.journal.remove(self.action.name)
+
+    def _stop(self) -> None:
+        self._act(self.api.stop, lambda job: job.status in ("STOPPED", "CANCELED", "DONE", "PARTIAL", "FAILED"))
+        self._status("stop", "STOPPED" if self.action.api == "v2" else "CANCELED")
+
+    def _create(self) -> None:
+        name, manifest = self.action.name, self.context.manifests[self.action.name]
+        previous = self.context.current(name)
+        body = _body(manifest, self.action)
+        old = self.job_id
+        rerun = bool(self.action.overrides)
+        base = previous or JobState(api=self.action.api, specHash=self.action.spec_hash)
+        intent = Intent(action="create", at=_now(), who=self.context.who, marker=f"[reconciler:{name}]",
+                        specHash=self.action.spec_hash)
+        self.context.record(name, base.model_copy(update={"intent": intent}), "create", "intent", None)
+        try:
+            live = self.api.create(body)
+            how = "ok"
+        except CreateOutcomeUnknown as e:
+            live = self._find_created(name, exclude={old} if old else set())
+            if live is None:
+                raise ReconcilerError(f"the create's outcome is unknown ({e.message}) and no request carries the marker yet",
+                                      "the next run looks for it by its marker before creating anything") from None
+            how = "ok (answer lost; found by its marker)"
+        restarts = (previous.restarts + 1 if previous else 1) if rerun else (previous.restarts if previous else 0)
+        job = JobState(id=live.id, api=self.action.api, specHash=self.action.spec_hash, status=live.status,
+                       observedAt=_now(), restarts=restarts, onRemove=manifest.job.spec.policy.onRemove)
+        detail = f"replaces {old}" if old else None
+        self.context.record(name, job, "create", how, live.id, detail)
+        self.job_id = live.id
+
+    def _find_created(self, name: str, exclude: set[str]) -> LiveJob | None:
+        for attempt in range(5):
+            found = [j for j in self.api.list_jobs() if owner(j.description) == name and j.id not in exclude]
+            if found:
+                return max(found, key=lambda j: (j.created is not None, j.created))
+            self.context.sleep(min(2.0, 0.2 * 2**attempt))
+        return None
+
+    def _update(self) -> None:
+        spec = self.context.manifests[self.action.name].job.spec
+        self.api.update_description(self.job_id, with_marker(spec.description, self.action.name))
+        self._status("update", None)
+
+    def _analyse(self) -> None:
+        self._act(self.api.analyse, lambda job: job.status != "CREATED")
+        self._status("analyse", "ANALYSING")
+
+    def _start(self) -> None:
+        self._act(self.api.start, lambda job: job.status in ("PROCESSING", "DONE", "PARTIAL", "FAILED")
+                  or job.user_action == "START")
+        self._status("start", "PROCESSING")
+
+    def _restart(self) -> None:
+        self._act(self.api.restart, lambda job: job.status != "PARTIAL")
+        previous = self.context.current(self.action.name)
+        self._status("restart", "PROCESSING", restarts=(previous.restarts if previous else 0) + 1)
+
+    def _act(self, call: Callable[[str], None], took_effect: Callable[[LiveJob], bool]) -> None:
+        """Call an action; a 400 "does not fit the status" after a retry may mean the first try took
+        effect and only its answer was lost: look at the job before calling it a failure."""
+        try:
+            call(self.job_id)
+        except BadRequest:
+            if not took_effect(self.api.get(self.job_id)):
+                raise
+
+    def _start_within_budget(self) -> None:
+        """Start once the service's own estimate is known and within maxCostPU (only with --wait)."""
+        if not self.context.wait:
+            self.pending = True
+            self.context.record(self.action.name, None, "start", "pending: waits for the service's estimate",
+                                self.job_id)
+            return
+        live = self._await({"ANALYSIS_DONE", *TERMINAL})
+        budget = self.context.manifests[self.action.name].job.spec.policy.maxCostPU
+        if live.status != "ANALYSIS_DONE":
+            raise ReconcilerError(f"analysis ended {live.status}" + (f": {live.error}" if live.error else ""))
+        if budget is not None and live.cost_pu is not None and live.cost_pu > budget:
+            raise ReconcilerError(f"the service estimates {live.cost_pu:,.1f} PU, over maxCostPU {budget:,.1f}: not started")
+        self._start()
+
+    def _await(self, statuses: set[str]) -> LiveJob:
+        deadline = self.context.clock() + self.context.timeout
+        while True:
+            self.context.check_lease()
+            live = self.api.get(self.job_id)
+            if live.status in statuses:
+                return live
+            if self.context.clock() > deadline:
+                raise ReconcilerError(f"timed out waiting for {self.job_id} (still {live.status})")
+            self.context.sleep(self.context.poll_seconds)
+
+    def _status(self, step: str, status: str | None, restarts: int | None = None) -> None:
+        previous = self.context.current(self.action.name)
+        job = None
+        if previous is not None:
+            update = {"observedAt": _now()}
+            if status:
+                update["status"] = status
+            if restarts is not None:
+                update["restarts"] = restarts
+            job = previous.model_copy(update=update)
+        self.context.record(self.action.name, job, step, "ok", self.job_id)
+
+
+def _body(manifest: Manifest, action: Action) -> dict:
+    from reconciler.engine.normalize import spec_hash
+
+    sensitive = frozenset(p[2:] for p in manifest.sensitive if p[:2] == ("spec", "request"))
+    if spec_hash(manifest.job.spec.api, manifest.body, sensitive) != action.spec_hash:
+        raise ReconcilerError(f"the manifest of {action.name} changed since the plan was made", "make a new plan")
+    body = copy.deepcopy(manifest.body)
+    body["description"] = with_marker(manifest.job.spec.description, action.name)
+    for path, value in action.overrides:
+        target = body
+        *parents, last = path.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = value
+    return body
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,68 @@
+"""Canonical form of a create body, so that the desired body (from a manifest) and the live one
+(as the service echoes it) compare equal when they mean the same: the description is left out
+(compared on its own, without the marker), nulls and empty objects dropped, 60 and 60.0 made one
+number, values the service fills in by default dropped, and sensitive values replaced by a hash
+so they can be compared but never shown."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+# (path suffix, default value): a key at the end of such a path holding the default is dropped
+_DEFAULTS: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("output", "overwrite"), False),
+    (("output", "skipExisting"), False),
+    (("output", "cogOutput"), False),
+    (("output", "createCollection"), False),
+    (("instanceType",), "normal"),
+    (("bounds", "properties", "crs"), CRS84),
+    (("arrayParameters", "order"), "C"),
+    (("coordinates", "origin"), "topLeft"),
+)
+
+
+def sensitive_digest(value: Any) -> str:
+    return "(sensitive:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16] + ")"
+
+
+def canonical(body: dict, sensitive: frozenset[tuple] = frozenset(), mask: bool = False) -> dict:
+    """`sensitive`: paths relative to the body whose values are replaced by their digest (to be
+    compared in memory), or with `mask` by a constant (for anything that is stored)."""
+    return _clean({k: v for k, v in body.items() if k != "description"}, (), sensitive, mask) or {}
+
+
+def _clean(value: Any, path: tuple, sensitive: frozenset[tuple], mask: bool) -> Any:
+    if path in sensitive and value is not None:
+        return "(sensitive)" if mask else sensitive_digest(value)
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            cleaned = _clean(item, (*path, key), sensitive, mask)
+            if cleaned is None or cleaned == {} or _is_default((*path, key), cleaned):
+                continue
+            out[key] = cleaned
+        return out
+    if isinstance(value, list):
+        return [_clean(item, (*path, i), sensitive, mask) for i, item in enumerate(value)]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _is_default(path: tuple, value: Any) -> bool:
+    return any(path[-len(suffix):] == suffix and value == default for suffix, default in _DEFAULTS)
+
+
+def digest(data: Any) -> str:
+    """A stable hash of JSON-shaped data."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def spec_hash(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> str:
+    """What the lockfile and saved plans record as `specHash`: the API version and the canonical
+    body with sensitive values masked, so nothing stored can be used to confirm a guessed secret."""
+    return digest({"api": api, "request": canonical(body, sensitive, mask=True)})[:32]

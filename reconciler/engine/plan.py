@@ -1,0 +1,232 @@
+"""Plan: a pure function of (manifests, live jobs, lockfile, options) → actions (DESIGN §4).
+
+For each name: a removed manifest is forgotten (or stopped, as its `onRemove` said); a missing
+live job is created — unless it finished before the service deleted it as stale (never pay
+twice); a changed request is blocked unless replacement is allowed; a changed description is
+updated in place (deferred while processing); then `spec.state` drives the lifecycle, with
+`maxCostPU` checked against the service's figure when there is one and the offline estimate
+otherwise, and PARTIAL v1 jobs restarted within `maxRestarts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+from reconciler.api.jobs import LiveJob
+from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
+from reconciler.engine.diff import SENSITIVE, FieldChange, changes
+from reconciler.engine.identity import with_marker, without_marker
+from reconciler.engine.normalize import canonical, digest, spec_hash
+from reconciler.engine.pairing import Pair, pair
+from reconciler.manifests.loader import Manifest
+from reconciler.state.model import Lockfile
+
+RUNNING = ("ANALYSING", "PROCESSING")
+NEVER_STARTED = ("CREATED", "ANALYSIS_DONE")
+FINISHED = ("DONE", "PARTIAL")
+KNOWN = {"CREATED", "ANALYSING", "ANALYSIS_DONE", "PROCESSING", "DONE", "PARTIAL", "FAILED", "STOPPED", "CANCELED"}
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    allow_replace: bool = False
+    targets: frozenset[str] | None = None  # names; None = all
+
+
+def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockfile, options: PlanOptions,
+         estimate: Callable[[Manifest], float | None] = lambda m: None) -> Plan:
+    """`estimate` gives the offline PU estimate of a manifest (reconciler.geo), or None."""
+    pairing = pair(manifests, live, lockfile.jobs, set(options.targets) if options.targets is not None else None)
+    actions: list[Action] = []
+    for p in pairing.pairs:
+        actions += _decide(p, options, estimate)
+    warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "
+                f"using {p.live.id}" for p in pairing.pairs if p.duplicates]
+    unmanaged = [Unmanaged(j.id, j.api, j.status, j.description or "") for j in pairing.unmanaged]
+    unmanaged += [Unmanaged(j.id, j.api, j.status, j.description or "", "marked for a name no manifest has")
+                  for j in pairing.foreign]
+    return Plan(tuple(sorted(actions, key=Action.sort_key)), lockfile.lineage, lockfile.serial,
+                fingerprint(pairing.pairs), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings))
+
+
+def fingerprint(pairs: Iterable[Pair]) -> str:
+    """What the plan's decisions rest on: each paired job's id, status, description and request."""
+    seen = [(p.name, p.live.id, p.live.status, p.live.description, digest(canonical(p.live.request)))
+            for p in pairs if p.live is not None]
+    return digest(sorted(seen))[:32]
+
+
+def _decide(p: Pair, options: PlanOptions, estimate) -> list[Action]:
+    if p.manifest is None:
+        return [_removed(p)]
+    m = p.manifest
+    body_sensitive = frozenset(path[2:] for path in m.sensitive if path[:2] == ("spec", "request"))
+    desired_hash = spec_hash(m.job.spec.api, m.body, body_sensitive)
+    base = Action(Kind.NOOP, p.name, m.job.spec.api, p.live.id if p.live else None, (),
+                  live_status=p.live.status if p.live else None, desired_state=m.job.spec.state, spec_hash=desired_hash)
+    if p.live is None:
+        return [_missing(p, base, options, estimate)]
+    out = []
+    if p.found_by_marker:
+        out.append(replace(base, kind=Kind.ADOPT, steps=("adopt",), reasons=("found by its ownership marker",)))
+    diff = changes(canonical(m.body, body_sensitive), canonical(p.live.request, body_sensitive))
+    if diff or p.live.api != m.job.spec.api:
+        return out + [_spec_changed(p, base, diff, options, estimate)]
+    wanted = with_marker(m.job.spec.description, p.name)
+    if p.live.description != wanted:
+        out.append(_description(p, base, wanted))
+    lifecycle = _lifecycle(p, base, estimate)
+    if lifecycle.kind is Kind.WAIT and out and out[-1].kind is Kind.WAIT:  # one job waits once
+        out[-1] = replace(out[-1], reasons=(*out[-1].reasons, *lifecycle.reasons))
+    else:
+        out.append(lifecycle)
+    return [a for a in out if a.kind is not Kind.NOOP] or [out[-1]]
+
+
+def _removed(p: Pair) -> Action:
+    record = p.record
+    base = Action(Kind.FORGET, p.name, record.api, p.live.id if p.live else None, (), steps=("forget",),
+                  live_status=p.live.status if p.live else None)
+    if p.live is None:
+        return replace(base, reasons=("the manifest is gone and so is the request",))
+    if record.onRemove == "stop" and p.live.status in RUNNING:
+        return replace(base, steps=("stop", "forget"), reasons=("the manifest is gone; onRemove: stop",))
+    return replace(base, reasons=(f"the manifest is gone; onRemove: {record.onRemove} (the request is left as it is)",))
+
+
+def _missing(p: Pair, base: Action, options: PlanOptions, estimate) -> Action:
+    record, spec = p.record, p.manifest.job.spec
+    if record is None or record.id is None:
+        reason = "an earlier create did not reach the service" if record and record.intent else "new"
+        return _create(p, base, (reason,), estimate)
+    gone = f"request {record.id} is gone (last seen {record.status or 'never'})"
+    if record.status in NEVER_STARTED:
+        return _create(p, base, (f"{gone}: deleted by the service before it started",), estimate)
+    changed = base.spec_hash != record.specHash
+    if record.status in FINISHED and not (changed and _replace_allowed(p, options)):
+        note = " (the manifest changed since: allow replacement to run it again)" if changed else ""
+        return replace(base, reasons=(f"{gone}: it finished and the service deleted it as stale; "
+                                      f"results stay in the bucket, it is not run again{note}",))
+    if record.status == "FAILED" and spec.api == "v2" and record.restarts < spec.policy.maxRestarts:
+        rerun = _create(p, base, (f"{gone}: it failed; re-run {record.restarts + 1} of {spec.policy.maxRestarts} "
+                                  "with skipExisting (only missing tiles)",), estimate)
+        return replace(rerun, overrides=(("output.skipExisting", True),))
+    if changed and _replace_allowed(p, options):
+        return _create(p, base, (f"{gone}; the manifest changed and replacement is allowed",), estimate)
+    return replace(base, kind=Kind.BLOCKED, reasons=(
+        f"{gone}; not created again automatically",
+        "run `reconciler state rm` to forget it, or change the manifest and allow replacement"))
+
+
+def _create(p: Pair, base: Action, reasons: tuple[str, ...], estimate) -> Action:
+    spec = p.manifest.job.spec
+    cost = estimate(p.manifest)
+    then = _then(spec.state, spec.policy.maxCostPU)
+    action = replace(base, kind=Kind.CREATE, job_id=None, steps=("create", *then), reasons=reasons,
+                     cost_pu=cost, cost_source="estimate" if cost is not None else None)
+    return _within_budget(action, spec.policy.maxCostPU, cost, "estimate") if then else action
+
+
+def _then(state: str, max_cost: float | None) -> tuple[str, ...]:
+    if state == "analysed":
+        return ("analyse",)
+    if state == "started":
+        # with a budget, the service's own estimate must be known before paying
+        return ("analyse", "start-within-budget") if max_cost is not None else ("start",)
+    return ()
+
+
+def _spec_changed(p: Pair, base: Action, diff, options: PlanOptions, estimate) -> Action:
+    reasons = ("the request changed; only the description can change in place",)
+    if p.live.api != p.manifest.job.spec.api:
+        reasons = (f"the API version changed ({p.live.api} → {p.manifest.job.spec.api})",)
+    if not _replace_allowed(p, options):
+        return replace(base, kind=Kind.BLOCKED, changes=diff,
+                       reasons=(*reasons, "set onSpecChange: replace (or --allow-replace) to create a new request"))
+    created = _create(p, base, reasons, estimate)
+    if created.kind is Kind.BLOCKED:  # over budget: nothing happens, the old request included
+        return replace(created, job_id=p.live.id, changes=diff)
+    stop_old = ("stop",) if p.live.status in RUNNING or p.live.status == "ANALYSIS_DONE" else ()
+    return replace(created, kind=Kind.REPLACE, job_id=p.live.id, changes=diff, steps=(*stop_old, *created.steps),
+                   reasons=(*created.reasons, f"the old request {p.live.id} is " + ("stopped" if stop_old else "left as it is")))
+
+
+def _replace_allowed(p: Pair, options: PlanOptions) -> bool:
+    return options.allow_replace or p.manifest.job.spec.policy.onSpecChange == "replace"
+
+
+def _description(p: Pair, base: Action, wanted: str) -> Action:
+    before, after = without_marker(p.live.description), p.manifest.job.spec.description
+    reason = "description changed" if before != after else "add the ownership marker"
+    shown = (SENSITIVE, SENSITIVE) if ("spec", "description") in p.manifest.sensitive else (before, after)
+    change = (FieldChange("description", *shown),) if before != after else ()
+    busy = p.live.status == "PROCESSING" or (p.live.status == "ANALYSING" and p.live.user_action == "START")
+    if busy:
+        return replace(base, kind=Kind.WAIT, changes=change,
+                       reasons=(f"{reason}; deferred: the API refuses updates while a job is processing",))
+    return replace(base, kind=Kind.UPDATE, steps=("update",), changes=change, reasons=(reason,))
+
+
+def _lifecycle(p: Pair, base: Action, estimate) -> Action:
+    spec, live = p.manifest.job.spec, p.live
+    status, state = live.status, spec.state
+    if status not in KNOWN:
+        return replace(base, kind=Kind.WAIT, reasons=(f"status {status} is unknown to this version: doing nothing",))
+    if status in RUNNING:
+        if state == "stopped":
+            return replace(base, kind=Kind.STOP, steps=("stop",), reasons=("spec.state: stopped",))
+        if state == "started" or (state == "analysed" and status == "ANALYSING"):
+            return replace(base, kind=Kind.WAIT, reasons=(f"{status.lower().replace('_', ' ')}",))
+        return replace(base, reasons=(f"{status} is already past spec.state: {state}",))
+    if state == "analysed" and status == "CREATED":
+        return replace(base, kind=Kind.ANALYSE, steps=("analyse",), reasons=("spec.state: analysed",))
+    if state == "started":
+        return _started(p, base, estimate)
+    return replace(base, reasons=(f"{status} matches spec.state: {state}",))
+
+
+def _started(p: Pair, base: Action, estimate) -> Action:
+    spec, live, record = p.manifest.job.spec, p.live, p.record
+    status, budget = live.status, spec.policy.maxCostPU
+    if status == "CREATED":
+        then = _then("started", budget)
+        cost = estimate(p.manifest)
+        action = replace(base, kind=Kind.START if then == ("start",) else Kind.ANALYSE, steps=then,
+                         reasons=("spec.state: started",), cost_pu=cost,
+                         cost_source="estimate" if cost is not None else None)
+        return _within_budget(action, budget, cost, "estimate")
+    if status == "ANALYSIS_DONE" or (status == "STOPPED" and live.api == "v2"):
+        figure = live.cost_pu
+        action = replace(base, kind=Kind.START, steps=("start",), cost_pu=figure,
+                         cost_source="service" if figure is not None else None,
+                         reasons=("spec.state: started" + (" (resume)" if status == "STOPPED" else ""),))
+        return _within_budget(action, budget, figure, "service estimate")
+    restarts = record.restarts if record else 0
+    if status == "PARTIAL":
+        if restarts < spec.policy.maxRestarts:
+            return replace(base, kind=Kind.RESTART, steps=("restart",),
+                           reasons=(f"PARTIAL: restart {restarts + 1} of {spec.policy.maxRestarts} (failed tiles only)",))
+        return replace(base, kind=Kind.BLOCKED, reasons=(f"PARTIAL after {restarts} restart(s); maxRestarts is "
+                                                         f"{spec.policy.maxRestarts}",))
+    if status == "FAILED":
+        if live.api == "v2" and restarts < spec.policy.maxRestarts:
+            cost = estimate(p.manifest)
+            rerun = replace(base, kind=Kind.REPLACE, job_id=live.id, steps=("create", *_then("started", budget)),
+                            overrides=(("output.skipExisting", True),), cost_pu=cost,
+                            cost_source="estimate" if cost is not None else None,
+                            reasons=(f"FAILED: re-run {restarts + 1} of {spec.policy.maxRestarts} as a new request with "
+                                     "skipExisting (only missing tiles)",))
+            return _within_budget(rerun, budget, cost, "estimate")
+        return replace(base, kind=Kind.BLOCKED, reasons=(f"FAILED: {live.error or 'no reason given'}",
+                                                         "raise maxRestarts (v2) or fix the cause and replace it"))
+    if status == "CANCELED":
+        return replace(base, kind=Kind.BLOCKED, reasons=("CANCELED: a v1 request cannot be resumed",))
+    return replace(base, reasons=(f"{status}",))
+
+
+def _within_budget(action: Action, budget: float | None, cost: float | None, what: str) -> Action:
+    if budget is not None and cost is not None and cost > budget:
+        return replace(action, kind=Kind.BLOCKED, steps=(),
+                       reasons=(*action.reasons, f"{what} {cost:,.1f} PU exceeds maxCostPU {budget:,.1f}"))
+    return action

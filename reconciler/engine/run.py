@@ -1,0 +1,206 @@
+"""The plan and apply operations, wiring refresh → plan → (lease → check → execute → record)
+for the CLI. Rendering is passed in as callbacks: this module never prints."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from reconciler.api.client import BatchClient
+from reconciler.api.jobs import JobsApi
+from reconciler.engine import apply as applying
+from reconciler.engine.actions import Kind, Plan
+from reconciler.engine.estimate import Estimator
+from reconciler.engine.plan import PlanOptions, plan
+from reconciler.engine.planfile import SavedPlan
+from reconciler.engine.refresh import Refreshed, refresh
+from reconciler.errors import InvalidManifests, ReconcilerError
+from reconciler.manifests.loader import Manifest, load
+from reconciler.state.lease import whoami
+from reconciler.state.operations import LeaseOptions, locked
+from reconciler.state.statefile import StateFile
+
+class StalePlan(ReconcilerError):
+    """A saved plan whose lockfile or live jobs have changed since it was made."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    paths: tuple[str, ...] = ()
+    targets: frozenset[str] | None = None
+    selector: tuple[tuple[str, str], ...] = ()
+    show_unmanaged: bool = False
+    allow_replace: bool = False
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    parallelism: int = 4
+    wait: bool = False
+    timeout: float = 3600.0
+    poll_seconds: float = 1.0
+    lease: LeaseOptions = LeaseOptions()
+
+
+def load_manifests(selection: Selection) -> tuple[list[Manifest], frozenset[str] | None]:
+    """The manifests (env resolved) and the names the run is limited to (targets ∩ selector)."""
+    result = load(selection.paths, resolve_env=True)
+    if result.errors:
+        raise InvalidManifests(result.diagnostics)
+    names = selection.targets
+    if selection.selector:
+        chosen = {m.name for m in result.manifests
+                  if all(m.job.metadata.labels.get(k) == v for k, v in selection.selector)}
+        names = chosen if names is None else names & chosen
+    return result.manifests, (frozenset(names) if names is not None else None)
+
+
+def make_plan(client: BatchClient, state: StateFile, manifests: list[Manifest], names: frozenset[str] | None,
+              selection: Selection) -> tuple[Plan, Refreshed]:
+    refreshed = refresh(client, state, manifests, every=selection.show_unmanaged)
+    known = {m.name for m in manifests} | set(refreshed.snapshot.lockfile.jobs)
+    unknown = sorted(set(selection.targets or ()) - known)
+    if unknown:
+        raise ReconcilerError(f"--target {unknown[0]}: no manifest or lockfile record has that name",
+                              "names: " + ", ".join(sorted(known)[:20]))
+    made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
+                PlanOptions(selection.allow_replace, names), Estimator())
+    return made, refreshed
+
+
+def apply_fresh(client: BatchClient, state: StateFile, selection: Selection, settings: ApplySettings,
+                show: Callable[[Plan], None], confirm: Callable[[Plan], bool],
+                progress: Callable[[dict[str, str]], None]) -> tuple[Plan, list[applying.ActionResult], dict]:
+    """Plan under the lease, show it, ask, execute it. Returns the plan, what each action did and,
+    with `wait`, where each job settled: {name: (spec.state, status)}."""
+    manifests, names = load_manifests(selection)
+    with locked(state, "apply", settings.lease) as lease:
+        made, refreshed = make_plan(client, state, manifests, names, selection)
+        show(made)
+        if not made.changes and not settings.wait:
+            _record_observed(client, state, refreshed, made, manifests, lease)
+            return made, [], {}
+        if made.changes and not confirm(made):
+            raise ReconcilerError("apply cancelled; nothing was changed")
+        return (made, *_execute(client, state, refreshed, made, manifests, settings, lease, progress))
+
+
+def apply_saved(client: BatchClient, state: StateFile, saved: SavedPlan, settings: ApplySettings,
+                progress: Callable[[dict[str, str]], None]) -> tuple[list[applying.ActionResult], dict]:
+    """Execute a saved plan, exactly, if nothing it rests on has moved."""
+    selection = Selection(paths=saved.paths, targets=frozenset(saved.targets) if saved.targets else None,
+                          allow_replace=saved.allow_replace)
+    manifests, names = load_manifests(selection)
+    with locked(state, "apply", settings.lease) as lease:
+        again, refreshed = make_plan(client, state, manifests, names, selection)
+        lockfile, snapshot = refreshed.snapshot.lockfile, refreshed.snapshot
+        made_on_nothing = saved.plan.serial == 0 and saved.journal_seq == 0  # no lockfile existed: no lineage yet
+        exists = snapshot.etag is not None or bool(snapshot.journal)
+        if not made_on_nothing and lockfile.lineage != saved.plan.lineage:
+            raise StalePlan("the saved plan belongs to another state (lineage differs)", "make a new plan")
+        if (made_on_nothing and exists) or (snapshot.stored_serial, lockfile.journalSeq) != (saved.plan.serial, saved.journal_seq):
+            raise StalePlan(f"the lockfile changed since the plan was made (serial {saved.plan.serial} → "
+                            f"{refreshed.snapshot.stored_serial})", "make a new plan: `reconciler plan --out FILE`")
+        if again.fingerprint != saved.plan.fingerprint:
+            raise StalePlan("the live jobs changed since the plan was made", "make a new plan: `reconciler plan --out FILE`")
+        return _execute(client, state, refreshed, saved.plan, manifests, settings, lease, progress)
+
+
+def _execute(client, state, refreshed, made: Plan, manifests, settings: ApplySettings, lease, progress):
+    snapshot = state.compact(refreshed.snapshot)  # fold in what a crashed run left first
+    journal = state.journal(snapshot)
+    apis = {api: JobsApi(client, api) for api in ("v1", "v2")}
+    context = applying.Context(apis, journal, {m.name: m for m in manifests}, whoami(), revision(manifests), lease.check,
+                               settings.wait, settings.timeout, settings.poll_seconds)
+    final: dict[str, tuple[str, str]] = {}
+    try:
+        results = applying.execute(made, context, settings.parallelism)
+        if settings.wait:
+            final = _wait(context, made, manifests, settings, progress)
+        _observe(context, apis, {a.name for a in made.actions} | set(refreshed.snapshot.lockfile.jobs))
+    finally:
+        journal.compact()
+    return results, final
+
+
+def _wait(context: applying.Context, made: Plan, manifests: list[Manifest], settings: ApplySettings,
+          progress) -> dict[str, tuple[str, str]]:
+    # every action has run (including starts that waited for an estimate); from here jobs only move
+    # on their own, so a job that is not ANALYSING or PROCESSING is as far as this run takes it
+    """Poll (one listing per version per round) until every job of the plan reaches its phase."""
+    settled = {a.name for a in made.actions if a.kind in (Kind.BLOCKED, Kind.FORGET)}
+    wanted = {m.name: m.job.spec.state for m in manifests
+              if m.name not in settled and any(a.name == m.name for a in made.actions)}
+    deadline = time.monotonic() + settings.timeout
+    while True:
+        context.check_lease()
+        statuses = _statuses(context, wanted)
+        progress(statuses)
+        if all(_reached(wanted[name], status) for name, status in statuses.items()):
+            return {name: (wanted[name], status) for name, status in statuses.items()}
+        if time.monotonic() > deadline:
+            raise ReconcilerError(f"timed out after {settings.timeout:.0f}s waiting for the jobs to converge",
+                                  "they go on running; `reconciler status` shows where they are")
+        time.sleep(settings.poll_seconds)
+
+
+def _statuses(context: applying.Context, wanted: dict[str, str]) -> dict[str, str]:
+    live = {job.id: job for api in context.apis.values() for job in api.list_jobs()}
+    out = {}
+    for name in wanted:
+        record = context.current(name)
+        job = live.get(record.id) if record and record.id else None
+        out[name] = job.status if job else "MISSING"
+    return out
+
+
+def _reached(state: str, status: str) -> bool:
+    """Settled: nothing will move the job further without another run (waiting longer is useless)."""
+    if state == "created":
+        return True
+    if state == "analysed":
+        return status != "ANALYSING"
+    return status not in ("ANALYSING", "PROCESSING")
+
+
+def converged(state: str | None, status: str) -> bool:
+    """Whether a settled job is where its manifest wants it."""
+    wanted = {"created": None, "analysed": ("ANALYSIS_DONE", "PROCESSING", "DONE", "STOPPED"), "started": ("DONE",),
+              "stopped": ("STOPPED", "CANCELED", "DONE", "PARTIAL", "FAILED", "ANALYSIS_DONE", "CREATED")}.get(state or "")
+    return status != "MISSING" and (wanted is None or status in wanted)
+
+
+def _observe(context: applying.Context, apis: dict[str, JobsApi], names: set[str]) -> None:
+    """Record the status each managed job has now (stale-deletion decisions rest on it)."""
+    live = {job.id: job for api in apis.values() for job in api.list_jobs()}
+    for name in sorted(names):
+        record = context.current(name)
+        job = live.get(record.id) if record and record.id else None
+        if job is not None and job.status != record.status:
+            context.record(name, record.model_copy(update={"status": job.status, "observedAt": datetime.now(timezone.utc)}),
+                           "observe", job.status, job.id)
+
+
+def _record_observed(client, state, refreshed: Refreshed, made: Plan, manifests, lease) -> None:
+    by_id = {job.id: job for job in refreshed.live}
+    changed = [name for name, record in refreshed.snapshot.lockfile.jobs.items()
+               if record.id in by_id and by_id[record.id].status != record.status]
+    if not changed:
+        return
+    _execute(client, state, refreshed, replace(made, actions=()), manifests, ApplySettings(), lease, lambda s: None)
+
+
+def revision(manifests: Sequence[Manifest]) -> str | None:
+    """The git commit the manifests sit at (like Flux's lastAppliedRevision), if in a work tree."""
+    if not manifests:
+        return None
+    folder = Path(manifests[0].file).resolve().parent
+    try:
+        answer = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return answer.stdout.strip() or None if answer.returncode == 0 else None

@@ -1,0 +1,209 @@
+"""The planner, table-driven: every (API, live status, spec.state) cell with the expected action,
+then the policies (maxRestarts, maxCostPU, onSpecChange, onRemove), missing and stale-deleted
+jobs, adoption by marker, and the unmanaged listing."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from reconciler.api.jobs import LiveJob
+from reconciler.engine.actions import Kind
+from reconciler.engine.identity import with_marker
+from reconciler.engine.normalize import spec_hash
+from reconciler.engine.plan import PlanOptions, plan
+from reconciler.manifests.loader import load
+from reconciler.state.model import JobState, Lockfile
+
+PROCESS = {
+    "input": {"bounds": {"bbox": [8.44, 41.31, 9.66, 43.1]},
+              "data": [{"type": "sentinel-2-l2a", "dataFilter": {"timeRange": {
+                  "from": "2019-04-01T00:00:00Z", "to": "2019-06-30T00:00:00Z"}}}]},
+    "output": {"responses": [{"identifier": "default", "format": {"type": "image/tiff"}}]},
+    "evalscript": "//VERSION=3\nfunction setup() { return {input: ['B04'], output: {bands: 1}}; }",
+}
+V2_REQUEST = {"processRequest": PROCESS, "input": {"type": "tiling-grid", "id": 0, "resolution": 60},
+              "output": {"type": "raster", "delivery": {"s3": {"url": "s3://bucket/prefix"}}}}
+V1_REQUEST = {"processRequest": PROCESS, "tilingGrid": {"id": 0, "resolution": 60}, "bucketName": "bucket"}
+
+
+def manifest(tmp_path, name="job", api="v2", state="started", policy=None, description="a job", request=None):
+    request = request or (V1_REQUEST if api == "v1" else V2_REQUEST)
+    spec = {"api": api, "state": state, "description": description, "request": request, "policy": policy or {}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(json.dumps({"apiVersion": "reconciler/v1", "kind": "BatchJob", "metadata": {"name": name},
+                                "spec": spec}))
+    result = load([path])
+    assert not result.errors, result.errors
+    return result.manifests[0]
+
+
+def live(name="job", api="v2", status="CREATED", job_id="id-1", description="a job", request=None, cost=None,
+         user_action=None):
+    request = request or (V1_REQUEST if api == "v1" else V2_REQUEST)
+    return LiveJob(id=job_id, api=api, status=status, description=with_marker(description, name) if name else description,
+                   request=request, created=datetime(2026, 11, 1, tzinfo=timezone.utc), cost_pu=cost,
+                   user_action=user_action)
+
+
+def record(m=None, api="v2", job_id="id-1", status="CREATED", restarts=0, on_remove="forget", spec="any"):
+    hash_ = spec_hash(m.job.spec.api, m.body) if m is not None else spec
+    return JobState(id=job_id, api=api, specHash=hash_, status=status, restarts=restarts, onRemove=on_remove)
+
+
+def kinds(manifests, lives, records=None, options=PlanOptions(), estimate=lambda m: None):
+    made = plan(manifests, lives, Lockfile(lineage="lineage", jobs=records or {}), options, estimate)
+    return [(a.name, a.kind) for a in made.actions], made
+
+
+N, A, S, W, B, X, R = Kind.NOOP, Kind.ANALYSE, Kind.START, Kind.WAIT, Kind.BLOCKED, Kind.STOP, Kind.RESTART
+STATES = ("created", "analysed", "started", "stopped")
+# live status → expected kind for spec.state created, analysed, started, stopped (default policy)
+COMMON = {
+    "CREATED": (N, A, S, N),
+    "ANALYSING": (N, W, W, X),
+    "ANALYSIS_DONE": (N, N, S, N),
+    "PROCESSING": (N, N, W, X),
+    "DONE": (N, N, N, N),
+    "FAILED": (N, N, B, N),  # maxRestarts 0: a v2 re-run is not allowed, v1 has none
+}
+TABLE = {
+    "v2": {**COMMON, "STOPPED": (N, N, S, N)},
+    "v1": {**COMMON, "PARTIAL": (N, N, B, N), "CANCELED": (N, N, B, N)},
+}
+CELLS = [(api, status, state, expected[i]) for api, rows in TABLE.items()
+         for status, expected in rows.items() for i, state in enumerate(STATES)]
+
+
+@pytest.mark.parametrize("api, status, state, expected", CELLS, ids=[f"{a}-{s}-{d}" for a, s, d, _ in CELLS])
+def test_every_cell(tmp_path, api, status, state, expected):
+    m = manifest(tmp_path, api=api, state=state)
+    actions, _ = kinds([m], [live(api=api, status=status)], {"job": record(m, api=api, status=status)})
+    assert actions == [("job", expected)]
+
+
+def test_restart_of_partial_v1_within_max_restarts(tmp_path):
+    m = manifest(tmp_path, api="v1", policy={"maxRestarts": 2})
+    for restarts, expected in ((0, Kind.RESTART), (1, Kind.RESTART), (2, Kind.BLOCKED)):
+        actions, made = kinds([m], [live(api="v1", status="PARTIAL")], {"job": record(m, api="v1", restarts=restarts)})
+        assert actions == [("job", expected)]
+    assert "maxRestarts is 2" in made.actions[0].reasons[0]
+
+
+def test_failed_v2_reruns_as_a_replacement_with_skip_existing_within_budget(tmp_path):
+    m = manifest(tmp_path, policy={"maxRestarts": 1})
+    actions, made = kinds([m], [live(status="FAILED")], {"job": record(m, status="FAILED")})
+    assert actions == [("job", Kind.REPLACE)]
+    assert made.actions[0].overrides == (("output.skipExisting", True),) and made.actions[0].steps == ("create", "start")
+    actions, _ = kinds([m], [live(status="FAILED")], {"job": record(m, status="FAILED", restarts=1)})
+    assert actions == [("job", Kind.BLOCKED)]
+
+
+def test_max_cost_blocks_a_start_with_the_figure_shown(tmp_path):
+    m = manifest(tmp_path, policy={"maxCostPU": 100})
+    actions, made = kinds([m], [live(status="ANALYSIS_DONE", cost=250.0)], {"job": record(m, status="ANALYSIS_DONE")})
+    assert actions == [("job", Kind.BLOCKED)] and "250.0 PU exceeds maxCostPU 100.0" in made.actions[0].reasons[-1]
+    actions, made = kinds([m], [live(status="ANALYSIS_DONE", cost=99.0)], {"job": record(m, status="ANALYSIS_DONE")})
+    assert actions == [("job", Kind.START)] and made.actions[0].cost_source == "service"
+    # not analysed yet: analyse first, start once the service's figure is known (if the offline one fits)
+    actions, made = kinds([m], [live(status="CREATED")], {"job": record(m)}, estimate=lambda _: 80.0)
+    assert actions == [("job", Kind.ANALYSE)] and made.actions[0].steps == ("analyse", "start-within-budget")
+    actions, _ = kinds([m], [live(status="CREATED")], {"job": record(m)}, estimate=lambda _: 120.0)
+    assert actions == [("job", Kind.BLOCKED)]
+
+
+def test_new_jobs_are_created_with_their_follow_up_steps(tmp_path):
+    plain = manifest(tmp_path, name="plain")
+    budget = manifest(tmp_path, name="budget", policy={"maxCostPU": 1000})
+    analysed = manifest(tmp_path, name="analysed", state="analysed")
+    expensive = manifest(tmp_path, name="expensive", policy={"maxCostPU": 10})
+    actions, made = kinds([plain, budget, analysed, expensive], [], estimate=lambda _: 50.0)
+    assert actions == [("analysed", Kind.CREATE), ("budget", Kind.CREATE), ("expensive", Kind.BLOCKED),
+                       ("plain", Kind.CREATE)]
+    steps = {a.name: a.steps for a in made.actions}
+    assert steps == {"analysed": ("create", "analyse"), "budget": ("create", "analyse", "start-within-budget"),
+                     "expensive": (), "plain": ("create", "start")}
+    assert made.cost() == 100.0  # the two that will run
+
+
+def test_spec_change_is_blocked_unless_replacement_is_allowed(tmp_path):
+    changed = {**V2_REQUEST, "input": {"type": "tiling-grid", "id": 0, "resolution": 20}}
+    m = manifest(tmp_path, request=changed)
+    actions, made = kinds([m], [live(status="PROCESSING")], {"job": record(m, status="PROCESSING")})
+    assert actions == [("job", Kind.BLOCKED)]
+    assert [(c.path, c.before, c.after) for c in made.actions[0].changes] == [("input.resolution", 60, 20)]
+    actions, made = kinds([m], [live(status="PROCESSING")], {"job": record(m, status="PROCESSING")},
+                          PlanOptions(allow_replace=True))
+    assert actions == [("job", Kind.REPLACE)] and made.actions[0].steps == ("stop", "create", "start")
+    m = manifest(tmp_path, request=changed, policy={"onSpecChange": "replace"})
+    actions, made = kinds([m], [live(status="DONE")], {"job": record(m, status="DONE")})
+    assert actions == [("job", Kind.REPLACE)] and made.actions[0].steps == ("create", "start")
+
+
+def test_description_updates_in_place_and_waits_while_processing(tmp_path):
+    m = manifest(tmp_path, description="new words")
+    actions, made = kinds([m], [live(status="DONE", description="old words")], {"job": record(m, status="DONE")})
+    assert actions == [("job", Kind.UPDATE)]
+    assert [(c.path, c.before, c.after) for c in made.actions[0].changes] == [("description", "old words", "new words")]
+    actions, _ = kinds([m], [live(status="PROCESSING", description="old words")], {"job": record(m)})
+    assert actions == [("job", Kind.WAIT)]  # one job waits once, with both reasons
+    actions, _ = kinds([m], [live(status="ANALYSIS_DONE", description="old words")], {"job": record(m)})
+    assert actions == [("job", Kind.UPDATE), ("job", Kind.START)]
+
+
+@pytest.mark.parametrize("last_status, expected", [
+    ("DONE", Kind.NOOP),  # finished, then deleted as stale: never paid for twice
+    ("PARTIAL", Kind.NOOP),
+    ("CREATED", Kind.CREATE),  # deleted before it started: made again
+    ("ANALYSIS_DONE", Kind.CREATE),
+    ("PROCESSING", Kind.BLOCKED),  # vanished mid-run: a human decides
+    ("STOPPED", Kind.BLOCKED),
+    ("FAILED", Kind.BLOCKED),
+])
+def test_a_recorded_job_that_is_gone(tmp_path, last_status, expected):
+    m = manifest(tmp_path)
+    actions, made = kinds([m], [], {"job": record(m, status=last_status)})
+    assert actions == [("job", expected)], made.actions[0].reasons
+
+
+def test_a_gone_finished_job_runs_again_only_when_its_manifest_changed_and_replacement_is_allowed(tmp_path):
+    m = manifest(tmp_path, policy={"onSpecChange": "replace"})
+    assert kinds([m], [], {"job": record(m, status="DONE")})[0] == [("job", Kind.NOOP)]
+    assert kinds([m], [], {"job": record(None, status="DONE", spec="older")})[0] == [("job", Kind.CREATE)]
+
+
+def test_removed_manifests_are_forgotten_or_stopped(tmp_path):
+    forget = {"job": record(None, status="PROCESSING")}
+    actions, made = kinds([], [live(status="PROCESSING")], forget)
+    assert actions == [("job", Kind.FORGET)] and made.actions[0].steps == ("forget",)
+    stop = {"job": record(None, status="PROCESSING", on_remove="stop")}
+    actions, made = kinds([], [live(status="PROCESSING")], stop)
+    assert actions == [("job", Kind.FORGET)] and made.actions[0].steps == ("stop", "forget")
+
+
+def test_adoption_by_marker_and_the_unmanaged_listing(tmp_path):
+    m = manifest(tmp_path)
+    found = live(status="ANALYSIS_DONE", job_id="found")
+    stranger = live(name=None, description="someone else's job", job_id="stranger")
+    foreign = live(name="elsewhere", job_id="foreign")
+    actions, made = kinds([m], [found, stranger, foreign])
+    assert actions == [("job", Kind.ADOPT), ("job", Kind.START)]
+    assert made.actions[0].job_id == "found"
+    assert [(u.id, u.note) for u in made.unmanaged] == [("foreign", "marked for a name no manifest has"), ("stranger", "")]
+
+
+def test_targets_limit_the_plan(tmp_path):
+    a, b = manifest(tmp_path, name="a"), manifest(tmp_path, name="b")
+    actions, _ = kinds([a, b], [], options=PlanOptions(targets=frozenset({"b"})))
+    assert actions == [("b", Kind.CREATE)]
+
+
+def test_same_inputs_same_plan(tmp_path):
+    m = manifest(tmp_path)
+    first = kinds([m], [live(status="DONE")], {"job": record(m, status="DONE")})[1]
+    second = kinds([m], [live(status="DONE")], {"job": record(m, status="DONE")})[1]
+    assert first == second and first.fingerprint == second.fingerprint
+    moved = kinds([m], [live(status="PROCESSING")], {"job": record(m, status="DONE")})[1]
+    assert moved.fingerprint != first.fingerprint

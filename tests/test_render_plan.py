@@ -1,0 +1,273 @@
+"""Plan views (reconciler.render.plan): golden plans, redaction, the PR comment limit, colour, JSON.
+
+Golden cases live in tests/golden/plan/<case>/: `manifests/` (with their evalscripts), `live.json`
+(a list of LiveJob fields), `lockfile.json` and, optionally, `case.json` with
+{"allowReplace": bool, "showUnmanaged": bool, "verbose": bool}. Each runs through the real planner
+with the fixed ESTIMATES and ENVIRON below; the text (colour off), JSON and markdown views must equal
+plan.txt, plan.json and plan.md byte for byte.
+
+After an intended change to the planner or the views, regenerate the expected files with
+    REGENERATE_GOLDEN=1 .venv/bin/pytest -q tests/test_render_plan.py
+and review the diff of tests/golden/ like any other change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from reconciler.api.jobs import LiveJob
+from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
+from reconciler.engine.diff import FieldChange
+from reconciler.engine.plan import PlanOptions, plan
+from reconciler.manifests.loader import Manifest, load
+from reconciler.render.plan import plan_json, plan_markdown, plan_text, show_plan
+from reconciler.state.model import Lockfile
+
+GOLDEN = Path(__file__).parent / "golden" / "plan"
+CASES = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())
+REGENERATE = os.environ.get("REGENERATE_GOLDEN") == "1"
+
+# The offline PU estimate by manifest name; a geopackage input cannot be estimated offline.
+ESTIMATES = {
+    "corsica-max-ndvi": 112.3,
+    "corsica-max-ndvi-2020": 118.9,
+    "corsica-max-ndvi-v1": 112.4,
+    "corsica-max-ndvi-zarr": 731.2,
+    "corsica-ndvi-collection": 98.6,
+    "corsica-ndvi-summer": 7250.0,
+    "secure-delivery": 45.5,
+    "secure-new": 45.5,
+    "role-delivery": 45.5,
+}
+# What ${env:…} references resolve to; the sensitive case asserts none of it is ever shown.
+ENVIRON = {
+    "RESULTS_BUCKET": "bucket-from-env-7f3a",
+    "AWS_KEY_ID": "AKIAFIXEDKEYID00001",
+    "AWS_SECRET": "wJalrFIXEDsecretKEY+abc/123",
+}
+# Credentials that only the live side of the sensitive case holds (the service echoing old values).
+LIVE_SECRETS = ("oldSECRETvalue/9876+zz", "AKIAOLDLIVEKEY00009", "liveOnlySecret/ZZZ")
+ANSI = re.compile(r"\x1b\[")
+
+
+def estimate(manifest: Manifest) -> float | None:
+    return ESTIMATES.get(manifest.name)
+
+
+def live_jobs(path: Path) -> list[LiveJob]:
+    jobs = []
+    for item in json.loads(path.read_text(encoding="utf-8")):
+        if item.get("created"):
+            item["created"] = datetime.fromisoformat(item["created"])
+        jobs.append(LiveJob(**item))
+    return jobs
+
+
+def case_plan(case: str) -> tuple[Plan, dict]:
+    folder = GOLDEN / case
+    options = json.loads((folder / "case.json").read_text()) if (folder / "case.json").exists() else {}
+    loaded = load([folder / "manifests"], resolve_env=True, environ=ENVIRON)
+    assert loaded.errors == [], loaded.errors
+    lockfile = Lockfile.model_validate_json((folder / "lockfile.json").read_text(encoding="utf-8"))
+    made = plan(loaded.manifests, live_jobs(folder / "live.json"), lockfile,
+                PlanOptions(allow_replace=options.get("allowReplace", False)), estimate)
+    return made, options
+
+
+def views(made: Plan, options: dict) -> dict[str, str]:
+    return {
+        "plan.txt": plan_text(made, colour=False, show_unmanaged=options.get("showUnmanaged", False),
+                              verbose=options.get("verbose", False)),
+        "plan.json": plan_json(made),
+        "plan.md": plan_markdown(made),
+    }
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden_plans(case):
+    made, options = case_plan(case)
+    for name, produced in views(made, options).items():
+        expected_file = GOLDEN / case / name
+        if REGENERATE:
+            expected_file.write_bytes(produced.encode("utf-8"))
+        assert expected_file.exists(), f"{expected_file} is missing: run with REGENERATE_GOLDEN=1"
+        assert produced.encode("utf-8") == expected_file.read_bytes(), f"{case}/{name} differs from the golden file"
+
+
+def test_there_are_golden_cases_for_each_concern():
+    assert {"new", "converged", "mixed", "unmanaged", "sensitive", "lifecycle"} <= set(CASES)
+
+
+def test_the_same_inputs_give_byte_identical_views():
+    first, options = case_plan("mixed")
+    second, _ = case_plan("mixed")
+    assert views(first, options) == views(second, options)
+
+
+# ---------------------------------------------------------------- what the golden cases hold
+
+def kinds(case: str) -> dict[str, int]:
+    return case_plan(case)[0].counts()
+
+
+def test_the_new_case_creates_all_five_examples():
+    made, _ = case_plan("new")
+    assert made.counts() == {"create": 5}
+    text = plan_text(made, colour=False)
+    assert "then analyse, start within budget  · est. 112.3 PU" in text
+    assert "Plan: 5 to create · estimated cost" in text
+
+
+def test_the_converged_case_has_no_changes():
+    made, _ = case_plan("converged")
+    assert made.changes == () and set(made.counts()) == {"noop"}
+    assert plan_text(made, colour=False).endswith("No changes. Live jobs match the manifests.")
+    assert json.loads(plan_json(made))["summary"]["changes"] == 0
+
+
+def test_the_mixed_case_covers_every_attention_kind():
+    counts = kinds("mixed")
+    assert {"update", "start", "restart", "blocked", "adopt", "forget", "wait"} <= set(counts)
+    text = (GOLDEN / "mixed" / "plan.txt").read_text(encoding="utf-8")
+    assert "~ tilingGrid.resolution: 60 → 20" in text
+    assert "(21 lines) → " in text and "first difference at line" in text
+
+
+def test_the_unmanaged_case_lists_them_only_when_asked():
+    made, _ = case_plan("unmanaged")
+    assert len(made.unmanaged) == 3
+    hidden = plan_text(made, colour=False)
+    shown = plan_text(made, colour=False, show_unmanaged=True)
+    assert all(u.id not in hidden for u in made.unmanaged) and all(u.id in shown for u in made.unmanaged)
+    assert "3 unmanaged live job(s) not shown" in hidden
+
+
+def test_markdown_escapes_markup_in_values():
+    md = (GOLDEN / "unmanaged" / "plan.md").read_text(encoding="utf-8")
+    assert "&#60;b&#62;Corsica&#60;/b&#62;" in md and "&#42;2019&#42;" in md and "&#91;link&#93;" in md
+    for raw in ("<b>Corsica", "*2019*", "[link]", "`x`", "$y$", "~~old~~", "NDVI | "):
+        assert raw not in md
+    assert "<code>" in md  # free text sits in <code>, where GitHub neither links nor mentions
+
+
+def test_the_sensitive_case_never_shows_a_secret():
+    made, options = case_plan("sensitive")
+    assert any(c.path.endswith("secretAccessKey") for a in made.actions for c in a.changes)
+    for name, produced in views(made, options).items():
+        for secret in (*ENVIRON.values(), *LIVE_SECRETS):
+            assert secret not in produced, f"{secret!r} appears in {name}"
+        assert "(sensitive)" in produced, name
+    document = json.loads(plan_json(made))
+    shown = [c for a in document["actions"] for c in a["changes"] if c["path"].rsplit(".", 1)[-1] in
+             ("accessKey", "secretAccessKey")]
+    assert shown and all(v in (None, "(sensitive)") for c in shown for v in (c["before"], c["after"]))
+
+
+def test_redaction_does_not_rely_on_the_planner():
+    leaky = Action(Kind.BLOCKED, "job", "v2", "id-1", ("the request changed",), changes=(
+        FieldChange("output.delivery.s3.accessKey", "AKIALEAKED", None),
+        FieldChange("output.delivery.s3", {"url": "s3://b", "secretAccessKey": "LEAKED/secret"}, None),
+        FieldChange("output.delivery.s3.url", "(sensitive:0123456789abcdef)", "s3://b"),
+    ), overrides=(("output.delivery.s3.secretAccessKey", "LEAKED2"),))
+    made = Plan((leaky,), "lineage", 1, "fp")
+    for produced in (plan_text(made, colour=False), plan_json(made), plan_markdown(made)):
+        assert "LEAKED" not in produced and "0123456789abcdef" not in produced
+        assert "(sensitive)" in produced
+
+
+# ---------------------------------------------------------------- the PR comment limit
+
+def many_actions(count: int) -> Plan:
+    script = "//VERSION=3\n" + "function evaluatePixel(s) { return [s.B04]; }\n" * 40
+    actions = tuple(
+        Action(Kind.BLOCKED if i % 3 else Kind.CREATE, f"job-{i:05d}", "v2", None if i % 3 == 0 else f"id-{i}",
+               ("the request changed; only the description can change in place",
+                "set onSpecChange: replace (or --allow-replace) to create a new request"),
+               steps=("create", "start") if i % 3 == 0 else (),
+               changes=(FieldChange("input.resolution", 60, 20),
+                        FieldChange("processRequest.evalscript", script, script + "//")),
+               cost_pu=12.5, cost_source="estimate")
+        for i in range(count))
+    return Plan(actions, "lineage", 7, "fingerprint")
+
+
+def test_a_plan_of_2000_actions_stays_under_githubs_limit_with_a_note():
+    made = many_actions(2000)
+    md = plan_markdown(made)
+    assert len(md) <= 65536
+    assert "actions are not shown" in md and "JSON artifact" in md
+    assert md.count("<details>") == md.count("</details>") > 0
+    shown = md.count("<details>")
+    assert f"{2000 - shown:,} of 2,000 actions are not shown" in md
+    assert "job-00000" in md and "job-01999" not in md  # dropped from the end
+    assert "| `+` create | 667 |" in md  # the summary table always counts everything
+
+
+def test_a_plan_that_fits_has_no_note_and_every_limit_is_kept():
+    made = many_actions(5)
+    assert "not shown" not in plan_markdown(made)
+    for limit in (20_000, 5_000, 2_000, 1_000):
+        assert len(plan_markdown(many_actions(300), limit=limit)) <= limit
+
+
+def test_many_warnings_are_counted_not_listed_in_markdown():
+    made = Plan((), "lineage", 1, "fp", warnings=tuple(f"job-{i}: more than one live request" for i in range(500)))
+    md = plan_markdown(made)
+    assert "job-19:" in md and "job-20:" not in md and "and 480 more" in md
+    assert len(plan_text(made, colour=False).splitlines()) > 500  # the terminal shows them all
+
+
+# ---------------------------------------------------------------- colour, JSON, printing
+
+def test_colour_only_when_asked():
+    made, _ = case_plan("mixed")
+    assert not ANSI.search(plan_text(made, colour=False, show_unmanaged=True, verbose=True))
+    coloured = plan_text(made, colour=True)
+    assert ANSI.search(coloured)
+    assert ANSI.sub("", re.sub(r"\x1b\[[0-9;]*m", "", coloured)) == plan_text(made, colour=False)
+    assert not ANSI.search(plan_json(made)) and not ANSI.search(plan_markdown(made))
+
+
+def test_control_characters_from_the_service_cannot_reach_the_terminal():
+    made = Plan((), "lineage", 1, "fp", unmanaged=(Unmanaged("id-1", "v2", "DONE", "evil\x1b[2J\nline"),))
+    for produced in (plan_text(made, colour=False, show_unmanaged=True), plan_markdown(made)):
+        assert "\x1b" not in produced and "evil\nline" not in produced
+
+
+def test_json_round_trips_with_format_version_1():
+    for case in CASES:
+        made, _ = case_plan(case)
+        document = json.loads(plan_json(made))
+        assert document["formatVersion"] == 1
+        assert set(document) == {"formatVersion", "lineage", "serial", "fingerprint", "summary", "actions",
+                                 "unmanaged", "warnings"}
+        assert document["summary"]["costPU"] == made.cost()
+        assert sum(document["summary"]["counts"].values()) == len(document["actions"]) == len(made.actions)
+        assert [a["name"] for a in document["actions"]] == [a.name for a in made.actions]
+        assert plan_json(made) == json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def test_json_actions_carry_every_documented_field():
+    made, _ = case_plan("lifecycle")
+    fields = {"kind", "symbol", "name", "api", "jobId", "steps", "reasons", "changes", "liveStatus", "desiredState",
+              "costPU", "costSource", "specHash", "overrides"}
+    document = json.loads(plan_json(made))
+    assert all(set(a) == fields for a in document["actions"])
+    assert {"output.skipExisting": True} in [a["overrides"] for a in document["actions"]]
+    doc = (Path(__file__).parent.parent / "docs" / "plan-json.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in doc for name in fields | set(document) | set(document["summary"]))
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_show_plan_prints_the_view(fmt, capsys, monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    made, _ = case_plan("mixed")
+    show_plan(made, fmt)
+    expected = {"text": plan_text(made, colour=False), "json": plan_json(made), "markdown": plan_markdown(made)}[fmt]
+    assert capsys.readouterr().out == expected + "\n"  # captured output is not a terminal: no colour
