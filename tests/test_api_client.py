@@ -350,7 +350,7 @@ def test_error_bodies_become_typed_errors_with_the_servers_message(api, rsps, ti
     assert (e.status, e.code, e.reason) == (status, f"CODE_{status}", "Refused")
     assert e.server_message == f"server says {status}"
     assert e.errors == {"parameter": "output.delivery.s3", "secretAccessKey": "(sensitive)"}
-    assert f"/api/v2/batch/process/t-1" in e.message and f"server says {status}" in e.message
+    assert "/api/v2/batch/process/t-1" in e.message and f"server says {status}" in e.message
     assert "AWS-SECRET" not in e.message and e.hint and e.exit_code == 1
     assert time_.sleeps == [] and len(rsps.calls) == 2  # the token, then the one call: not retried
 

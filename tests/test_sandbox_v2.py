@@ -191,7 +191,7 @@ def test_tiling_grids(sandbox):
 
 
 def test_skip_existing_and_overwrite(sandbox):
-    http, s3 = sandbox.http(), sandbox.s3()
+    http = sandbox.http()
     body = example_body("corsica-max-ndvi")
     body["output"]["delivery"]["s3"]["url"] = f"s3://reconciler-demo-results/fixed-{time.time_ns()}/<tileName>/<outputId>.tif"
     first = create(http, body)

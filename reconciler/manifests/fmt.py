@@ -150,16 +150,16 @@ def _model_for(annotation: Any, node: Node) -> type[BaseModel] | None:
 def _selects(model: type[BaseModel], present: dict[str, str]) -> bool:
     """True when the model's literal-typed fields agree with the mapping (e.g. `type`, `api`)."""
     decided = False
-    for name, field in model.model_fields.items():
-        args = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else None
+    for name, info in model.model_fields.items():
+        args = typing.get_args(info.annotation) if typing.get_origin(info.annotation) is typing.Literal else None
         if not args or len(args) != 1:
             continue
-        key = field.alias or name
+        key = info.alias or name
         if key in present:
             if present[key] != args[0]:
                 return False
             decided = True
-        elif field.is_required():
+        elif info.is_required():
             return False
         else:
             decided = True
@@ -171,9 +171,9 @@ def _key_order(model: type[BaseModel]) -> list[str]:
 
 
 def _field_annotation(model: type[BaseModel], key: str) -> Any:
-    for name, field in model.model_fields.items():
-        if (field.alias or name) == key:
-            return field.annotation
+    for name, info in model.model_fields.items():
+        if (info.alias or name) == key:
+            return info.annotation
     return None
 
 

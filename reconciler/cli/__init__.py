@@ -1,0 +1,44 @@
+"""The command line (DESIGN §5). Exit codes: 0 success, 1 error, 2 changes pending
+(`--detailed-exitcode`), 3 the lease is held by someone else."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from reconciler.cli import engine, manifests, sandbox, state  # noqa: F401 — each registers its commands
+from reconciler.cli.base import cli
+from reconciler.errors import ReconcilerError
+
+__all__ = ["cli", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every failure becomes a message and an exit code, never a traceback."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or bool(os.environ.get("RECONCILER_DEBUG"))
+    try:
+        code = cli.main(args=args, prog_name="reconciler", standalone_mode=False)
+    except click.exceptions.Abort:
+        code = 130
+    except click.ClickException as e:  # usage errors: bad option, missing argument
+        e.show()
+        code = 1
+    except ReconcilerError as e:
+        _show_error(e.message, e.hint)
+        code = e.exit_code
+    except Exception as e:  # noqa: BLE001 — the last line of defence
+        if debug:
+            traceback.print_exc()
+        _show_error(f"unexpected {type(e).__name__}: {e}", None if debug else "run with --debug for the traceback")
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _show_error(message: str, hint: str | None) -> None:
+    from reconciler.render.diagnostics import show_error
+
+    show_error(message, hint)

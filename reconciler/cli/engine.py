@@ -1,0 +1,157 @@
+"""Commands that talk to the Batch API: plan, apply, status, import, grids."""
+
+from __future__ import annotations
+
+import click
+
+from reconciler.cli.base import (
+    ALLOW_REPLACE,
+    FORMAT,
+    LEASE_TTL,
+    LOCK_TIMEOUT,
+    PATHS,
+    SELECTOR,
+    STATE,
+    TARGET,
+    Duration,
+    _lease_options,
+    _selection,
+    _state,
+    cli,
+)
+
+
+@cli.command()
+@PATHS
+@STATE
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=str), help="Save the plan for `apply FILE`.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 without changes, 2 with changes (or changes policy blocks), 1 on error.")
+@click.option("--show-unmanaged", is_flag=True, help="Also list live jobs the reconciler does not manage.")
+@TARGET
+@SELECTOR
+@ALLOW_REPLACE
+def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged, targets, selectors,
+         allow_replace) -> int:
+    """Show what apply would change, with the cost, without changing anything."""
+    from reconciler.api.client import BatchClient
+    from reconciler.engine.planfile import SavedPlan, save
+    from reconciler.engine.run import load_manifests, make_plan
+    from reconciler.render.plan import show_plan
+    from reconciler.settings import api_settings
+
+    selection = _selection(paths, targets, selectors, show_unmanaged, allow_replace)
+    manifests, names = load_manifests(selection)
+    state_file = _state(state_location)
+    with BatchClient(api_settings()) as client:
+        made, refreshed = make_plan(client, state_file, manifests, names, selection)
+    show_plan(made, fmt, show_unmanaged=show_unmanaged)
+    if out_file:
+        save(SavedPlan(made, selection.paths, refreshed.snapshot.lockfile.journalSeq, allow_replace,
+                       tuple(sorted(names)) if names is not None else None), out_file)
+    return 2 if detailed_exitcode and made.drift else 0
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@STATE
+@click.option("--auto-approve", is_flag=True, help="Do not ask before changing anything.")
+@click.option("--wait", is_flag=True, help="Wait until every job reaches its spec.state (with progress).")
+@click.option("--timeout", type=Duration(), default=3600.0, help="How long --wait waits (default 1h).")
+@click.option("--parallelism", type=click.IntRange(min=1, max=64), default=4, show_default=True)
+@click.option("--poll-interval", type=Duration(), default=1.0, help="How often --wait looks (default 1s).")
+@LOCK_TIMEOUT
+@LEASE_TTL
+@TARGET
+@SELECTOR
+@ALLOW_REPLACE
+def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_interval, lock_timeout, lease_ttl,
+          targets, selectors, allow_replace) -> int:
+    """Converge live jobs to the manifests (PATHS), or execute a saved plan (a FILE from plan --out)."""
+    from reconciler.api.client import BatchClient
+    from reconciler.engine.planfile import is_plan_file, load
+    from reconciler.engine.run import ApplySettings, apply_fresh, apply_saved, converged
+    from reconciler.render.apply import Progress, confirm, show_results
+    from reconciler.render.plan import show_plan
+    from reconciler.settings import api_settings
+
+    settings = ApplySettings(parallelism, wait, timeout, poll_interval, _lease_options(lease_ttl, lock_timeout))
+    state_file, progress = _state(state_location), Progress()
+    with BatchClient(api_settings()) as client:
+        if len(paths) == 1 and is_plan_file(paths[0]):
+            saved = load(paths[0])
+            show_plan(saved.plan, "text")
+            results, final = apply_saved(client, state_file, saved, settings, progress)
+        else:
+            selection = _selection(paths, targets, selectors, allow_replace=allow_replace)
+            _, results, final = apply_fresh(client, state_file, selection, settings, lambda p: show_plan(p, "text"),
+                                            lambda p: auto_approve or confirm(p), progress)
+    progress.finish()
+    behind = sorted(name for name, (wanted, status) in final.items() if not converged(wanted, status))
+    show_results(results, {name: status for name, (_, status) in final.items()}, behind)
+    return 1 if behind or any(not r.ok for r in results) else 0
+
+
+@cli.command()
+@PATHS
+@STATE
+@FORMAT
+def status(paths, state_location, fmt) -> int:
+    """Each job: what it should be, its live status, progress, cost and last action."""
+    from reconciler.api.client import BatchClient
+    from reconciler.engine.run import load_manifests
+    from reconciler.engine.status import statuses
+    from reconciler.render.status import show_statuses
+    from reconciler.settings import api_settings
+
+    manifests, _ = load_manifests(_selection(paths, (), ()))
+    with BatchClient(api_settings()) as client:
+        show_statuses(statuses(client, _state(state_location), manifests), fmt)
+    return 0
+
+
+@cli.command("import")
+@click.argument("name")
+@click.argument("request_id")
+@click.option("--api", type=click.Choice(["v1", "v2"]), help="The request's API version (default: look in both).")
+@click.option("--write", type=click.Path(dir_okay=False, path_type=str), help="Write the manifest here (else print it).")
+@STATE
+@LEASE_TTL
+@LOCK_TIMEOUT
+def import_command(name, request_id, api, write, state_location, lease_ttl, lock_timeout) -> int:
+    """Adopt the live request REQUEST_ID as NAME and write its manifest."""
+    from pathlib import Path
+
+    from reconciler.api.client import BatchClient
+    from reconciler.engine.adopt import import_job
+    from reconciler.manifests.schema import check_name
+    from reconciler.render.status import show_imported
+    from reconciler.settings import api_settings
+
+    try:
+        check_name(name)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="NAME") from None
+    if write and Path(write).exists():
+        raise click.BadParameter(f"{write} exists; not overwriting it", param_hint="--write")
+    with BatchClient(api_settings()) as client:
+        imported = import_job(client, _state(state_location), name, request_id, api, _lease_options(lease_ttl, lock_timeout))
+    if write:
+        Path(write).write_text(imported.manifest_yaml)
+    show_imported(name, imported, write)
+    return 0
+
+
+@cli.command()
+@click.option("--api", type=click.Choice(["v1", "v2"]), default="v2", show_default=True, help="Batch API version.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def grids(api: str, fmt: str) -> int:
+    """List the tiling grids the Batch API offers (needs SH_CLIENT_ID/SH_CLIENT_SECRET)."""
+    from reconciler.api.client import BatchClient
+    from reconciler.render.grids import show_grids
+    from reconciler.settings import api_settings
+
+    with BatchClient(api_settings()) as client:
+        show_grids(getattr(client, api).tiling_grids(), fmt)
+    return 0

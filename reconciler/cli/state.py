@@ -1,0 +1,141 @@
+"""Commands on recorded state: state list|show|rm|pull|push|rebuild, lock status, force-unlock."""
+
+from __future__ import annotations
+
+import click
+
+from reconciler.cli.base import FORMAT, LEASE_TTL, LOCK_TIMEOUT, PATHS, STATE, _lease_options, _selection, _state, cli
+
+
+@cli.group()
+def state() -> None:
+    """Read and repair the lockfile (what the reconciler manages)."""
+
+
+@state.command("rebuild")
+@PATHS
+@STATE
+@LEASE_TTL
+@LOCK_TIMEOUT
+def state_rebuild(paths, state_location, lease_ttl, lock_timeout) -> int:
+    """Recover the lockfile from the ownership markers of the live requests."""
+    from reconciler.api.client import BatchClient
+    from reconciler.engine.adopt import rebuild
+    from reconciler.engine.run import load_manifests
+    from reconciler.render.status import show_rebuilt
+    from reconciler.settings import api_settings
+
+    manifests, _ = load_manifests(_selection(paths, (), ()))
+    with BatchClient(api_settings()) as client:
+        show_rebuilt(rebuild(client, _state(state_location), manifests, _lease_options(lease_ttl, lock_timeout)))
+    return 0
+
+
+@state.command("list")
+@STATE
+@FORMAT
+def state_list(state_location: str | None, fmt: str) -> int:
+    """The managed jobs: name, API, request id, last seen status, last action."""
+    from reconciler.render.state import show_jobs
+
+    state_file = _state(state_location)
+    snapshot = state_file.read()
+    show_jobs(snapshot.lockfile, state_file.location, fmt, exists=snapshot.etag is not None or bool(snapshot.journal))
+    return 0
+
+
+@state.command("show")
+@click.argument("name")
+@STATE
+@FORMAT
+def state_show(name: str, state_location: str | None, fmt: str) -> int:
+    """One job's record and its audit trail."""
+    from reconciler.render.state import show_job
+    from reconciler.state.operations import job
+
+    show_job(name, job(_state(state_location), name), fmt)
+    return 0
+
+
+@state.command("rm")
+@click.argument("name")
+@STATE
+@LEASE_TTL
+@LOCK_TIMEOUT
+def state_rm(name: str, state_location: str | None, lease_ttl: float | None, lock_timeout: float) -> int:
+    """Forget NAME: its live request is left alone and becomes unmanaged."""
+    from reconciler.render.state import show_done
+    from reconciler.state.operations import forget
+
+    removed = forget(_state(state_location), name, _lease_options(lease_ttl, lock_timeout))
+    show_done(f"Forgot {name}; its request {removed.id or '(none)'} is left as it is.")
+    return 0
+
+
+@state.command("pull")
+@STATE
+def state_pull(state_location: str | None) -> int:
+    """Print the lockfile (with any journal folded in) as JSON."""
+    from reconciler.errors import StateError
+    from reconciler.render.state import show_lockfile
+
+    state_file = _state(state_location)
+    snapshot = state_file.read()
+    if snapshot.etag is None and not snapshot.journal:
+        raise StateError(f"there is no lockfile at {state_file.location} yet")
+    show_lockfile(snapshot.lockfile)
+    return 0
+
+
+@state.command("push")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@STATE
+@click.option("--force", is_flag=True, help="Also replace a state of another lineage or a newer serial.")
+@LEASE_TTL
+@LOCK_TIMEOUT
+def state_push(file: str, state_location: str | None, force: bool, lease_ttl: float | None, lock_timeout: float) -> int:
+    """Replace the lockfile with FILE (refuses an older serial or another lineage unless --force)."""
+    from pathlib import Path
+
+    from reconciler.render.state import show_done
+    from reconciler.state.format import decode
+    from reconciler.state.operations import push
+
+    incoming = decode(Path(file).read_bytes(), file)
+    written = push(_state(state_location), incoming, force, _lease_options(lease_ttl, lock_timeout))
+    show_done(f"Pushed {file}: the state is now at serial {written.stored_serial}.")
+    return 0
+
+
+@cli.group()
+def lock() -> None:
+    """The lease that lets one run at a time change live jobs."""
+
+
+@lock.command("status")
+@STATE
+def lock_status(state_location: str | None) -> int:
+    """Who holds the lease, since when, until when."""
+    import time
+
+    from reconciler.render.state import show_lease
+    from reconciler.state.operations import lease_status
+
+    state_file = _state(state_location)
+    holder, expired = lease_status(state_file, time.time())
+    show_lease(holder, state_file.location, expired)
+    return 0
+
+
+@cli.command("force-unlock")
+@click.argument("lease_id")
+@STATE
+def force_unlock(lease_id: str, state_location: str | None) -> int:
+    """Break the lease LEASE_ID (refused if the lease held has another id)."""
+    from reconciler.render.state import show_done
+    from reconciler.state.lease import force_unlock as unlock
+
+    state_file = _state(state_location)
+    holder = unlock(state_file.store, state_file.key, lease_id)
+    show_done(f"Broke lease {holder.id} held by {holder.who} ({holder.operation}).")
+    return 0
