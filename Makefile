@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test bench clean
+.PHONY: test demo bench clean
 
 # The stamp is rebuilt when the dependency list changes, so a plain `make test` always runs
 # against what pyproject.toml asks for.
@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml
 # Two workers: most time goes to tests driving sandbox servers, which overlap well.
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -n 2
+
+demo: $(VENV)/.installed
+	PYTHON=$(BIN)/python bash scripts/demo.sh
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/validate_bench.py

@@ -96,6 +96,46 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
 @cli.command()
 @PATHS
 @STATE
+@click.option("--detect-only", is_flag=True, help="Change nothing; exit 2 if live jobs drifted from the manifests.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=str),
+              help="Append a markdown report here (e.g. \"$GITHUB_STEP_SUMMARY\").")
+@click.option("--wait", is_flag=True, help="Wait for the jobs it moved to settle.")
+@click.option("--timeout", type=Duration(), default=3600.0, help="How long --wait waits (default 1h).")
+@click.option("--parallelism", type=click.IntRange(min=1, max=64), default=4, show_default=True)
+@LOCK_TIMEOUT
+@LEASE_TTL
+@TARGET
+@SELECTOR
+def reconcile(paths, state_location, detect_only, report, wait, timeout, parallelism, lock_timeout, lease_ttl, targets,
+              selectors) -> int:
+    """For scheduled runs: apply only what needs no review (start, restart within budget, stop,
+    description updates, adopt); report creates, replacements, removals and blocked changes."""
+    from reconciler.api.client import BatchClient
+    from reconciler.engine.run import ApplySettings
+    from reconciler.engine.run import reconcile as run_reconcile
+    from reconciler.render.apply import Progress
+    from reconciler.render.plan import show_plan
+    from reconciler.render.reconcile import reconcile_markdown, show_reconciled
+    from reconciler.settings import api_settings
+
+    settings = ApplySettings(parallelism, wait, timeout, 1.0, _lease_options(lease_ttl, lock_timeout))
+    progress = Progress()
+    with BatchClient(api_settings()) as client:
+        outcome = run_reconcile(client, _state(state_location), _selection(paths, targets, selectors), settings,
+                                detect_only, lambda p: show_plan(p, "text"), progress)
+    progress.finish()
+    show_reconciled(outcome, detect_only)
+    if report:
+        with open(report, "a", encoding="utf-8") as f:
+            f.write(reconcile_markdown(outcome, detect_only))
+    if any(not r.ok for r in outcome.results):
+        return 1
+    return 2 if detect_only and outcome.deferred else 0
+
+
+@cli.command()
+@PATHS
+@STATE
 @FORMAT
 def status(paths, state_location, fmt) -> int:
     """Each job: what it should be, its live status, progress, cost and last action."""

@@ -204,3 +204,34 @@ def revision(manifests: Sequence[Manifest]) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return answer.stdout.strip() or None if answer.returncode == 0 else None
+
+
+# What a scheduled run may do on its own: the manifests were reviewed when they merged, so moving
+# jobs along their lifecycle is expected; creating, replacing or forgetting jobs waits for a human.
+AUTOMATIC = frozenset({Kind.UPDATE, Kind.ANALYSE, Kind.START, Kind.RESTART, Kind.STOP, Kind.ADOPT})
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    plan: Plan
+    results: tuple[applying.ActionResult, ...]
+    deferred: tuple  # actions that need review (or that policy blocks): reported, not done
+    final: dict
+
+
+def reconcile(client: BatchClient, state: StateFile, selection: Selection, settings: ApplySettings, detect_only: bool,
+              show: Callable[[Plan], None], progress: Callable[[dict[str, str]], None]) -> Reconciled:
+    """Refresh and plan; unless `detect_only`, apply the actions that need no review."""
+    manifests, names = load_manifests(selection)
+    if detect_only:
+        made, _ = make_plan(client, state, manifests, names, selection)
+        show(made)
+        return Reconciled(made, (), tuple(a for a in made.actions if a.kind.changes or a.kind is Kind.BLOCKED), {})
+    with locked(state, "reconcile", settings.lease) as lease:
+        made, refreshed = make_plan(client, state, manifests, names, selection)
+        show(made)
+        automatic = tuple(a for a in made.actions if a.kind in AUTOMATIC)
+        deferred = tuple(a for a in made.actions if (a.kind.changes and a.kind not in AUTOMATIC) or a.kind is Kind.BLOCKED)
+        results, final = _execute(client, state, refreshed, replace(made, actions=automatic), manifests, settings, lease,
+                                  progress)
+    return Reconciled(made, tuple(results), deferred, final)
