@@ -11,6 +11,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from reconciler.errors import ReconcilerError
@@ -165,3 +166,42 @@ def lease_ttl(flag: float | None, environ: Mapping[str, str] = os.environ) -> fl
         return parse_duration(text)
     except ValueError as e:
         raise InvalidSettings(f"RECONCILER_LEASE_TTL: {e}") from None
+
+
+CONFIG_FILE = "reconciler.toml"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A part of the manifests with its own lockfile (and so its own lease): teams or regions that
+    reconcile in parallel without contending."""
+
+    name: str
+    paths: tuple[str, ...]
+    state: str
+
+
+def load_shards(directory: Path | None = None) -> dict[str, Shard]:
+    """`[shards.NAME]` tables of reconciler.toml (`paths`, `state`); none when there is no file."""
+    import tomllib
+
+    path = (directory or Path.cwd()) / CONFIG_FILE
+    if not path.exists():
+        return {}
+    try:
+        document = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise InvalidSettings(f"{path}: {e}") from None
+    shards = {}
+    for name, table in (document.get("shards") or {}).items():
+        where = f"{path}: shards.{name}"
+        paths, state = (table or {}).get("paths"), (table or {}).get("state")
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths):
+            raise InvalidSettings(f"{where}.paths must be a non-empty list of folders", "e.g. paths = [\"manifests/agri\"]")
+        if not isinstance(state, str) or not state:
+            raise InvalidSettings(f"{where}.state must be a lockfile URL", "e.g. state = \"s3://bucket/agri.json\"")
+        unknown = set(table) - {"paths", "state"}
+        if unknown:
+            raise InvalidSettings(f"{where}: unknown key {sorted(unknown)[0]!r}", "a shard has `paths` and `state`")
+        shards[name] = Shard(name, tuple(os.path.relpath(path.parent / p) for p in paths), state)
+    return shards

@@ -6,6 +6,8 @@ libraries are imported inside the commands so that `reconciler --help` starts fa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import click
 
 from reconciler import __version__
@@ -79,3 +81,56 @@ def _selection(paths, targets, selectors, show_unmanaged=False, allow_replace=Fa
             raise click.BadParameter(f"{item!r} is not K=V", param_hint="--selector")
         pairs.append((key, value))
     return Selection(tuple(paths), frozenset(targets) if targets else None, tuple(pairs), show_unmanaged, allow_replace)
+
+
+SHARD = click.option("--shard", "shards", multiple=True, metavar="NAME",
+                     help="Only this shard of reconciler.toml (repeatable; default: every shard).")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What one pass of a command works on: manifest paths and a lockfile (a shard, or neither)."""
+
+    shard: str | None
+    paths: tuple[str, ...]
+    state: str | None
+
+
+def _units(paths: tuple[str, ...], state_location: str | None, shards: tuple[str, ...]) -> list[Unit]:
+    """Explicit PATHS/--state win; else the shards of reconciler.toml (those named by --shard, or
+    all); else the defaults (manifests/ and RECONCILER_STATE)."""
+    from reconciler.errors import UsageError
+    from reconciler.settings import load_shards
+
+    configured = load_shards() if not (paths or state_location) or shards else {}
+    if shards:
+        unknown = [s for s in shards if s not in configured]
+        if unknown:
+            raise UsageError(f"--shard {unknown[0]}: no such shard in reconciler.toml",
+                             "shards: " + (", ".join(sorted(configured)) or "(none: is there a reconciler.toml here?)"))
+        return [Unit(s, configured[s].paths, configured[s].state) for s in shards]
+    if configured:
+        return [Unit(s.name, s.paths, s.state) for s in configured.values()]
+    return [Unit(None, paths, state_location)]
+
+
+def _for_each(units: list[Unit], run) -> int:
+    """Run per unit, with a heading per shard; with several shards an error in one is shown and the
+    others still run. The exit code is the most serious: 1, then 3, then 2, then 0."""
+    from reconciler.errors import ReconcilerError
+    from reconciler.render import show_heading
+    from reconciler.render.diagnostics import show_error
+
+    codes = []
+    for unit in units:
+        if unit.shard is not None:
+            show_heading(f"shard {unit.shard} · {', '.join(unit.paths)} · {unit.state}")
+        if len(units) == 1:
+            codes.append(run(unit))
+            continue
+        try:
+            codes.append(run(unit))
+        except ReconcilerError as e:
+            show_error(f"shard {unit.shard}: {e.message}", e.hint)
+            codes.append(e.exit_code)
+    return next((c for c in (1, 3, 2) if c in codes), 0)

@@ -11,12 +11,15 @@ from reconciler.cli.base import (
     LOCK_TIMEOUT,
     PATHS,
     SELECTOR,
+    SHARD,
     STATE,
     TARGET,
     Duration,
+    _for_each,
     _lease_options,
     _selection,
     _state,
+    _units,
     cli,
 )
 
@@ -32,25 +35,34 @@ from reconciler.cli.base import (
 @TARGET
 @SELECTOR
 @ALLOW_REPLACE
+@SHARD
 def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged, targets, selectors,
-         allow_replace) -> int:
+         allow_replace, shards) -> int:
     """Show what apply would change, with the cost, without changing anything."""
     from reconciler.api.client import BatchClient
     from reconciler.engine.planfile import SavedPlan, save
     from reconciler.engine.run import load_manifests, make_plan
+    from reconciler.errors import UsageError
     from reconciler.render.plan import show_plan
     from reconciler.settings import api_settings
 
-    selection = _selection(paths, targets, selectors, show_unmanaged, allow_replace)
-    manifests, names = load_manifests(selection)
-    state_file = _state(state_location)
-    with BatchClient(api_settings()) as client:
-        made, refreshed = make_plan(client, state_file, manifests, names, selection)
-    show_plan(made, fmt, show_unmanaged=show_unmanaged)
-    if out_file:
-        save(SavedPlan(made, selection.paths, refreshed.snapshot.lockfile.journalSeq, allow_replace,
-                       tuple(sorted(names)) if names is not None else None), out_file)
-    return 2 if detailed_exitcode and made.drift else 0
+    units = _units(paths, state_location, shards)
+    if out_file and len(units) > 1:
+        raise UsageError("--out saves the plan of one shard", "add --shard NAME")
+
+    def one(unit) -> int:
+        selection = _selection(unit.paths, targets, selectors, show_unmanaged, allow_replace)
+        manifests, names = load_manifests(selection)
+        state_file = _state(unit.state)
+        with BatchClient(api_settings()) as client:
+            made, refreshed = make_plan(client, state_file, manifests, names, selection)
+        show_plan(made, fmt, show_unmanaged=show_unmanaged)
+        if out_file:
+            save(SavedPlan(made, selection.paths, refreshed.snapshot.lockfile.journalSeq, allow_replace,
+                           tuple(sorted(names)) if names is not None else None), out_file)
+        return 2 if detailed_exitcode and made.drift else 0
+
+    return _for_each(units, one)
 
 
 @cli.command()
@@ -66,8 +78,9 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
 @TARGET
 @SELECTOR
 @ALLOW_REPLACE
+@SHARD
 def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_interval, lock_timeout, lease_ttl,
-          targets, selectors, allow_replace) -> int:
+          targets, selectors, allow_replace, shards) -> int:
     """Converge live jobs to the manifests (PATHS), or execute a saved plan (a FILE from plan --out)."""
     from reconciler.api.client import BatchClient
     from reconciler.engine.planfile import is_plan_file, load
@@ -77,20 +90,30 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
     from reconciler.settings import api_settings
 
     settings = ApplySettings(parallelism, wait, timeout, poll_interval, _lease_options(lease_ttl, lock_timeout))
-    state_file, progress = _state(state_location), Progress()
-    with BatchClient(api_settings()) as client:
-        if len(paths) == 1 and is_plan_file(paths[0]):
-            saved = load(paths[0])
-            show_plan(saved.plan, "text")
-            results, final = apply_saved(client, state_file, saved, settings, progress)
-        else:
-            selection = _selection(paths, targets, selectors, allow_replace=allow_replace)
-            _, results, final = apply_fresh(client, state_file, selection, settings, lambda p: show_plan(p, "text"),
-                                            lambda p: auto_approve or confirm(p), progress)
-    progress.finish()
-    behind = sorted(name for name, (wanted, status) in final.items() if not converged(wanted, status))
-    show_results(results, {name: status for name, (_, status) in final.items()}, behind)
-    return 1 if behind or any(not r.ok for r in results) else 0
+    saved_file = paths[0] if len(paths) == 1 and is_plan_file(paths[0]) else None
+    units = _units(() if saved_file else paths, state_location, shards)
+    if saved_file and len(units) > 1:
+        from reconciler.errors import UsageError
+
+        raise UsageError("a saved plan belongs to one shard", "add --shard NAME (or --state)")
+
+    def one(unit) -> int:
+        state_file, progress = _state(unit.state), Progress()
+        with BatchClient(api_settings()) as client:
+            if saved_file:
+                saved = load(saved_file)
+                show_plan(saved.plan, "text")
+                results, final = apply_saved(client, state_file, saved, settings, progress)
+            else:
+                selection = _selection(unit.paths, targets, selectors, allow_replace=allow_replace)
+                _, results, final = apply_fresh(client, state_file, selection, settings, lambda p: show_plan(p, "text"),
+                                                lambda p: auto_approve or confirm(p), progress)
+        progress.finish()
+        behind = sorted(name for name, (wanted, status) in final.items() if not converged(wanted, status))
+        show_results(results, {name: status for name, (_, status) in final.items()}, behind)
+        return 1 if behind or any(not r.ok for r in results) else 0
+
+    return _for_each(units, one)
 
 
 @cli.command()
@@ -106,8 +129,9 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
 @LEASE_TTL
 @TARGET
 @SELECTOR
+@SHARD
 def reconcile(paths, state_location, detect_only, report, wait, timeout, parallelism, lock_timeout, lease_ttl, targets,
-              selectors) -> int:
+              selectors, shards) -> int:
     """For scheduled runs: apply only what needs no review (start, restart within budget, stop,
     description updates, adopt); report creates, replacements, removals and blocked changes."""
     from reconciler.api.client import BatchClient
@@ -119,25 +143,30 @@ def reconcile(paths, state_location, detect_only, report, wait, timeout, paralle
     from reconciler.settings import api_settings
 
     settings = ApplySettings(parallelism, wait, timeout, 1.0, _lease_options(lease_ttl, lock_timeout))
-    progress = Progress()
-    with BatchClient(api_settings()) as client:
-        outcome = run_reconcile(client, _state(state_location), _selection(paths, targets, selectors), settings,
-                                detect_only, lambda p: show_plan(p, "text"), progress)
-    progress.finish()
-    show_reconciled(outcome, detect_only)
-    if report:
-        with open(report, "a", encoding="utf-8") as f:
-            f.write(reconcile_markdown(outcome, detect_only))
-    if any(not r.ok for r in outcome.results):
-        return 1
-    return 2 if detect_only and outcome.deferred else 0
+
+    def one(unit) -> int:
+        progress = Progress()
+        with BatchClient(api_settings()) as client:
+            outcome = run_reconcile(client, _state(unit.state), _selection(unit.paths, targets, selectors), settings,
+                                    detect_only, lambda p: show_plan(p, "text"), progress)
+        progress.finish()
+        show_reconciled(outcome, detect_only)
+        if report:
+            with open(report, "a", encoding="utf-8") as f:
+                f.write(reconcile_markdown(outcome, detect_only, unit.shard))
+        if any(not r.ok for r in outcome.results):
+            return 1
+        return 2 if detect_only and outcome.deferred else 0
+
+    return _for_each(_units(paths, state_location, shards), one)
 
 
 @cli.command()
 @PATHS
 @STATE
 @FORMAT
-def status(paths, state_location, fmt) -> int:
+@SHARD
+def status(paths, state_location, fmt, shards) -> int:
     """Each job: what it should be, its live status, progress, cost and last action."""
     from reconciler.api.client import BatchClient
     from reconciler.engine.run import load_manifests
@@ -145,10 +174,13 @@ def status(paths, state_location, fmt) -> int:
     from reconciler.render.status import show_statuses
     from reconciler.settings import api_settings
 
-    manifests, _ = load_manifests(_selection(paths, (), ()))
-    with BatchClient(api_settings()) as client:
-        show_statuses(statuses(client, _state(state_location), manifests), fmt)
-    return 0
+    def one(unit) -> int:
+        manifests, _ = load_manifests(_selection(unit.paths, (), ()))
+        with BatchClient(api_settings()) as client:
+            show_statuses(statuses(client, _state(unit.state), manifests), fmt)
+        return 0
+
+    return _for_each(_units(paths, state_location, shards), one)
 
 
 @cli.command("import")

@@ -23,3 +23,8 @@ def paint(text: str, colour: bool, **style) -> str:
 
 def out(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     click.echo(text, err=err, nl=nl, color=True)  # styling is decided by `paint`, not by click
+
+
+def show_heading(text: str) -> None:
+    out()
+    out(paint(f"== {text}", colour_enabled(), bold=True))

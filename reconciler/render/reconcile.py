@@ -20,8 +20,9 @@ def show_reconciled(outcome, detect_only: bool) -> None:
         out(paint("In sync: nothing to do.", colour, fg="green"))
 
 
-def reconcile_markdown(outcome, detect_only: bool) -> str:
-    lines = ["## Reconcile " + ("(detect only)" if detect_only else "report"), ""]
+def reconcile_markdown(outcome, detect_only: bool, shard: str | None = None) -> str:
+    title = "## Reconcile " + ("(detect only)" if detect_only else "report") + (f" · shard {md(shard)}" if shard else "")
+    lines = [title, ""]
     if outcome.results:
         lines += ["| action | job | result |", "|---|---|---|"]
         lines += [f"| {md(r.action.kind.word)} | {md_code(r.action.name)} | {'✅' if r.ok else '❌'} {md(r.message)} |"

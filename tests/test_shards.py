@@ -1,0 +1,80 @@
+"""Shards (reconciler.toml): each part of the manifests with its own lockfile and lease, so
+independent teams reconcile in parallel; the same shard twice waits or exits 3."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from tests.conftest import SandboxProcess
+from tests.test_engine_chaos import write_manifests
+
+CONFIG = """\
+[shards.agri]
+paths = ["manifests/agri"]
+state = "s3://reconciler-state/shards/agri.json"
+
+[shards.forest]
+paths = ["manifests/forest"]
+state = "s3://reconciler-state/shards/forest.json"
+"""
+
+
+def run(env, cwd, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_shards_plan_apart_apply_in_parallel_and_contend_only_with_themselves(tmp_path):
+    sandbox = SandboxProcess(tmp_path / "sandbox", "--tile-seconds", "0.1", "--workers", "2")
+    try:
+        (tmp_path / "reconciler.toml").write_text(CONFIG)
+        write_manifests(tmp_path / "manifests" / "agri", "agri")
+        for path in (tmp_path / "manifests" / "agri").glob("*.yaml"):  # 66 tiles: agri's apply takes a while
+            path.write_text(path.read_text().replace("bbox: [9.0, 42.0, 9.05, 42.05]", "bbox: [8.44, 41.31, 9.66, 43.1]"))
+        write_manifests(tmp_path / "manifests" / "forest", "forest")
+        env = {**os.environ, **sandbox.env, "NO_COLOR": "1"}
+        env.pop("RECONCILER_STATE")
+
+        plan = run(env, tmp_path, "plan", "--detailed-exitcode")
+        out, err = plan.communicate(timeout=120)
+        assert plan.returncode == 2, out + err
+        assert "== shard agri" in out and "== shard forest" in out and out.count("Plan: 4 to create") == 2
+
+        agri = run(env, tmp_path, "apply", "--shard", "agri", "--auto-approve", "--wait", "--poll-interval", "100ms")
+        forest = run(env, tmp_path, "apply", "--shard", "forest", "--auto-approve", "--wait", "--poll-interval", "100ms")
+        time.sleep(1.5)  # both hold their own lease now; a second run of one shard must not get in
+        again = run(env, tmp_path, "apply", "--shard", "agri", "--auto-approve")
+        out_again, err_again = again.communicate(timeout=120)
+        waiting = run(env, tmp_path, "apply", "--shard", "agri", "--auto-approve", "--lock-timeout", "120s")
+        for process in (agri, forest):
+            out, err = process.communicate(timeout=300)
+            assert process.returncode == 0, out + err
+        assert again.returncode == 3, out_again + err_again
+        assert "the state is locked by" in err_again and "lease" in err_again
+        out, err = waiting.communicate(timeout=300)
+        assert waiting.returncode == 0, out + err  # it waited for the lease, then found nothing to do
+
+        check = run(env, tmp_path, "plan", "--detailed-exitcode")
+        out, err = check.communicate(timeout=120)
+        assert check.returncode == 0, out + err
+        status = run(env, tmp_path, "status", "--shard", "forest")
+        out, _ = status.communicate(timeout=120)
+        assert "forest-started" in out and "agri-" not in out
+    finally:
+        sandbox.stop()
+
+
+def test_bad_configuration_and_unknown_shards_are_clear_errors(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reconciler.toml").write_text(CONFIG)
+    code, _, err = run_cli("plan", "--shard", "nope")
+    assert code == 1 and "no such shard" in err and "agri, forest" in err
+    (tmp_path / "reconciler.toml").write_text('[shards.agri]\npaths = "manifests"\nstate = "x"\n')
+    code, _, err = run_cli("plan")
+    assert code == 1 and "shards.agri.paths must be a non-empty list" in err
+    (tmp_path / "reconciler.toml").write_text("[shards.agri\n")
+    code, _, err = run_cli("status")
+    assert code == 1 and "reconciler.toml" in err and "Traceback" not in err
