@@ -12,7 +12,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold="" plain=""; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; }
 reconciler() { "$PYTHON" -m reconciler "$@"; }
 
 step "reconciler sandbox serve --env-file sandbox.env --speed 10 &"
@@ -36,5 +37,10 @@ step "reconciler status manifests"
 reconciler status manifests
 step "reconciler plan --detailed-exitcode manifests   # 0: nothing left to do"
 reconciler plan --detailed-exitcode manifests
+out=${DEMO_OUT:-demo-output}
+mkdir -p "$out"
+step "reconciler status corsica-max-ndvi-v1 --map $out/corsica-max-ndvi-v1.png"
+reconciler status corsica-max-ndvi-v1 --map "$out/corsica-max-ndvi-v1.png"
+reconciler status corsica-max-ndvi-v1 --map "$out/corsica-max-ndvi-v1.geojson"
 echo
-echo "The jobs converged; the sandbox stops now."
+echo "The jobs converged; the tile map is in $out/. The sandbox stops now."

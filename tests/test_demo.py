@@ -9,9 +9,10 @@ import sys
 from tests.conftest import ROOT
 
 
-def test_the_demo_converges_the_examples():
+def test_the_demo_converges_the_examples(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SH_", "AWS_", "RECONCILER_"))}
     env["PYTHON"] = sys.executable
+    env["DEMO_OUT"] = str(tmp_path)
     result = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh")], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300)
     out = result.stdout
@@ -20,5 +21,7 @@ def test_the_demo_converges_the_examples():
     assert "Plan: 5 to create" in out and "Apply complete: 5 action(s) done, 0 failed." in out
     statuses = [line for line in out.splitlines() if line.startswith("corsica-")]
     assert sum(" DONE " in line for line in statuses) >= 4 and any("created  CREATED" in line for line in statuses)
-    assert out.rstrip().endswith("The jobs converged; the sandbox stops now.")
+    assert out.rstrip().endswith("The sandbox stops now.")
+    assert "66 tile(s) (66 PROCESSED)" in out
+    assert (tmp_path / "corsica-max-ndvi-v1.png").stat().st_size > 10_000
     assert "No changes. Live jobs match the manifests." in out

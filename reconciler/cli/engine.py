@@ -166,13 +166,20 @@ def reconcile(paths, state_location, detect_only, report, wait, timeout, paralle
 @STATE
 @FORMAT
 @SHARD
-def status(paths, state_location, fmt, shards) -> int:
-    """Each job: what it should be, its live status, progress, cost and last action."""
+@click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=str),
+              help="With one NAME: write its tile map (.geojson, or .png/.svg with the map extra).")
+def status(paths, state_location, fmt, shards, map_file) -> int:
+    """Each job: what it should be, its live status, progress, cost and last action.
+
+    `status NAME --map FILE` writes the tile map of job NAME instead."""
     from reconciler.api.client import BatchClient
     from reconciler.engine.run import load_manifests
     from reconciler.engine.status import statuses
     from reconciler.render.status import show_statuses
     from reconciler.settings import api_settings
+
+    if map_file:
+        return _tile_map(paths, state_location, shards, map_file)
 
     def one(unit) -> int:
         manifests, _ = load_manifests(_selection(unit.paths, (), ()))
@@ -227,3 +234,25 @@ def grids(api: str, fmt: str) -> int:
     with BatchClient(api_settings()) as client:
         show_grids(getattr(client, api).tiling_grids(), fmt)
     return 0
+
+
+def _tile_map(names: tuple[str, ...], state_location, shards, map_file: str) -> int:
+    from reconciler.api.client import BatchClient
+    from reconciler.api.jobs import JobsApi
+    from reconciler.engine.tilemap import tile_map
+    from reconciler.errors import UsageError
+    from reconciler.render.tilemap import write_map
+    from reconciler.settings import api_settings
+
+    if len(names) != 1:
+        raise UsageError("--map needs exactly one job NAME", "e.g. reconciler status corsica-max-ndvi --map tiles.png")
+    name = names[0]
+    for unit in _units((), state_location, shards):
+        record = _state(unit.state).read().lockfile.jobs.get(name)
+        if record is not None and record.id:
+            with BatchClient(api_settings()) as client:
+                api = JobsApi(client, record.api)
+                job = api.get(record.id)
+                write_map(tile_map(api, job), map_file, f"{name} · {job.api} {job.status}")
+            return 0
+    raise UsageError(f"no managed job named {name!r} has a live request", "see `reconciler state list`")
