@@ -13,6 +13,7 @@ from reconciler.api.jobs import JobsApi
 from reconciler.engine.identity import owner
 from reconciler.settings import api_settings
 from tests.conftest import EXAMPLES
+from tests.test_engine_chaos import marked
 
 
 @pytest.fixture
@@ -35,16 +36,6 @@ def rename_examples(folder, suffix: str) -> None:
         path.write_text(text.replace(f"name: {name}", f"name: {name}-{suffix}"))
 
 
-def live_by_owner(env) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    with BatchClient(api_settings(env)) as client:
-        for api in ("v1", "v2"):
-            for job in JobsApi(client, api).list_jobs():
-                if (name := owner(job.description)) is not None:
-                    found.setdefault(name, []).append(job.id)
-    return found
-
-
 def test_examples_converge_and_a_description_edit_is_an_in_place_update(workspace, run_cli, sandbox):
     suffix = workspace.name[-12:].lower().replace("_", "-").strip("-")
     rename_examples(workspace, suffix)
@@ -60,9 +51,9 @@ def test_examples_converge_and_a_description_edit_is_an_in_place_update(workspac
     target.write_text(target.read_text().replace("description: Max NDVI over Corsica\n", "description: Max NDVI, renamed\n"))
     code, out, _ = run_cli("plan", "--detailed-exitcode")
     assert code == 2 and "~ update" in out and "Max NDVI, renamed" in out
-    before = live_by_owner(sandbox.env)
+    before = marked(sandbox.env)
     assert run_cli("apply", "--auto-approve")[0] == 0
-    assert live_by_owner(sandbox.env) == before  # updated in place: no new request
+    assert marked(sandbox.env) == before  # updated in place: no new request
     assert run_cli("plan", "--detailed-exitcode")[0] == 0
     mine = {k: v for k, v in before.items() if k.endswith(suffix)}
     assert len(mine) == 5 and all(len(ids) == 1 for ids in mine.values())
@@ -147,7 +138,7 @@ def test_import_and_state_rebuild(workspace, run_cli, sandbox):
     try:
         code, out, _ = run_cli("plan", "--detailed-exitcode")
         assert code == 0, out  # the written manifest reproduces the request (state: created, as it is)
-        assert live_by_owner(sandbox.env)[name] == [job.id]  # the marker was added to the live request
+        assert marked(sandbox.env)[name] == [job.id]  # the marker was added to the live request
         manifest = workspace / "manifests" / f"{name}.yaml"
         manifest.write_text(manifest.read_text().replace("state: created", "state: started"))
         code, out, _ = run_cli("plan", "--detailed-exitcode")

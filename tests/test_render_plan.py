@@ -1,6 +1,6 @@
 """Plan views (reconciler.render.plan): golden plans, redaction, the PR comment limit, colour, JSON.
 
-Golden cases live in tests/golden/plan/<case>/: `manifests/` (with their evalscripts), `live.json`
+Golden cases live in tests/golden/plan/<case>/: `manifests/` (evalscripts shared in ../evalscripts/), `live.json`
 (a list of LiveJob fields), `lockfile.json` and, optionally, `case.json` with
 {"allowReplace": bool, "showUnmanaged": bool, "verbose": bool}. Each runs through the real planner
 with the fixed ESTIMATES and ENVIRON below; the text (colour off), JSON and markdown views must equal
@@ -30,7 +30,7 @@ from reconciler.render.plan import plan_json, plan_markdown, plan_text, show_pla
 from reconciler.state.model import Lockfile
 
 GOLDEN = Path(__file__).parent / "golden" / "plan"
-CASES = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())
+CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "manifests").is_dir())  # evalscripts/ is shared
 REGENERATE = os.environ.get("REGENERATE_GOLDEN") == "1"
 
 # The offline PU estimate by manifest name; a geopackage input cannot be estimated offline.

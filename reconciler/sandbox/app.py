@@ -64,8 +64,7 @@ def error(status: int, message: str, errors: Any = None) -> Response:
 
 
 def create_app(context: Context, issuer: TokenIssuer) -> Flask:
-    from reconciler.sandbox.routes_v1 import v1_blueprint
-    from reconciler.sandbox.routes_v2 import v2_blueprint
+    from reconciler.sandbox.routes import V1, V2, blueprint
 
     app = Flask("reconciler-sandbox")
     app.json.sort_keys = False
@@ -128,8 +127,8 @@ def create_app(context: Context, issuer: TokenIssuer) -> Flask:
         with context.state.lock:
             return jsonify({"requests": dict(sorted(context.state.stats.items())), "jobs": len(context.state.jobs())})
 
-    app.register_blueprint(v2_blueprint(context), url_prefix="/api/v2/batch")
-    app.register_blueprint(v1_blueprint(context), url_prefix="/api/v1/batch")
+    app.register_blueprint(blueprint(context, V2), url_prefix="/api/v2/batch")
+    app.register_blueprint(blueprint(context, V1), url_prefix="/api/v1/batch")
     return app
 
 
