@@ -21,6 +21,7 @@ demo: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/validate_bench.py
+	$(BIN)/python bench/lockfile_bench.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
