@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test demo bench clean
+.PHONY: test demo bench chaos clean
 
 # The stamp is rebuilt when the dependency list changes, so a plain `make test` always runs
 # against what pyproject.toml asks for.
@@ -22,6 +22,10 @@ demo: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/validate_bench.py
 	$(BIN)/python bench/lockfile_bench.py
+
+# Not part of `make test`: minutes of deliberate breakage, counts appended to bench/RESULTS.md.
+chaos: $(VENV)/.installed
+	$(BIN)/python bench/chaos.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

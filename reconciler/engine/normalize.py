@@ -47,14 +47,23 @@ def _clean(value: Any, path: tuple, sensitive: frozenset[tuple], mask: bool) -> 
             out[key] = cleaned
         return out
     if isinstance(value, list):
+        if all(type(item) in (int, float) for item in value):  # coordinates: the bulk of a large area
+            return [int(item) if type(item) is float and item.is_integer() and abs(item) < 2**53 else item
+                    for item in value]
         return [_clean(item, (*path, i), sensitive, mask) for i, item in enumerate(value)]
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     return value
 
 
+_DEFAULTS_BY_KEY: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
+for _suffix, _default in _DEFAULTS:
+    _DEFAULTS_BY_KEY.setdefault(_suffix[-1], []).append((_suffix, _default))
+
+
 def _is_default(path: tuple, value: Any) -> bool:
-    return any(path[-len(suffix):] == suffix and value == default for suffix, default in _DEFAULTS)
+    candidates = _DEFAULTS_BY_KEY.get(path[-1])  # most keys have no default: one dict lookup
+    return bool(candidates) and any(path[-len(s):] == s and value == d for s, d in candidates)
 
 
 def digest(data: Any) -> str:
@@ -65,4 +74,8 @@ def digest(data: Any) -> str:
 def spec_hash(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> str:
     """What the lockfile and saved plans record as `specHash`: the API version and the canonical
     body with sensitive values masked, so nothing stored can be used to confirm a guessed secret."""
-    return digest({"api": api, "request": canonical(body, sensitive, mask=True)})[:32]
+    return hash_canonical(api, canonical(body, sensitive, mask=True))
+
+
+def hash_canonical(api: str, body: dict) -> str:
+    return digest({"api": api, "request": body})[:32]

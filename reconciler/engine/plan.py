@@ -17,7 +17,7 @@ from reconciler.api.jobs import LiveJob
 from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
 from reconciler.engine.diff import SENSITIVE, FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
-from reconciler.engine.normalize import canonical, digest, spec_hash
+from reconciler.engine.normalize import canonical, digest, hash_canonical, spec_hash
 from reconciler.engine.pairing import Pair, pair
 from reconciler.manifests.loader import Manifest
 from reconciler.state.model import Lockfile
@@ -39,30 +39,47 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
     """`estimate` gives the offline PU estimate of a manifest (reconciler.geo), or None."""
     pairing = pair(manifests, live, lockfile.jobs, set(options.targets) if options.targets is not None else None)
     actions: list[Action] = []
+    canonical_live = _Canonical()
     for p in pairing.pairs:
-        actions += _decide(p, options, estimate)
+        actions += _decide(p, options, estimate, canonical_live)
     warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "
                 f"using {p.live.id}" for p in pairing.pairs if p.duplicates]
     unmanaged = [Unmanaged(j.id, j.api, j.status, j.description or "") for j in pairing.unmanaged]
     unmanaged += [Unmanaged(j.id, j.api, j.status, j.description or "", "marked for a name no manifest has")
                   for j in pairing.foreign]
     return Plan(tuple(sorted(actions, key=Action.sort_key)), lockfile.lineage, lockfile.serial,
-                fingerprint(pairing.pairs), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings))
+                fingerprint(pairing.pairs, canonical_live), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings))
 
 
-def fingerprint(pairs: Iterable[Pair]) -> str:
+class _Canonical:
+    """Canonical live bodies, each computed once per plan (the diff and the fingerprint share them)."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[int, frozenset], dict] = {}
+
+    def __call__(self, body: dict, sensitive: frozenset[tuple] = frozenset()) -> dict:
+        key = (id(body), sensitive)
+        if key not in self._done:
+            self._done[key] = canonical(body, sensitive)
+        return self._done[key]
+
+
+def fingerprint(pairs: Iterable[Pair], canonical_live=canonical) -> str:
     """What the plan's decisions rest on: each paired job's id, status, description and request."""
-    seen = [(p.name, p.live.id, p.live.status, p.live.description, digest(canonical(p.live.request)))
+    seen = [(p.name, p.live.id, p.live.status, p.live.description, digest(canonical_live(p.live.request)))
             for p in pairs if p.live is not None]
     return digest(sorted(seen))[:32]
 
 
-def _decide(p: Pair, options: PlanOptions, estimate) -> list[Action]:
+def _decide(p: Pair, options: PlanOptions, estimate, canonical_live) -> list[Action]:
     if p.manifest is None:
         return [_removed(p)]
     m = p.manifest
     body_sensitive = frozenset(path[2:] for path in m.sensitive if path[:2] == ("spec", "request"))
-    desired_hash = spec_hash(m.job.spec.api, m.body, body_sensitive)
+    desired = canonical(m.body, body_sensitive)
+    # with nothing sensitive the masked form is the same canonical body: hash it, do not redo it
+    desired_hash = spec_hash(m.job.spec.api, m.body, body_sensitive) if body_sensitive else hash_canonical(
+        m.job.spec.api, desired)
     base = Action(Kind.NOOP, p.name, m.job.spec.api, p.live.id if p.live else None, (),
                   live_status=p.live.status if p.live else None, desired_state=m.job.spec.state, spec_hash=desired_hash)
     if p.live is None:
@@ -70,7 +87,7 @@ def _decide(p: Pair, options: PlanOptions, estimate) -> list[Action]:
     out = []
     if p.found_by_marker:
         out.append(replace(base, kind=Kind.ADOPT, steps=("adopt",), reasons=("found by its ownership marker",)))
-    diff = changes(canonical(m.body, body_sensitive), canonical(p.live.request, body_sensitive))
+    diff = changes(desired, canonical_live(p.live.request, body_sensitive))
     if diff or p.live.api != m.job.spec.api:
         return out + [_spec_changed(p, base, diff, options, estimate)]
     wanted = with_marker(m.job.spec.description, p.name)

@@ -1,0 +1,185 @@
+"""`make chaos`: break it on purpose and count what went wrong (all counts must be 0).
+
+1. rounds of 8 concurrent applies on one lockfile (each round changes a description, so there is
+   something to do): duplicates, lost jobs, stuck leases, tracebacks;
+2. SIGKILL of an apply at a random (seeded) moment, then a recovering apply: duplicates, lost jobs;
+3. an apply against 20 % injected 5xx (half of them after the write took effect), a rate limit and
+   latency, repeated until converged: duplicates, lost jobs, tracebacks;
+4. hypothesis fuzzing of mutated example manifests through the loader: escaped exceptions.
+
+Run: `make chaos` (or `.venv/bin/python bench/chaos.py [ROUNDS] [KILLS] [EXAMPLES]`); the figures are
+appended to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import SandboxProcess  # noqa: E402
+from tests.test_engine_chaos import marked, write_manifests  # noqa: E402
+
+
+def reconciler(env, cwd, *args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "reconciler", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def problems(env, names: list[str], state_url: str) -> tuple[int, int]:
+    """(duplicates, lost): live jobs per marker beyond one, and names without a live job or record."""
+    from reconciler.state.operations import open_state
+
+    live = marked(env)
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        records = open_state(state_url).read().lockfile.jobs
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    duplicates = sum(max(0, len(live.get(n, [])) - 1) for n in names)
+    lost = sum(1 for n in names if not live.get(n) or n not in records or records[n].id not in live.get(n, []))
+    return duplicates, lost
+
+
+def concurrent_applies(rounds: int, work: Path) -> dict:
+    sandbox = SandboxProcess(work / "sandbox-a", "--speed", "20")
+    counts = {"rounds": rounds, "applies": 0, "duplicates": 0, "lost": 0, "stuck leases": 0, "tracebacks": 0,
+              "failed applies": 0}
+    try:
+        folder = work / "concurrent"
+        names = write_manifests(folder / "manifests", "race")
+        state_url = "s3://reconciler-state/chaos/concurrent.json"
+        env = {**os.environ, **sandbox.env, "RECONCILER_STATE": state_url, "NO_COLOR": "1"}
+        target = folder / "manifests" / f"{names[0]}.yaml"
+        for round_ in range(rounds):
+            text = target.read_text()
+            target.write_text(text.replace(text.split("description: ", 1)[1].split("\n", 1)[0], f"round {round_}"))
+            runs = [reconciler(env, folder, "apply", "--auto-approve", "--lock-timeout", "120s") for _ in range(8)]
+            for run in runs:
+                out, err = run.communicate(timeout=600)
+                counts["applies"] += 1
+                counts["tracebacks"] += "Traceback" in out + err
+                counts["failed applies"] += run.returncode != 0
+            duplicates, lost = problems(sandbox.env, names, state_url)
+            counts["duplicates"] += duplicates
+            counts["lost"] += lost
+            status = reconciler(env, folder, "lock", "status")
+            counts["stuck leases"] += "not locked" not in status.communicate(timeout=60)[0]
+    finally:
+        sandbox.stop()
+    return counts
+
+
+def kills(trials: int, work: Path, seed: int = 20261122) -> dict:
+    sandbox = SandboxProcess(work / "sandbox-b", "--speed", "20")
+    rng = random.Random(seed)
+    counts = {"trials": trials, "killed mid-run": 0, "duplicates": 0, "lost": 0, "failed recoveries": 0}
+    try:
+        for trial in range(trials):
+            folder = work / f"kill{trial}"
+            names = write_manifests(folder / "manifests", f"kill{trial}")
+            state_url = f"s3://reconciler-state/chaos/kill{trial}.json"
+            env = {**os.environ, **sandbox.env, "RECONCILER_STATE": state_url, "NO_COLOR": "1"}
+            victim = reconciler(env, folder, "apply", "--auto-approve", "--wait", "--poll-interval", "50ms",
+                                "--lease-ttl", "1s")
+            time.sleep(rng.uniform(0.3, 2.5))
+            counts["killed mid-run"] += victim.poll() is None
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=30)
+            recovery = reconciler(env, folder, "apply", "--auto-approve", "--wait", "--poll-interval", "50ms",
+                                  "--lock-timeout", "30s")
+            recovery.communicate(timeout=300)
+            counts["failed recoveries"] += recovery.returncode != 0
+            duplicates, lost = problems(sandbox.env, names, state_url)
+            counts["duplicates"] += duplicates
+            counts["lost"] += lost
+    finally:
+        sandbox.stop()
+    return counts
+
+
+def faults(work: Path) -> dict:
+    sandbox = SandboxProcess(work / "sandbox-c", "--speed", "20", "--error-rate", "0.1", "--lost-response-rate", "0.1",
+                             "--rate-limit", "20", "--latency", "20ms", "--seed", "8")
+    counts = {"applies until converged": 0, "duplicates": 0, "lost": 0, "tracebacks": 0}
+    try:
+        folder = work / "faults"
+        names = write_manifests(folder / "manifests", "faults")
+        state_url = "s3://reconciler-state/chaos/faults.json"
+        env = {**os.environ, **sandbox.env, "RECONCILER_STATE": state_url, "NO_COLOR": "1"}
+        for _ in range(20):
+            run = reconciler(env, folder, "apply", "--auto-approve", "--wait", "--poll-interval", "100ms")
+            out, err = run.communicate(timeout=600)
+            counts["applies until converged"] += 1
+            counts["tracebacks"] += "Traceback" in out + err
+            check = reconciler(env, folder, "plan", "--detailed-exitcode")
+            check.communicate(timeout=300)
+            if check.returncode == 0:
+                break
+        counts["duplicates"], counts["lost"] = problems(sandbox.env, names, state_url)
+    finally:
+        sandbox.stop()
+    return counts
+
+
+def fuzz(examples: int) -> dict:
+    from hypothesis import HealthCheck, given, settings
+
+    from tests.test_properties import mutated_example
+
+    from reconciler.manifests.loader import load
+
+    escaped = []
+    folder = Path(tempfile.mkdtemp())
+
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(text=mutated_example())
+    def check(text):
+        path = folder / "job.yaml"
+        path.write_text(text)
+        try:
+            load([path])
+        except Exception as e:  # noqa: BLE001 — counting what escapes is the point
+            escaped.append(type(e).__name__)
+
+    check()
+    return {"examples": examples, "escaped exceptions": len(escaped)}
+
+
+def record(lines: list[str], command: str) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    block = [f"\n## Chaos (`{command}`), {stamp}, {machine}\n", "| run | counts |", "|---|---|", *lines]
+    with open(ROOT / "bench" / "RESULTS.md", "a") as f:
+        f.write("\n".join(block) + "\n")
+
+
+def main() -> None:
+    rounds, trials, examples = (int(a) for a in (sys.argv[1:] + ["100", "100", "10000"])[:3])
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        results = {
+            f"{rounds} rounds of 8 concurrent applies": concurrent_applies(rounds, work),
+            f"{trials} SIGKILL trials": kills(trials, work),
+            "20 % faults (10 % 5xx, 10 % lost answers), 20 req/s, 20 ms latency": faults(work),
+            f"fuzzing, {examples} examples": fuzz(examples),
+        }
+    lines = [f"| {name} | " + ", ".join(f"{k}: {v}" for k, v in counts.items()) + " |" for name, counts in results.items()]
+    print("\n".join(lines))
+    record(lines, "python bench/chaos.py " + " ".join(str(x) for x in (rounds, trials, examples)))
+
+
+if __name__ == "__main__":
+    main()
