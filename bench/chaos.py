@@ -57,6 +57,7 @@ def concurrent_applies(rounds: int, work: Path) -> dict:
     sandbox = SandboxProcess(work / "sandbox-a", "--speed", "20")
     counts = {"rounds": rounds, "applies": 0, "duplicates": 0, "lost": 0, "stuck leases": 0, "tracebacks": 0,
               "failed applies": 0}
+    reasons: dict[str, int] = {}
     try:
         folder = work / "concurrent"
         names = write_manifests(folder / "manifests", "race")
@@ -71,7 +72,10 @@ def concurrent_applies(rounds: int, work: Path) -> dict:
                 out, err = run.communicate(timeout=600)
                 counts["applies"] += 1
                 counts["tracebacks"] += "Traceback" in out + err
-                counts["failed applies"] += run.returncode != 0
+                if run.returncode != 0:
+                    counts["failed applies"] += 1
+                    reason = next((line for line in err.splitlines() if line.startswith("Error")), err[-200:])
+                    reasons[reason] = reasons.get(reason, 0) + 1
             duplicates, lost = problems(sandbox.env, names, state_url)
             counts["duplicates"] += duplicates
             counts["lost"] += lost
@@ -79,6 +83,8 @@ def concurrent_applies(rounds: int, work: Path) -> dict:
             counts["stuck leases"] += "not locked" not in status.communicate(timeout=60)[0]
     finally:
         sandbox.stop()
+    if reasons:
+        counts["why"] = "; ".join(f"{n}× {r}" for r, n in sorted(reasons.items()))
     return counts
 
 

@@ -129,9 +129,9 @@ def _execute(client, state, refreshed, made: Plan, manifests, settings: ApplySet
 
 def _wait(context: applying.Context, made: Plan, manifests: list[Manifest], settings: ApplySettings,
           progress) -> dict[str, tuple[str, str]]:
-    # every action has run (including starts that waited for an estimate); from here jobs only move
-    # on their own, so a job that is not ANALYSING or PROCESSING is as far as this run takes it
-    """Poll (one listing per version per round) until every job of the plan reaches its phase."""
+    """Poll (one listing per version per round) until every job of the plan has settled. Every action
+    has run by now (starts that waited for an estimate included): jobs only move on their own, so one
+    that is not ANALYSING or PROCESSING is as far as this run takes it."""
     settled = {a.name for a in made.actions if a.kind in (Kind.BLOCKED, Kind.FORGET)}
     wanted = {m.name: m.job.spec.state for m in manifests
               if m.name not in settled and any(a.name == m.name for a in made.actions)}

@@ -1,0 +1,120 @@
+"""Benchmark: `reconciler plan` over N managed jobs, against sentinelhub-py refreshing the same
+jobs one `get_request` at a time.
+
+N jobs are created in a fresh sandbox through its API (descriptions carry the ownership marker),
+the lockfile is recovered with `reconciler state rebuild`, and N matching manifests are written.
+Then `reconciler plan` runs in its own process: wall time, CPU time and peak RSS (from wait4) and
+the API calls it made (from /sandbox/stats). Targets (issue 8): API calls ≤ ⌈N/100⌉ + 2 (token +
+listing pages), plan ≥ 10× faster than the per-job loop, CPU ≤ 2 s and RSS ≤ 300 MB at N = 10,000.
+
+Run: `.venv/bin/python bench/plan_bench.py [N]`; the figures are appended to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import SandboxProcess  # noqa: E402
+
+SENTINELHUB_LOOP = """
+import sys, time
+from sentinelhub import SHConfig
+from sentinelhub.api.batch import BatchProcessClient
+client = BatchProcessClient(config=SHConfig())
+ids = [line.strip() for line in open(sys.argv[1])]
+start = time.perf_counter()
+for request_id in ids:
+    client.get_request(request_id)
+print(time.perf_counter() - start)
+"""
+
+
+def api_calls(env) -> int:
+    stats = requests.get(env["SH_BASE_URL"] + "/sandbox/stats", timeout=30).json()["requests"]
+    return sum(n for key, n in stats.items() if "/api/" in key or "token" in key)
+
+
+def seed(sandbox: SandboxProcess, folder: Path, count: int) -> list[str]:
+    """N v2 jobs created through the API, and their manifests."""
+    from reconciler.manifests.loader import load
+
+    (folder / "manifests").mkdir(parents=True)
+    shutil.copytree(ROOT / "manifests" / "evalscripts", folder / "manifests" / "evalscripts")
+    template = (ROOT / "manifests" / "corsica-geopackage.yaml").read_text()
+    for i in range(count):
+        (folder / "manifests" / f"job-{i:05d}.yaml").write_text(template.replace("name: corsica-geopackage", f"name: job-{i:05d}"))
+    bodies = {m.name: {**m.body, "description": f"{m.job.spec.description} [reconciler:{m.name}]"}
+              for m in load([folder / "manifests"]).manifests}
+    http = sandbox.http()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda body: http.post("/api/v2/batch/process", json=body).json()["id"], bodies.values()))
+    return ids
+
+
+def run_plan(env, cwd) -> dict:
+    """`reconciler plan` in a child whose rusage we collect with wait4."""
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "reconciler", "plan", "--detailed-exitcode"], env=env, cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 2):
+        raise SystemExit(f"plan failed ({code}): {process.stderr.read().decode()[-2000:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024, "exit": code}
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sandbox = SandboxProcess(folder / "sandbox", "--speed", "100")
+        try:
+            env = {**os.environ, **sandbox.env, "NO_COLOR": "1"}
+            ids = seed(sandbox, folder, count)
+            subprocess.run([sys.executable, "-m", "reconciler", "state", "rebuild"], env=env, cwd=folder, check=True,
+                           stdout=subprocess.DEVNULL)
+            before = api_calls(sandbox.env)
+            plan = run_plan(env, folder)
+            plan["calls"] = api_calls(sandbox.env) - before
+            (folder / "ids.txt").write_text("\n".join(ids))
+            before = api_calls(sandbox.env)
+            loop = subprocess.run([sys.executable, "-c", SENTINELHUB_LOOP, str(folder / "ids.txt")], env=env,
+                                  capture_output=True, text=True, check=True)
+            loop_wall, loop_calls = float(loop.stdout.strip().splitlines()[-1]), api_calls(sandbox.env) - before
+        finally:
+            sandbox.stop()
+    limit = math.ceil(count / 100) + 2
+    rows = [
+        f"| API calls of `plan` | {plan['calls']} | ≤ {limit} |",
+        f"| `plan` wall time | {plan['wall']:.2f} s (exit {plan['exit']}) | |",
+        f"| sentinelhub-py `get_request` loop | {loop_wall:.2f} s, {loop_calls} API calls | |",
+        f"| speed-up of `plan` over the loop | {loop_wall / plan['wall']:.1f}× | ≥ 10× |",
+        f"| `plan` CPU time | {plan['cpu']:.2f} s | ≤ 2 s |",
+        f"| `plan` peak RSS | {plan['rss_mb']:.0f} MB | ≤ 300 MB |",
+    ]
+    print("\n".join(rows))
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    with open(ROOT / "bench" / "RESULTS.md", "a") as f:
+        f.write(f"\n## Plan at scale, {count:,} jobs (`python bench/plan_bench.py {count}`), {stamp}, "
+                f"{os.cpu_count()} cores, Python {platform.python_version()}\n\n| measure | result | target |\n|---|---|---|\n"
+                + "\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
