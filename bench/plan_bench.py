@@ -7,7 +7,9 @@ Then `reconciler plan` runs in its own process: wall time, CPU time and peak RSS
 the API calls it made (from /sandbox/stats). Targets (issue 8): API calls ≤ ⌈N/100⌉ + 2 (token +
 listing pages), plan ≥ 10× faster than the per-job loop, CPU ≤ 2 s and RSS ≤ 300 MB at N = 10,000.
 
-Run: `.venv/bin/python bench/plan_bench.py [N]`; the figures are appended to bench/RESULTS.md.
+Run: `.venv/bin/python bench/plan_bench.py [N] [--profile FILE]`; the figures are appended to
+bench/RESULTS.md. With --profile, one more `plan` runs under pyinstrument and its report (text) is
+written to FILE.
 """
 
 from __future__ import annotations
@@ -79,14 +81,24 @@ def run_plan(env, cwd) -> dict:
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024, "exit": code}
 
 
+def profile(env, cwd, path: str) -> None:
+    subprocess.run([sys.executable, "-m", "pyinstrument", "--outfile", path, "-m", "reconciler", "plan"], env=env,
+                   cwd=cwd, stdout=subprocess.DEVNULL, check=False)
+
+
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    args = sys.argv[1:]
+    profile_to = args.pop(args.index("--profile") + 1) if "--profile" in args else None
+    args = [a for a in args if a != "--profile"]
+    count = int(args[0]) if args else 10_000
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         sandbox = SandboxProcess(folder / "sandbox", "--speed", "100")
         try:
             env = {**os.environ, **sandbox.env, "NO_COLOR": "1"}
+            start = time.perf_counter()
             ids = seed(sandbox, folder, count)
+            print(f"seeded {count} jobs in {time.perf_counter() - start:.0f} s", file=sys.stderr)
             subprocess.run([sys.executable, "-m", "reconciler", "state", "rebuild"], env=env, cwd=folder, check=True,
                            stdout=subprocess.DEVNULL)
             before = api_calls(sandbox.env)
@@ -97,6 +109,8 @@ def main() -> None:
             loop = subprocess.run([sys.executable, "-c", SENTINELHUB_LOOP, str(folder / "ids.txt")], env=env,
                                   capture_output=True, text=True, check=True)
             loop_wall, loop_calls = float(loop.stdout.strip().splitlines()[-1]), api_calls(sandbox.env) - before
+            if profile_to:
+                profile(env, folder, profile_to)
         finally:
             sandbox.stop()
     limit = math.ceil(count / 100) + 2

@@ -21,7 +21,7 @@ from responses import matchers
 from reconciler.api import errors
 from reconciler.api.client import BatchClient
 from reconciler.api.models import common, v2
-from reconciler.api.session import ApiSession, classify_failure
+from reconciler.api.session import ApiSession, Pacer, classify_failure
 from reconciler.settings import ApiSettings
 from tests.conftest import ROOT
 
@@ -244,7 +244,7 @@ def test_429_waits_exactly_retry_after_milliseconds(api, rsps, time_):
     rsps.get(f"{PROCESS}/t-1", status=429, headers={"Retry-After": "20"})
     rsps.get(f"{PROCESS}/t-1", json=task())
     assert api.get("t-1").id == "t-1"
-    assert time_.sleeps == [1.5, 0.02]
+    assert time_.sleeps == pytest.approx([1.5, 0.02])
 
 
 def test_429_gives_up_past_the_wait_budget(api, rsps, time_):
@@ -263,6 +263,59 @@ def test_429_without_retry_after_backs_off(api, rsps, time_):
     rsps.get(f"{PROCESS}/t-1", json=task())
     api.get("t-1")
     assert time_.sleeps == [0.5, 1.0]
+
+
+def test_pacer_lets_everything_through_until_a_429():
+    t = FakeTime()
+    pacer = Pacer(t.clock, t.sleep)
+    for _ in range(50):
+        pacer.turn()
+    assert t.sleeps == [] and pacer.interval == 0
+
+
+def test_pacer_holds_everyone_after_a_429_then_spaces_requests_under_the_measured_rate():
+    t = FakeTime()
+    pacer = Pacer(t.clock, t.sleep)
+    sent = [pacer.turn() for _ in range(20)]  # 19 accepted, the 20th refused, all within a second
+    t.now += 0.5
+    pacer.refused(sent[-1], 0.25)
+    assert pacer.interval == pytest.approx(1 / (0.95 * 19))
+    pacer.turn()
+    assert t.sleeps == [pytest.approx(0.25)]  # the server's Retry-After first
+    for _ in range(5):
+        pacer.turn()
+    assert t.sleeps[1:] == [pytest.approx(1 / (0.95 * 19))] * 5  # then just under 19 per second
+
+
+def test_pacer_trusts_only_retry_after_when_it_sent_too_little_to_measure():
+    t = FakeTime()
+    pacer = Pacer(t.clock, t.sleep)
+    sent = [pacer.turn() for _ in range(3)]
+    pacer.refused(sent[-1], 2.0)
+    assert pacer.interval == 0
+    pacer.turn()
+    pacer.turn()
+    assert t.sleeps == [pytest.approx(2.0)]
+
+
+def test_pacer_follows_the_highest_count_measured_and_relaxes_after_a_calm_minute():
+    t = FakeTime()
+    pacer = Pacer(t.clock, t.sleep)
+    sent = [pacer.turn() for _ in range(11)]
+    pacer.refused(sent[-1], 0.0)
+    first = pacer.interval
+    assert first == pytest.approx(1 / (0.95 * 10))
+    t.now += 5
+    sent = [pacer.turn() for _ in range(7)]  # a late bunch refused: says nothing about the limit
+    pacer.refused(sent[-1], 0.0)
+    assert pacer.interval == first
+    t.now += 61
+    pacer.turn()
+    assert pacer.interval == pytest.approx(first / 2)  # a calm minute: try faster
+    sent = [pacer.turn() for _ in range(16)]
+    t.now = sent[-1]
+    pacer.refused(sent[-1], 0.0)
+    assert pacer.interval == pytest.approx(1 / (0.95 * 16))  # the service let more through than thought
 
 
 def test_5xx_retried_with_exponential_backoff_then_server_error(api, rsps, time_):

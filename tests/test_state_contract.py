@@ -161,6 +161,17 @@ def test_conditional_delete_refuses_a_stale_etag(backend):
         store.delete(key, if_match=second)
 
 
+def test_delete_many_removes_every_key_and_ignores_absent_ones(backend):
+    p, store = backend.prefix, backend.store
+    keys = [f"{p}many/{i:04d}.json" for i in range(1205)]  # more than one S3 DeleteObjects call
+    for key in keys[:1200]:
+        store.put(key, b"{}")
+    store.put(f"{p}many-kept.json", b"{}")
+    store.delete_many(keys)
+    assert store.list(f"{p}many/") == []
+    assert store.get(f"{p}many-kept.json") is not None
+
+
 def test_list_by_prefix(backend):
     p, store = backend.prefix, backend.store
     keys = [f"{p}a.json", f"{p}a.json.journal/000000000001.json", f"{p}a.json.journal/000000000002.json",
@@ -347,6 +358,23 @@ def test_compact_folds_the_journal_in_with_one_write_and_deletes_the_entries(bac
     reread = backend.state().read()
     assert reread.journal == () and reread.lockfile == compacted.lockfile
     assert reread.lockfile.jobs == view.jobs and len(reread.lockfile.jobs["a"].history) == 4
+
+
+def test_noted_observations_reach_only_the_final_lockfile_write(backend):
+    base = seed(backend, {"a": job(1), "b": job(2)})
+    log = CallLog(backend.store)
+    journal = backend.state(log).journal(base)
+    journal.record("a", job(1, status="S1"), event("start"))
+    log.clear()
+    journal.note("a", job(1, status="PROCESSING"), event("observe"))
+    journal.note("b", job(2, status="DONE"), event("observe"))
+    assert log.calls == []  # nothing stored per observation
+    compacted = journal.compact()
+    assert len(log.of("put")) == 1
+    reread = backend.state().read().lockfile
+    assert reread == compacted.lockfile and reread.journalSeq == 1
+    assert (reread.jobs["a"].status, reread.jobs["b"].status) == ("PROCESSING", "DONE")
+    assert [h.action for h in reread.jobs["a"].history][-2:] == ["start", "observe"]
 
 
 def test_compact_from_a_fresh_read(backend):

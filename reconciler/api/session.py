@@ -6,7 +6,10 @@ every `requests`, `urllib3`, `oauthlib` and `json` exception becomes an `api/err
 
 Retry policy, per call:
 - 429: wait the server's `Retry-After` (milliseconds; exponential backoff when absent), within
-  `rate_limit_budget` seconds of waiting. Safe for every request: the server did nothing.
+  `rate_limit_budget` seconds of waiting. Safe for every request: the server did nothing. The
+  wait holds back every thread of the session, and from then on requests are spaced to just under
+  the rate the service accepted in the last second (`Pacer`), so parallel applies run at the
+  limit instead of bouncing off it.
 - 5xx, timeouts, dropped connections: backoff with jitter, up to `max_attempts` and `retry_budget`.
 - A non-idempotent request (create) is never re-sent once it may have reached the server: a 5xx,
   a read timeout or a broken connection raise CreateOutcomeUnknown. Only failures known to happen
@@ -23,6 +26,7 @@ import random
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -153,6 +157,62 @@ class RetryBudget:
         return step * (0.5 + 0.5 * self._jitter())
 
 
+class Pacer:
+    """Spaces the session's requests once the service has said "too many" (429).
+
+    Until the first 429 nothing waits. A 429 holds every caller until its Retry-After, and sets
+    the spacing to 1 / (95 % of the other requests sent in the last second): that count is what the
+    service let through, so a single client settles just under its limit. Later 429s measure again
+    and the highest count wins: requests delayed on their way arrive bunched and get one refused
+    while fewer were sent, which says nothing about the limit. With fewer than five sent the count
+    says little, and only Retry-After is obeyed. A minute without a 429 halves the spacing and
+    forgets the measurements, to find a limit that rose or fell.
+    """
+
+    WINDOW = 1.0
+    SHARE = 0.95
+    SAMPLES = 5
+    CALM = 60.0
+
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None]):
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._sent: deque[float] = deque()  # when requests were let go, the last second of them
+        self.interval = 0.0
+        self._measured = 0  # the most requests the service let through in a second, as seen
+        self._next = -math.inf
+        self._last_refusal = -math.inf
+
+    def turn(self) -> float:
+        """Wait for this request's turn; returns the moment it was let go (to name it in `refused`)."""
+        with self._lock:
+            now = self._clock()
+            if self.interval and now - self._last_refusal > self.CALM:
+                self.interval, self._measured, self._last_refusal = self.interval / 2, 0, now
+            due = max(now, self._next)
+            self._next = due + self.interval
+            self._sent.append(due)
+            while self._sent[0] < due - self.WINDOW:
+                self._sent.popleft()
+        if due > now:
+            self._sleep(due - now)
+        return due
+
+    def refused(self, sent: float, retry_after: float) -> None:
+        """The request let go at `sent` was answered 429: hold everyone, and measure the limit."""
+        with self._lock:
+            now = self._clock()
+            if sent in self._sent:
+                self._sent.remove(sent)
+            while self._sent and self._sent[0] < now - self.WINDOW:
+                self._sent.popleft()
+            self._measured = max(self._measured, len(self._sent))
+            if self._measured >= self.SAMPLES:
+                self.interval = self.WINDOW / (self.SHARE * self._measured)
+            self._next = max(self._next, now + retry_after)
+            self._last_refusal = now
+
+
 class _Answered(Exception):
     """A non-2xx answer, raised inside an attempt so that one loop decides what it means."""
 
@@ -191,6 +251,7 @@ class ApiSession:
         self._http.register_compliance_hook("access_token_response", _raise_unless_ok)
         self._token_lock = threading.Lock()
         self._token: str | None = None
+        self.pacer = Pacer(clock, sleep)
         self._refresh_at = math.inf
         _allow_plain_http_on_loopback(settings)
 
@@ -234,10 +295,15 @@ class ApiSession:
     def _retrying(self, attempt: Callable[[], T], call: _Call) -> T:
         budget = RetryBudget(self.settings, self._clock, self._jitter)
         while True:
+            sent = self.pacer.turn()
             try:
                 return attempt()
             except _Answered as answer:
                 wait = self._after_answer(answer.response, call, budget)
+                if answer.response.status_code == 429:
+                    self.pacer.refused(sent, wait)  # the next turn() waits; everyone else's too
+                    log.info("%s %s: rate limited; trying again in %.2f s", call.method, call.path, wait)
+                    continue
             except OAuth2Error as exc:
                 raise self._oauth_error(exc, call) from exc
             except TRANSPORT_ERRORS as exc:

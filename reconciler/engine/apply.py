@@ -60,6 +60,13 @@ class Context:
         with self.lock:
             self.journal.record(name, job, event)
 
+    def note(self, name: str, job: JobState, action: str, result: str, request_id: str | None = None) -> None:
+        """Record an observation with the run's final lockfile write instead of an object of its own."""
+        event = HistoryEntry(at=_now(), who=self.who, action=action, result=result, requestId=request_id,
+                             revision=self.revision)
+        with self.lock:
+            self.journal.note(name, job, event)
+
     def current(self, name: str) -> JobState | None:
         with self.lock:
             return self.journal.view.jobs.get(name)

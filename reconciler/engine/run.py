@@ -175,14 +175,15 @@ def converged(state: str | None, status: str) -> bool:
 
 
 def _observe(context: applying.Context, apis: dict[str, JobsApi], names: set[str]) -> None:
-    """Record the status each managed job has now (stale-deletion decisions rest on it)."""
+    """Record the status each managed job has now (stale-deletion decisions rest on it), with the
+    final lockfile write: one write for all of them."""
     live = {job.id: job for api in apis.values() for job in api.list_jobs()}
     for name in sorted(names):
         record = context.current(name)
         job = live.get(record.id) if record and record.id else None
         if job is not None and job.status != record.status:
-            context.record(name, record.model_copy(update={"status": job.status, "observedAt": datetime.now(timezone.utc)}),
-                           "observe", job.status, job.id)
+            context.note(name, record.model_copy(update={"status": job.status, "observedAt": datetime.now(timezone.utc)}),
+                         "observe", job.status, job.id)
 
 
 def _record_observed(client, state, refreshed: Refreshed, made: Plan, manifests, lease) -> None:

@@ -80,6 +80,8 @@ def create_app(context: Context, issuer: TokenIssuer) -> Flask:
         refused = request_faults.before()
         if refused is not None:
             status, retry_after = refused
+            with context.state.lock:
+                context.state.stats[f"refused {status}"] += 1
             response = error(status, "Rate limit exceeded" if status == 429 else "Injected server error")
             if retry_after is not None:
                 response.headers["Retry-After"] = str(retry_after)

@@ -2,7 +2,8 @@
 SQLite file (`--data-dir`) so a restarted sandbox still has its jobs.
 
 Every access happens under `lock`, which the HTTP handlers and the worker share; whoever changes
-a job calls `save(job)`.
+a job calls `save(job)`, which also keeps the index of jobs the worker has to look at (analysing or
+processing), so a sandbox holding 10,000 finished jobs does not scan them every tick.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from pathlib import Path
 
 from reconciler.sandbox.jobs import Job
 
+ACTIVE = ("ANALYSING", "PROCESSING")
+
 
 class SandboxState:
     def __init__(self, data_dir: Path | None = None) -> None:
         self.lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
+        self._active: dict[str, Job] = {}
         self._sequence = 0
         self.stats: Counter[str] = Counter()
         self._db: sqlite3.Connection | None = None
@@ -32,6 +36,8 @@ class SandboxState:
                 job = Job.from_dict(json.loads(data))
                 self._jobs[job.id] = job
             self._jobs = dict(sorted(self._jobs.items(), key=lambda item: item[1].sequence))
+            for job in self._jobs.values():
+                self._index(job)
             self._sequence = max((j.sequence for j in self._jobs.values()), default=0)
 
     def next_sequence(self) -> int:
@@ -43,6 +49,8 @@ class SandboxState:
         self.save(job)
 
     def save(self, job: Job) -> None:
+        if job.id in self._jobs:
+            self._index(job)
         if self._db is not None and job.id in self._jobs:
             self._db.execute("INSERT OR REPLACE INTO jobs (id, data) VALUES (?, ?)", (job.id, json.dumps(job.to_dict())))
 
@@ -51,11 +59,22 @@ class SandboxState:
 
     def remove(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)
+        self._active.pop(job_id, None)
         if self._db is not None:
             self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     def jobs(self, api: str | None = None) -> list[Job]:
         return [j for j in self._jobs.values() if api is None or j.api == api]
+
+    def active(self) -> list[Job]:
+        """Jobs analysing or processing, in creation order."""
+        return sorted(self._active.values(), key=lambda job: job.sequence)
+
+    def _index(self, job: Job) -> None:
+        if job.status in ACTIVE:
+            self._active[job.id] = job
+        else:
+            self._active.pop(job.id, None)
 
     def close(self) -> None:
         if self._db is not None:

@@ -74,6 +74,7 @@ class Worker(threading.Thread):
         super().__init__(name="sandbox-worker", daemon=True)
         self.state, self.s3, self.timing, self.faults, self.clock = state, s3, timing, faults, clock
         self._stop_event = threading.Event()
+        self._swept = float("-inf")  # when finished jobs were last checked for staleness
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -112,10 +113,13 @@ class Worker(threading.Thread):
     def _due(self) -> _Due:
         now, due = self.clock(), _Due()
         with self.state.lock:
-            for job in self.state.jobs():
-                if self.faults.stale_after is not None and jobs.is_stale(job, now, self.faults.stale_after):
-                    self.state.remove(job.id)
-                elif job.status == "ANALYSING" and job.analysis_done_at is not None and job.analysis_done_at <= now:
+            if self.faults.stale_after is not None and now - self._swept >= min(1.0, self.faults.stale_after / 4):
+                self._swept = now
+                for job in self.state.jobs():
+                    if jobs.is_stale(job, now, self.faults.stale_after):
+                        self.state.remove(job.id)
+            for job in self.state.active():
+                if job.status == "ANALYSING" and job.analysis_done_at is not None and job.analysis_done_at <= now:
                     due.analyses.append(job)
                 elif job.status == "PROCESSING" and not job.prepared:
                     due.preparations.append(job)

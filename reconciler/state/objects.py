@@ -39,6 +39,9 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str, *, if_match: str | None = None) -> None: ...
 
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete these keys (unconditionally; absent ones are no error), in as few calls as the store allows."""
+
     def list(self, prefix: str) -> list[str]: ...
 
     def url(self, key: str) -> str: ...
@@ -86,6 +89,17 @@ class S3Store:
     def delete(self, key: str, *, if_match: str | None = None) -> None:
         with self._translated(key):
             self._s3.delete_object(Bucket=self.bucket, Key=key, **({"IfMatch": if_match} if if_match else {}))
+
+    def delete_many(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # S3's DeleteObjects takes up to 1,000 keys
+            batch = keys[start:start + 1000]
+            with self._translated(batch[0]):
+                answer = self._s3.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": key} for key in batch], "Quiet": True})
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise StateError(f"S3 refused to delete {len(answer['Errors'])} object(s), e.g. {self.url(first['Key'])}: "
+                                 f"{first.get('Code')} {first.get('Message', '')}", "check the credentials' permissions")
 
     def list(self, prefix: str) -> list[str]:
         with self._translated(prefix):
@@ -156,6 +170,10 @@ class LocalStore:
             if current is None or (if_match and current.etag != if_match):
                 raise PreconditionFailed(key)
             (self.directory / key).unlink()
+
+    def delete_many(self, keys: list[str]) -> None:
+        for key in keys:
+            self.delete(key)
 
     def list(self, prefix: str) -> list[str]:
         """Keys starting with `prefix`; only the folders the prefix can reach are walked (the store

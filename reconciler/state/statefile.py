@@ -90,8 +90,8 @@ class StateFile:
             raise StateConflict(
                 f"the lockfile {self.location} changed since it was read (at serial {base.stored_serial}); nothing was written",
                 "another run wrote it meanwhile: read it again (re-run the command)") from None
-        for key in base.journal:
-            self._forget(key)
+        if base.journal:
+            self.store.delete_many(list(base.journal))
         return Snapshot(stored, etag, stored.serial)
 
     def compact(self, snapshot: Snapshot) -> Snapshot:
@@ -121,12 +121,6 @@ class StateFile:
             entries.append((key, entry if current else None))
         return sorted(entries, key=lambda item: (item[1] is not None, item[1].seq if item[1] else 0))
 
-    def _forget(self, key: str) -> None:
-        try:
-            self.store.delete(key)
-        except PreconditionFailed:
-            pass  # already gone
-
 
 @dataclass
 class Journal:
@@ -155,6 +149,13 @@ class Journal:
         self.view = apply_entry(self.view, entry)
         self.written.append(key)
         return len(data)
+
+    def note(self, name: str, job: JobState, event: HistoryEntry | None = None) -> None:
+        """Like `record`, but kept in the view only, until `compact` writes the lockfile: for
+        observations, which the next run simply makes again if this one dies first."""
+        entry = JournalEntry(seq=self.view.journalSeq, lineage=self.view.lineage, name=name,
+                             job=job.model_copy(update={"history": []}), event=event)
+        self.view = apply_entry(self.view, entry)
 
     def remove(self, name: str) -> int:
         return self.record(name, None, None)

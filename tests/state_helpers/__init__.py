@@ -81,6 +81,11 @@ class CallLog:
         self._log(Call("delete", key, 0, if_match))
         self.inner.delete(key, if_match=if_match)
 
+    def delete_many(self, keys: list[str]) -> None:
+        for key in keys:  # one logged call per key, so a crash can fall between two of them
+            self._log(Call("delete", key))
+            self.inner.delete(key)
+
     def list(self, prefix: str) -> list[str]:
         self._log(Call("list", prefix))
         return self.inner.list(prefix)
