@@ -90,7 +90,7 @@ def live_job_from_v2(task: v2.Task) -> LiveJob:
     """The LiveJob of a v2 task (strict or tolerant)."""
     return LiveJob(
         id=task.id, api="v2", status=str(task.status), description=task.description,
-        request=copy.deepcopy(task.request), created=task.created, cost_pu=task.costPU,
+        request=task.request, created=task.created, cost_pu=task.costPU,
         completion=task.completionPercentage, user_action=_text(task.userAction), error=task.error,
         stopped_reason=_text(task.stoppedStatusReason),
     )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import traceback
@@ -19,6 +20,10 @@ __all__ = ["cli", "main"]
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every failure becomes a message and an exit code, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
+    # Loading 10,000 manifests makes millions of small, acyclic objects: with the default thresholds
+    # the cycle collector rescans them over and over and doubles the time (bench/RESULTS.md).
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
     debug = "--debug" in args or bool(os.environ.get("RECONCILER_DEBUG"))
     try:
         code = cli.main(args=args, prog_name="reconciler", standalone_mode=False)

@@ -4,8 +4,6 @@ created. GeoPackage inputs have no offline estimate (their features are in the b
 
 from __future__ import annotations
 
-from reconciler.geo.cost import estimate_pu
-from reconciler.geo.tiles import GeoError, tiles_for_bounds
 from reconciler.manifests.loader import Manifest
 
 
@@ -25,6 +23,10 @@ class Estimator:
 
 
 def offline_estimate(body: dict) -> float | None:
+    # geo (numpy, pyproj, shapely) is imported when a create is priced, not by every plan
+    from reconciler.geo.cost import estimate_pu
+    from reconciler.geo.tiles import GeoError, tiles_for_bounds
+
     grid = body.get("tilingGrid") or body.get("input") or {}
     if grid.get("type") == "geopackage" or "id" not in grid:
         return None

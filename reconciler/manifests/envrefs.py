@@ -26,14 +26,16 @@ class EnvScan:
 
 
 def strings(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
-    if isinstance(data, str):
-        yield path, data
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            yield from strings(value, (*path, key))
-    elif isinstance(data, list):
-        for i, value in enumerate(data):
-            yield from strings(value, (*path, i))
+    """(path, text) of every string in `data`, depth first in document order."""
+    stack = [(path, data)]
+    while stack:
+        at, value = stack.pop()
+        if isinstance(value, str):
+            yield at, value
+        elif isinstance(value, dict):
+            stack.extend(((*at, key), item) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend(((*at, i), item) for i, item in reversed(list(enumerate(value))))
 
 
 def scan(data: Any, environ: Mapping[str, str] | None) -> tuple[Any, EnvScan]:

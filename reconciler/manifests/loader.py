@@ -6,7 +6,6 @@ path. A manifest is returned only when its document has no error, so callers can
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from reconciler.diagnostics import Diagnostic, Severity, format_path
 from reconciler.manifests import envrefs
 from reconciler.manifests.messages import translate
 from reconciler.manifests.schema import BatchJob, RequestV1, RequestV2
-from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
+from reconciler.manifests.yamldoc import Document, YamlProblem, plain_copy, read_documents
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_EVALSCRIPT_BYTES = 1024 * 1024
@@ -34,12 +33,11 @@ _OTHER_API_FIELDS = {
 
 @dataclass(frozen=True)
 class Manifest:
-    job: BatchJob
+    job: BatchJob  # validated; its spec.request model is dropped (None): the request is `body`
     file: str
     line: int
     body: dict[str, Any]  # the create body to send, evalscript filled in, without `description`
     sensitive: frozenset[tuple]  # paths (from the document root) whose values must never be shown
-    document: Document = field(repr=False, compare=False)  # for line numbers of later findings
 
     @property
     def name(self) -> str:
@@ -66,7 +64,7 @@ def load(
     files = discover(paths or DEFAULT_PATHS, result.diagnostics)
     result.files = len(files)
     env = (os.environ if environ is None else environ) if resolve_env else None
-    evalscripts: dict[Path, str | YamlProblem | None] = {}
+    evalscripts: dict[Path | str, str | YamlProblem | None] = {}
     loaded = [item for file in files for item in _load_file(file, env, evalscripts, result.diagnostics)]
     _check_unique_names(loaded, result)
     result.diagnostics.sort(key=Diagnostic.sort_key)
@@ -126,7 +124,7 @@ class _Loaded:
     """One document's outcome: its name (when it has one) and the manifest (when it is valid)."""
 
     file: str
-    document: Document
+    name_at: tuple[int, int]  # line and column of metadata.name (the document itself is let go)
     name: str | None
     manifest: Manifest | None
     deferred: bool = False
@@ -150,7 +148,7 @@ def _load_document(doc: Document, file: str, base: Path, env, evalscripts, out: 
     report = _Reporter(doc, file, out)
     if not isinstance(doc.data, dict):
         report((), "a manifest is a mapping with apiVersion, kind, metadata and spec")
-        return _Loaded(file, doc, None, None)
+        return _Loaded(file, (doc.line, 1), None, None)
     data, refs = envrefs.scan(doc.data, env)
     for path, message, hint in refs.problems:
         report(path, message, hint)
@@ -167,9 +165,15 @@ def _load_document(doc: Document, file: str, base: Path, env, evalscripts, out: 
     metadata = data.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) and isinstance(metadata.get("name"), str) else None
     valid = job is not None and body is not None and not report.errors
-    manifest = Manifest(job, file, doc.line, body, frozenset(refs.sensitive), doc) if valid else None
+    manifest = Manifest(_without_request(job), file, doc.line, body, frozenset(refs.sensitive)) if valid else None
     deferred = job is None and body is not None and not report.errors  # only ${env:…}-dependent errors
-    return _Loaded(file, doc, name, manifest, deferred)
+    return _Loaded(file, doc.locate(("metadata", "name")), name, manifest, deferred)
+
+
+def _without_request(job: BatchJob) -> BatchJob:
+    """The request's model has done its work (validation); what is sent is `Manifest.body`, plain
+    data. Keeping both would double what 10,000 manifests hold in memory."""
+    return job.model_copy(update={"spec": job.spec.model_copy(update={"request": None})})
 
 
 def _validate(data: dict, refs: envrefs.EnvScan, report: _Reporter) -> tuple[BatchJob | None, Any]:
@@ -214,7 +218,7 @@ def _body_with_evalscript(data: dict, base: Path, cache: dict, report: _Reporter
         if inline is None and name is None and not misspelt:
             report(("spec", "request", "processRequest", "evalscript"), "no evalscript",
                    "set spec.evalscriptFile, or request.processRequest.evalscript inline", at_key=True)
-        return copy.deepcopy(request) if inline is not None else None
+        return plain_copy(request) if inline is not None else None
     at = ("spec", "evalscriptFile")
     if inline is not None:
         report(at, "both spec.evalscriptFile and request.processRequest.evalscript are set", "keep one of them")
@@ -228,15 +232,18 @@ def _body_with_evalscript(data: dict, base: Path, cache: dict, report: _Reporter
     elif not script.strip():
         report(at, f"evalscript file {name} is empty")
     else:
-        body = copy.deepcopy(request)
+        body = plain_copy(request)
         body["processRequest"]["evalscript"] = script
         return body
     return None
 
 
-def _read_evalscript(path: Path, cache: dict) -> str | YamlProblem | None:
+def _read_evalscript(given: Path, cache: dict) -> str | YamlProblem | None:
+    named = str(given)  # cheaper to hash than a Path
+    if named in cache:  # the same folder and name: no need to resolve it again
+        return cache[named]
     try:
-        path = path.resolve()
+        path = given.resolve()
         if path not in cache:
             if path.is_dir():
                 raise YamlProblem(1, 1, "is a folder, not a file")
@@ -245,6 +252,7 @@ def _read_evalscript(path: Path, cache: dict) -> str | YamlProblem | None:
         cache[path] = e
     except (OSError, ValueError) as e:  # e.g. a NUL in the name
         return YamlProblem(1, 1, f"cannot be read ({e})")
+    cache[named] = cache[path]
     return cache[path]
 
 
@@ -255,8 +263,8 @@ def _check_unique_names(loaded: list[_Loaded], result: LoadResult) -> None:
             continue
         earlier = first.setdefault(item.name, item)
         if earlier is not item:
-            line, column = item.document.locate(("metadata", "name"))
-            where = f"{earlier.file}:{earlier.document.locate(('metadata', 'name'))[0]}"
+            line, column = item.name_at
+            where = f"{earlier.file}:{earlier.name_at[0]}"
             result.diagnostics.append(
                 Diagnostic(item.file, line, column, "metadata.name", f"the name {item.name!r} is already used at {where}",
                            "names are unique across all manifests")

@@ -11,8 +11,10 @@ the pure parser, which has the last word on what is valid and words the errors.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +56,7 @@ class _NotPlain(Exception):
     """The C parser's reading is not trusted for this text; parse it with the pure parser."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Loc:
     """Where a value starts (0-based), and where its children are: {key: (key Loc, value Loc)} or [Loc]."""
 
@@ -110,10 +112,26 @@ def read_documents(text: str) -> list[Document]:
 
 def parse(text: str, fast: bool) -> list[Document]:
     """One parser's reading. The fast (C) one raises _NotPlain outside the subset it is trusted with."""
-    yaml = YAML(typ="safe", pure=not fast)
+    yaml = _parser(fast)
     if fast and ("\t" in text or not yaml.Parser.__module__.startswith("ruamel.yaml.clib")):
         raise _NotPlain
-    return _Builder(text, fast).build(yaml.parse(text))
+    events = yaml.parse(text)
+    try:
+        return _Builder(text, fast).build(events)
+    finally:
+        events.close()  # resets the reused parser, also when the build stopped half-way
+
+
+_PARSERS = threading.local()
+
+
+def _parser(fast: bool) -> YAML:
+    """One YAML object per kind and thread: making one costs more than parsing a manifest."""
+    cached = getattr(_PARSERS, "fast" if fast else "pure", None)
+    if cached is None:
+        cached = YAML(typ="safe", pure=not fast)
+        setattr(_PARSERS, "fast" if fast else "pure", cached)
+    return cached
 
 
 _HINTS = {
@@ -148,7 +166,7 @@ def _unclosed_quote(text: str, error_line: int) -> str | None:
     return None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Frame:
     """An open mapping or sequence while its events arrive."""
 
@@ -277,21 +295,23 @@ class _Builder:
         if event.anchor not in self.anchors:
             raise _at(event, f"unknown alias *{event.anchor}", "an alias must follow its &anchor (and not be inside it)")
         value, loc, size = self.anchors[event.anchor]
-        self._add(_copy(value), loc, None, size)
+        self._add(plain_copy(value), loc, None, size)
 
 
 def _at(event, message: str, hint: str | None = None) -> YamlProblem:
     return YamlProblem(event.start_mark.line + 1, event.start_mark.column + 1, message, hint)
 
 
-def _copy(value: Any) -> Any:
+def plain_copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, immutable scalars), much cheaper than deepcopy."""
     if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: plain_copy(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [plain_copy(v) for v in value]
     return value
 
 
+@functools.lru_cache(maxsize=4096)  # keys and common values repeat across manifests
 def _resolve(text: str) -> str:
     for tag, regexp in _RESOLVERS.get(text[:1], []) + _RESOLVERS.get(None, []):
         if regexp.match(text):

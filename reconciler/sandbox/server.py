@@ -76,9 +76,9 @@ class Sandbox:
         self.s3 = boto3.client("s3", endpoint_url=self.s3_url, region_name=REGION,
                                aws_access_key_id="sandbox", aws_secret_access_key="sandbox-secret")
         self.ensure_bucket(STATE_BUCKET)
-        for job in self.state.jobs():  # S3 lives in memory: give kept jobs their buckets back
-            for bucket in buckets_of(job.request):
-                self.ensure_bucket(bucket)
+        kept = {bucket for job in self.state.jobs() for bucket in buckets_of(job.request)}
+        for bucket in sorted(kept):  # S3 lives in memory: give kept jobs their buckets back
+            self.ensure_bucket(bucket)
         o = self.options
         issuer = TokenIssuer(self.client_id, self.client_secret, issuer="reconciler-sandbox", ttl=o.token_ttl)
         app = create_app(Context(self.state, o.faults, lambda: o.timing.analysis, self.ensure_bucket), issuer)
