@@ -19,12 +19,10 @@ to bench/RESULTS.md.
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
@@ -32,6 +30,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from record import append  # noqa: E402
 from tests.conftest import SandboxProcess  # noqa: E402
 
 SMALL_BBOX = "bbox: [9.0, 42.0, 9.01, 42.01]"
@@ -110,13 +109,7 @@ def main() -> None:
         f"| duplicates | {duplicates} | 0 |",
     ]
     print("\n".join(rows))
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    shown = " ".join(sys.argv[1:])
-    with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-        f.write(f"\n## Apply throughput, {count:,} creates+starts at {limit:g} req/s (`python bench/apply_bench.py "
-                f"{shown}`), {stamp}, {os.cpu_count()} cores, Python {platform.python_version()}\n\n"
-                "| measure | result | target |\n|---|---|---|\n" + "\n".join(rows) + "\n")
-
+    append(f"Apply throughput, {count:,} creates+starts at {limit:g} req/s", rows)
 
 if __name__ == "__main__":
     main()

@@ -14,19 +14,18 @@ appended to bench/RESULTS.md.
 from __future__ import annotations
 
 import os
-import platform
 import random
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from record import append  # noqa: E402
 from tests.conftest import SandboxProcess  # noqa: E402
 from tests.test_engine_chaos import marked, write_manifests  # noqa: E402
 
@@ -164,14 +163,6 @@ def fuzz(examples: int) -> dict:
     return {"examples": examples, "escaped exceptions": len(escaped)}
 
 
-def record(lines: list[str], command: str) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
-    block = [f"\n## Chaos (`{command}`), {stamp}, {machine}\n", "| run | counts |", "|---|---|", *lines]
-    with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-        f.write("\n".join(block) + "\n")
-
-
 def main() -> None:
     rounds, trials, examples = (int(a) for a in (sys.argv[1:] + ["100", "100", "10000"])[:3])
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,7 +175,7 @@ def main() -> None:
         }
     lines = [f"| {name} | " + ", ".join(f"{k}: {v}" for k, v in counts.items()) + " |" for name, counts in results.items()]
     print("\n".join(lines))
-    record(lines, "python bench/chaos.py " + " ".join(str(x) for x in (rounds, trials, examples)))
+    append("Chaos", lines, ("run", "counts"))
 
 
 if __name__ == "__main__":

@@ -17,13 +17,11 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
@@ -31,6 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from record import append  # noqa: E402
 from tests.conftest import SandboxProcess  # noqa: E402
 
 SENTINELHUB_LOOP = """
@@ -123,12 +122,7 @@ def main() -> None:
         f"| `plan` peak RSS | {plan['rss_mb']:.0f} MB | ≤ 300 MB |",
     ]
     print("\n".join(rows))
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-        f.write(f"\n## Plan at scale, {count:,} jobs (`python bench/plan_bench.py {count}`), {stamp}, "
-                f"{os.cpu_count()} cores, Python {platform.python_version()}\n\n| measure | result | target |\n|---|---|---|\n"
-                + "\n".join(rows) + "\n")
-
+    append(f"Plan at scale, {count:,} jobs", rows)
 
 if __name__ == "__main__":
     main()

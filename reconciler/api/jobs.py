@@ -86,11 +86,12 @@ class LiveJob:
     stopped_reason: str | None = None  # v2 stoppedStatusReason
 
 
-def live_job_from_v2(task: v2.Task) -> LiveJob:
-    """The LiveJob of a v2 task (strict or tolerant)."""
+def live_job_from_v2(task: v2.Task, shared: dict[str, str] | None = None) -> LiveJob:
+    """The LiveJob of a v2 task (strict or tolerant); `shared` lets a listing's jobs share equal
+    evalscript texts (10,000 jobs usually run a handful, and each answer brings its own copy)."""
     return LiveJob(
         id=task.id, api="v2", status=str(task.status), description=task.description,
-        request=task.request, created=task.created, cost_pu=task.costPU,
+        request=_share_evalscript(task.request, shared) if shared is not None else task.request, created=task.created, cost_pu=task.costPU,
         completion=task.completionPercentage, user_action=_text(task.userAction), error=task.error,
         stopped_reason=_text(task.stoppedStatusReason),
     )
@@ -107,6 +108,14 @@ def live_job_from_v1(request: v1.BatchRequest) -> LiveJob:
         request=body, created=request.created, cost_pu=request.valueEstimate, tile_count=request.tileCount,
         user_action=_text(request.userAction), error=request.error,
     )
+
+
+def _share_evalscript(request: dict, shared: dict[str, str]) -> dict:
+    process = request.get("processRequest")
+    script = process.get("evalscript") if isinstance(process, dict) else None
+    if isinstance(script, str):
+        process["evalscript"] = shared.setdefault(script, script)
+    return request
 
 
 def _text(value: object) -> str | None:
@@ -136,7 +145,8 @@ class JobsApi:
     def list_jobs(self, *, search: str | None = None) -> Iterator[LiveJob]:
         """Every live job of this version, lazily, page by page; unknown statuses are kept."""
         if self.api == "v2":
-            return map(live_job_from_v2, self._client.v2.iter_tasks(search=search, model=TolerantTask))
+            shared: dict[str, str] = {}
+            return (live_job_from_v2(task, shared) for task in self._client.v2.iter_tasks(search=search, model=TolerantTask))
         return map(live_job_from_v1, self._client.v1.iter_requests(search=search, model=TolerantBatchRequest))
 
     def get(self, job_id: str) -> LiveJob:

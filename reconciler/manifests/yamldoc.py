@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from ruamel.yaml.resolver import implicit_resolvers
 
 MAX_DEPTH = 100  # a manifest nests ~15 levels; GeoJSON adds 4
 MAX_NODES = 500_000  # after alias expansion: stops "billion laughs" documents
+_SHARED_UP_TO = 100  # characters: shorter strings are interned
 
 _TAG = "tag:yaml.org,2002:"
 _BLOCK_HEADER = re.compile(r"[|>](?:[+-]?[1-9]?|[1-9][+-])(?:[ ]+#.*|[ ]*)$")
@@ -267,7 +269,10 @@ class _Builder:
             # An empty value has no position of its own (the parsers disagree); use its key's or list's.
             frame = self.stack[-1]
             loc = frame.key_loc if isinstance(frame.data, dict) and frame.key_loc else Loc(frame.loc.line, frame.loc.column)
-        return (_value(event.value, loc) if event.implicit[0] else event.value), loc
+        value = _value(event.value, loc) if event.implicit[0] else event.value
+        if type(value) is str and len(value) <= _SHARED_UP_TO:
+            value = sys.intern(value)  # keys and common values: one string for 10,000 manifests
+        return value, loc
 
     def _check_plain(self, event) -> None:
         if self.fast and (event.anchor or event.ctag is not None):

@@ -1,0 +1,22 @@
+"""Appending a benchmark's figures to bench/RESULTS.md: a heading with what ran (the exact command),
+when (UTC) and on what (cores, Python), then the table rows the benchmark printed."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+MEASURES = ("measure", "result", "target")
+
+
+def append(title: str, rows: list[str], columns: tuple[str, ...] = MEASURES) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = "python " + " ".join([os.path.relpath(sys.argv[0], RESULTS.parent.parent), *sys.argv[1:]])
+    machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]
+    with RESULTS.open("a") as f:
+        f.write(f"\n## {title} (`{command}`), {stamp}, {machine}\n\n" + "\n".join(table) + "\n")
