@@ -18,6 +18,7 @@ to bench/RESULTS.md.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from record import append  # noqa: E402
 from tests.conftest import SandboxProcess  # noqa: E402
+from tests.test_engine_chaos import marked_jobs  # noqa: E402
 
 SMALL_BBOX = "bbox: [9.0, 42.0, 9.01, 42.01]"
 
@@ -56,27 +58,13 @@ def stats(env) -> tuple[int, int]:
     return total - refused, refused
 
 
-def live_jobs(env) -> dict[str, list[dict]]:
-    """Live v2 jobs by the name in their ownership marker."""
-    from reconciler.api.client import BatchClient
-    from reconciler.api.jobs import JobsApi
-    from reconciler.engine.identity import owner
-    from reconciler.settings import api_settings
-
-    found: dict[str, list] = {}
-    with BatchClient(api_settings(env)) as client:
-        for job in JobsApi(client, "v2").list_jobs():
-            if (name := owner(job.description)) is not None:
-                found.setdefault(name, []).append(job)
-    return found
-
-
 def main() -> None:
-    args = sys.argv[1:]
-    parallelism = args.pop(args.index("--parallelism") + 1) if "--parallelism" in args else None
-    args = [a for a in args if a != "--parallelism"]
-    count = int(args[0]) if args else 1000
-    limit = float(args[1]) if len(args) > 1 else 20.0
+    parser = argparse.ArgumentParser(description="apply N creates+starts against a sandbox limited to LIMIT req/s")
+    parser.add_argument("count", nargs="?", type=int, default=1000)
+    parser.add_argument("limit", nargs="?", type=float, default=20.0, help="requests per second; 0: no limit")
+    parser.add_argument("--parallelism", help="apply's --parallelism (default: apply's own)")
+    args = parser.parse_args()
+    count, limit, parallelism = args.count, args.limit, args.parallelism
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         names = write_manifests(folder / "manifests", count)
@@ -92,7 +80,7 @@ def main() -> None:
             wall = time.perf_counter() - start
             after = stats(sandbox.env)
             accepted, refused = after[0] - accepted, after[1] - refused
-            live = live_jobs(sandbox.env)
+            live = marked_jobs(sandbox.env)
         finally:
             sandbox.stop()
     duplicates = sum(max(0, len(live.get(n, [])) - 1) for n in names)
@@ -108,7 +96,6 @@ def main() -> None:
         f"| failed actions (manifests without exactly one started job) | {unstarted} | 0 |",
         f"| duplicates | {duplicates} | 0 |",
     ]
-    print("\n".join(rows))
     append(f"Apply throughput, {count:,} creates+starts at {limit:g} req/s", rows)
 
 if __name__ == "__main__":

@@ -174,7 +174,6 @@ def main() -> None:
             f"fuzzing, {examples} examples": fuzz(examples),
         }
     lines = [f"| {name} | " + ", ".join(f"{k}: {v}" for k, v in counts.items()) + " |" for name, counts in results.items()]
-    print("\n".join(lines))
     append("Chaos", lines, ("run", "counts"))
 
 

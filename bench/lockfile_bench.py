@@ -37,7 +37,6 @@ def main() -> None:
     for jobs in (100, 1_000, 10_000):
         lockfile, per_action = measure(jobs)
         rows.append(f"| {jobs:,} jobs | {lockfile:,} bytes | {per_action} bytes | ≤ 4 KB |")
-    print("\n".join(rows))
     append("Lockfile cost", rows, ("lockfile", "size", "written per recorded action", "target"))
 
 

@@ -14,6 +14,7 @@ written to FILE.
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import math
 import os
@@ -86,10 +87,11 @@ def profile(env, cwd, path: str) -> None:
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    profile_to = args.pop(args.index("--profile") + 1) if "--profile" in args else None
-    args = [a for a in args if a != "--profile"]
-    count = int(args[0]) if args else 10_000
+    parser = argparse.ArgumentParser(description="plan over N live jobs against sentinelhub-py's per-job loop")
+    parser.add_argument("count", nargs="?", type=int, default=10_000)
+    parser.add_argument("--profile", metavar="FILE", help="also run plan under pyinstrument, report to FILE")
+    args = parser.parse_args()
+    count, profile_to = args.count, args.profile
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         sandbox = SandboxProcess(folder / "sandbox", "--speed", "100")
@@ -121,7 +123,6 @@ def main() -> None:
         f"| `plan` CPU time | {plan['cpu']:.2f} s | ≤ 2 s |",
         f"| `plan` peak RSS | {plan['rss_mb']:.0f} MB | ≤ 300 MB |",
     ]
-    print("\n".join(rows))
     append(f"Plan at scale, {count:,} jobs", rows)
 
 if __name__ == "__main__":

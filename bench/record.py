@@ -1,5 +1,5 @@
-"""Appending a benchmark's figures to bench/RESULTS.md: a heading with what ran (the exact command),
-when (UTC) and on what (cores, Python), then the table rows the benchmark printed."""
+"""A benchmark's figures: printed, and appended to bench/RESULTS.md under a heading with what ran
+(the exact command), when (UTC) and on what (cores, Python)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def append(title: str, rows: list[str], columns: tuple[str, ...] = MEASURES) -> 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = "python " + " ".join([os.path.relpath(sys.argv[0], RESULTS.parent.parent), *sys.argv[1:]])
     machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    print("\n".join(rows))
     table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]
     with RESULTS.open("a") as f:
         f.write(f"\n## {title} (`{command}`), {stamp}, {machine}\n\n" + "\n".join(table) + "\n")

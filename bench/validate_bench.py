@@ -62,7 +62,6 @@ def main() -> None:
         (f"| `reconciler --help` (10 runs) | median {statistics.median(help_times):.3f} s, "
          f"max {max(help_times):.3f} s | < 0.3 s |"),
     ]
-    print("\n".join(rows))
     append("validate and start-up", rows)
 
 if __name__ == "__main__":

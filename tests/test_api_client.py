@@ -21,7 +21,8 @@ from responses import matchers
 from reconciler.api import errors
 from reconciler.api.client import BatchClient
 from reconciler.api.models import common, v2
-from reconciler.api.session import ApiSession, Pacer, classify_failure
+from reconciler.api.pacer import Pacer
+from reconciler.api.session import ApiSession, classify_failure
 from reconciler.settings import ApiSettings
 from tests.conftest import ROOT
 

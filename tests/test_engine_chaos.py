@@ -46,14 +46,19 @@ def reconciler(env: dict, *args: str, **kwargs) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def marked(env: dict) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
+def marked_jobs(env: dict) -> dict[str, list]:
+    """Live jobs (v1 and v2) by the name in their ownership marker."""
+    found: dict[str, list] = {}
     with BatchClient(api_settings(env)) as client:
         for api in ("v1", "v2"):
             for job in JobsApi(client, api).list_jobs():
                 if (name := owner(job.description)) is not None:
-                    found.setdefault(name, []).append(job.id)
+                    found.setdefault(name, []).append(job)
     return found
+
+
+def marked(env: dict) -> dict[str, list[str]]:
+    return {name: [job.id for job in jobs] for name, jobs in marked_jobs(env).items()}
 
 
 def assert_exactly_one_each(env: dict, state_url: str, names: list[str]) -> None:

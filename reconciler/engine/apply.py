@@ -55,17 +55,17 @@ class Context:
 
     def record(self, name: str, job: JobState | None, action: str, result: str, request_id: str | None = None,
                detail: str | None = None) -> None:
-        event = HistoryEntry(at=_now(), who=self.who, action=action, result=result, requestId=request_id,
-                             revision=self.revision, detail=detail)
         with self.lock:
-            self.journal.record(name, job, event)
+            self.journal.record(name, job, self._event(action, result, request_id, detail))
 
     def note(self, name: str, job: JobState, action: str, result: str, request_id: str | None = None) -> None:
         """Record an observation with the run's final lockfile write instead of an object of its own."""
-        event = HistoryEntry(at=_now(), who=self.who, action=action, result=result, requestId=request_id,
-                             revision=self.revision)
         with self.lock:
-            self.journal.note(name, job, event)
+            self.journal.note(name, job, self._event(action, result, request_id))
+
+    def _event(self, action: str, result: str, request_id: str | None, detail: str | None = None) -> HistoryEntry:
+        return HistoryEntry(at=_now(), who=self.who, action=action, result=result, requestId=request_id,
+                            revision=self.revision, detail=detail)
 
     def current(self, name: str) -> JobState | None:
         with self.lock:

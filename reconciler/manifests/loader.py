@@ -64,7 +64,7 @@ def load(
     files = discover(paths or DEFAULT_PATHS, result.diagnostics)
     result.files = len(files)
     env = (os.environ if environ is None else environ) if resolve_env else None
-    evalscripts: dict[Path | str, str | YamlProblem | None] = {}
+    evalscripts: dict[str, str | YamlProblem | None] = {}
     loaded = [item for file in files for item in _load_file(file, env, evalscripts, result.diagnostics)]
     _check_unique_names(loaded, result)
     result.diagnostics.sort(key=Diagnostic.sort_key)
@@ -238,22 +238,20 @@ def _body_with_evalscript(data: dict, base: Path, cache: dict, report: _Reporter
     return None
 
 
-def _read_evalscript(given: Path, cache: dict) -> str | YamlProblem | None:
-    named = str(given)  # cheaper to hash than a Path
-    if named in cache:  # the same folder and name: no need to resolve it again
-        return cache[named]
-    try:
-        path = given.resolve()
-        if path not in cache:
+def _read_evalscript(path: Path, cache: dict[str, str | YamlProblem | None]) -> str | YamlProblem | None:
+    """The file's text (None when absent), read once per path as written: 10,000 manifests usually
+    name a handful of evalscripts."""
+    key = str(path)  # cheaper to hash than a Path
+    if key not in cache:
+        try:
             if path.is_dir():
                 raise YamlProblem(1, 1, "is a folder, not a file")
-            cache[path] = read_text(path, MAX_EVALSCRIPT_BYTES, "evalscript") if path.is_file() else None
-    except YamlProblem as e:
-        cache[path] = e
-    except (OSError, ValueError) as e:  # e.g. a NUL in the name
-        return YamlProblem(1, 1, f"cannot be read ({e})")
-    cache[named] = cache[path]
-    return cache[path]
+            cache[key] = read_text(path, MAX_EVALSCRIPT_BYTES, "evalscript") if path.is_file() else None
+        except YamlProblem as e:
+            cache[key] = e
+        except (OSError, ValueError) as e:  # e.g. a NUL in the name
+            return YamlProblem(1, 1, f"cannot be read ({e})")
+    return cache[key]
 
 
 def _check_unique_names(loaded: list[_Loaded], result: LoadResult) -> None:

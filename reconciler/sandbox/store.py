@@ -49,9 +49,10 @@ class SandboxState:
         self.save(job)
 
     def save(self, job: Job) -> None:
-        if job.id in self._jobs:
-            self._index(job)
-        if self._db is not None and job.id in self._jobs:
+        if job.id not in self._jobs:
+            return
+        self._index(job)
+        if self._db is not None:
             self._db.execute("INSERT OR REPLACE INTO jobs (id, data) VALUES (?, ?)", (job.id, json.dumps(job.to_dict())))
 
     def get(self, job_id: str) -> Job | None:
