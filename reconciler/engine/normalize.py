@@ -32,7 +32,8 @@ def sensitive_digest(value: Any) -> str:
 def canonical(body: dict, sensitive: frozenset[tuple] = frozenset(), mask: bool = False) -> dict:
     """`sensitive`: paths relative to the body whose values are replaced by their digest (to be
     compared in memory), or with `mask` by a constant (for anything that is stored)."""
-    return _clean({k: v for k, v in body.items() if k != "description"}, (), sensitive, mask) or {}
+    top = {k: v for k, v in body.items() if k != "description"}
+    return (_clean(top, (), sensitive, mask) if sensitive else _plain(top, ())) or {}
 
 
 def _clean(value: Any, path: tuple, sensitive: frozenset[tuple], mask: bool) -> Any:
@@ -56,6 +57,33 @@ def _clean(value: Any, path: tuple, sensitive: frozenset[tuple], mask: bool) -> 
     return value
 
 
+def _plain(value: Any, path: tuple) -> Any:
+    """`_clean` with nothing sensitive, as a plan runs it for every job: a path is built only for
+    containers and keys that have a default, not for each of the many plain leaves."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            kind = type(item)
+            if kind is str or kind is int or kind is bool:
+                cleaned = item
+            else:
+                cleaned = _plain(item, (*path, key))
+                if cleaned is None or cleaned == {}:
+                    continue
+            if key in _DEFAULTS_BY_KEY and _is_default((*path, key), cleaned):
+                continue
+            out[key] = cleaned
+        return out
+    if isinstance(value, list):
+        if all(type(item) in (int, float) for item in value):
+            return [int(item) if type(item) is float and item.is_integer() and abs(item) < 2**53 else item
+                    for item in value]
+        return [_plain(item, (*path, i)) for i, item in enumerate(value)]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
 _DEFAULTS_BY_KEY: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
 for _suffix, _default in _DEFAULTS:
     _DEFAULTS_BY_KEY.setdefault(_suffix[-1], []).append((_suffix, _default))
@@ -66,9 +94,14 @@ def _is_default(path: tuple, value: Any) -> bool:
     return bool(candidates) and any(path[-len(s):] == s and value == d for s, d in candidates)
 
 
-def digest(data: Any) -> str:
-    """A stable hash of JSON-shaped data."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def stable_json(data: Any) -> str:
+    """JSON-shaped data as one text: keys sorted, no spaces. Equal texts mean equal data, types included."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def digest(data: Any, text: str | None = None) -> str:
+    """A stable hash of JSON-shaped data (`text`: its stable_json, when already made)."""
+    return hashlib.sha256((stable_json(data) if text is None else text).encode()).hexdigest()
 
 
 def spec_hash(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> str:
@@ -77,5 +110,9 @@ def spec_hash(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -
     return hash_canonical(api, canonical(body, sensitive, mask=True))
 
 
-def hash_canonical(api: str, body: dict) -> str:
-    return digest({"api": api, "request": body})[:32]
+def hash_canonical(api: str, body: dict, text: str | None = None) -> str:
+    """`text`, the body's stable_json when already made, saves encoding it again: the sorted keys
+    put "api" before "request", so this is exactly the stable_json of {"api", "request"}."""
+    if text is None:
+        return digest({"api": api, "request": body})[:32]
+    return digest(None, '{"api":' + json.dumps(api) + ',"request":' + text + "}")[:32]

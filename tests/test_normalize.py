@@ -1,0 +1,52 @@
+"""Canonical bodies: what compares equal, and the shortcuts a plan over many jobs takes."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reconciler.engine import normalize
+from reconciler.engine.normalize import canonical, digest, hash_canonical, stable_json
+
+KEYS = st.sampled_from(["output", "overwrite", "skipExisting", "instanceType", "bounds", "properties", "crs",
+                        "data", "a", "b", "coordinates", "origin", "description"])
+LEAVES = st.none() | st.booleans() | st.integers(-2**60, 2**60) | st.floats(allow_nan=False, allow_infinity=False) \
+    | st.sampled_from(["normal", "topLeft", normalize.CRS84, "x", ""])
+JSON = st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=5),
+                    max_leaves=30)
+
+
+def test_nulls_empties_defaults_and_whole_floats_are_dropped_or_made_one():
+    body = {"description": "x", "instanceType": "normal", "input": {"resolution": 60.0, "empty": {}, "none": None},
+            "output": {"overwrite": False, "skipExisting": True},
+            "processRequest": {"input": {"bounds": {"bbox": [1.0, 2.5], "properties": {"crs": normalize.CRS84}}}}}
+    assert canonical(body) == {"input": {"resolution": 60}, "output": {"skipExisting": True},
+                               "processRequest": {"input": {"bounds": {"bbox": [1, 2.5]}}}}
+
+
+def test_sensitive_values_become_digests_or_a_mask():
+    body = {"output": {"delivery": {"s3": {"accessKey": "AKIA", "url": "s3://b"}}}}
+    path = frozenset({("output", "delivery", "s3", "accessKey")})
+    assert canonical(body, path)["output"]["delivery"]["s3"]["accessKey"].startswith("(sensitive:")
+    assert canonical(body, path, mask=True)["output"]["delivery"]["s3"] == {"accessKey": "(sensitive)", "url": "s3://b"}
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=st.dictionaries(KEYS, JSON, max_size=6))
+def test_the_plain_walk_gives_what_the_general_one_gives(body):
+    top = {k: v for k, v in body.items() if k != "description"}
+    expected = normalize._clean(top, (), frozenset(), False) or {}
+    got = canonical(body)
+    assert stable_json(got) == stable_json(expected)
+
+
+@given(body=st.dictionaries(KEYS, JSON, max_size=6), api=st.sampled_from(["v1", "v2"]))
+def test_hashing_from_the_text_equals_hashing_the_data(body, api):
+    form = canonical(body)
+    assert hash_canonical(api, form, stable_json(form)) == hash_canonical(api, form)
+    assert digest(None, stable_json(form)) == digest(form)
+
+
+def test_equal_texts_tell_true_from_one():
+    assert {"a": True} == {"a": 1}  # what dict equality would miss
+    assert stable_json({"a": True}) != stable_json({"a": 1})
