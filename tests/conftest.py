@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "manifests"
+# The load cache of manifests stays out of the home folder; children (CLI, sandbox) inherit it.
+if "RECONCILER_CACHE_DIR" not in os.environ:
+    os.environ["RECONCILER_CACHE_DIR"] = tempfile.mkdtemp(prefix="reconciler-cache-")
+    atexit.register(shutil.rmtree, os.environ["RECONCILER_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

@@ -36,6 +36,9 @@ def _assert_loads_or_diagnoses(folder, text: str) -> None:
     for d in result.diagnostics:
         assert isinstance(d, Diagnostic) and d.file == str(path) and d.message
     assert result.manifests or result.errors or result.deferred
+    again = load([path])  # from the load cache when the first load was clean: the same outcome
+    assert (again.manifests, again.diagnostics, again.deferred) == (result.manifests, result.diagnostics, result.deferred)
+    assert again.cached == (1 if result.manifests and not result.diagnostics and not any(m.sensitive for m in result.manifests) else 0)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -17,8 +17,9 @@ from pydantic import ValidationError
 from reconciler.api.checks import Finding, check_v1, check_v2
 from reconciler.diagnostics import Diagnostic, Severity, format_path
 from reconciler.manifests import envrefs
+from reconciler.manifests.cache import LoadCache
 from reconciler.manifests.messages import translate
-from reconciler.manifests.schema import BatchJob, RequestV1, RequestV2
+from reconciler.manifests.schema import BatchJob, RequestV1, RequestV2, plain, rebuild
 from reconciler.manifests.yamldoc import Document, YamlProblem, plain_copy, read_documents
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -50,6 +51,7 @@ class LoadResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     files: int = 0
     deferred: list[str] = field(default_factory=list)  # valid as far as unresolved ${env:…} values allow
+    cached: int = 0  # files whose outcome came from the load cache
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -65,7 +67,10 @@ def load(
     result.files = len(files)
     env = (os.environ if environ is None else environ) if resolve_env else None
     evalscripts: dict[str, str | YamlProblem | None] = {}
-    loaded = [item for file in files for item in _load_file(file, env, evalscripts, result.diagnostics)]
+    cache = LoadCache.open(paths or DEFAULT_PATHS)
+    loaded = [item for file in files for item in _load_file(file, env, evalscripts, result.diagnostics, cache)]
+    cache.save()
+    result.cached = cache.hits
     _check_unique_names(loaded, result)
     result.diagnostics.sort(key=Diagnostic.sort_key)
     return result
@@ -86,29 +91,44 @@ def discover(paths: Iterable[str | os.PathLike], diagnostics: list[Diagnostic]) 
     return list(unique)
 
 
-def _load_file(path: Path, env, evalscripts, diagnostics: list[Diagnostic]) -> list[_Loaded]:
+def _load_file(path: Path, env, evalscripts, diagnostics: list[Diagnostic], cache: LoadCache) -> list[_Loaded]:
     file = str(path)
     try:
-        text = read_text(path, MAX_FILE_BYTES, "manifest")
-        documents = read_documents(text)
+        raw = read_bytes(path, MAX_FILE_BYTES, "manifest")
+        stored = cache.get(file, raw, lambda key: _read_evalscript(Path(key), evalscripts))
+        if stored is not None:
+            return [_from_stored(file, document, evalscripts) for document in stored]
+        documents = read_documents(decode(raw, "manifest"))
     except YamlProblem as e:
         diagnostics.append(Diagnostic(file, e.line, e.column, "", e.message, e.hint))
         return []
     if not documents:
         diagnostics.append(Diagnostic(file, 1, 1, "", "the file holds no manifest", "remove it or add a BatchJob"))
         return []
-    return [_load_document(document, file, path.parent, env, evalscripts, diagnostics) for document in documents]
+    before = len(diagnostics)
+    loaded = [_load_document(document, file, path.parent, env, evalscripts, diagnostics) for document in documents]
+    if len(diagnostics) == before and all(item.manifest is not None and not item.manifest.sensitive for item in loaded):
+        scripts = {key: evalscripts[key] for item in loaded if (key := _script_key(item.manifest))}
+        cache.put(file, raw, scripts, tuple(_to_stored(item, scripts) for item in loaded))
+    return loaded
 
 
 def read_text(path: Path, limit: int, what: str) -> str:
+    return decode(read_bytes(path, limit, what), what)
+
+
+def read_bytes(path: Path, limit: int, what: str) -> bytes:
     try:
         size = path.stat().st_size
         if size > limit:
             raise YamlProblem(1, 1, f"the {what} is {size / 2**20:.1f} MiB; the limit is {limit / 2**20:g} MiB",
                               "large areas belong in a GeoPackage input, not inline geometry")
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise YamlProblem(1, 1, f"cannot read the {what}: {e.strerror}") from None
+
+
+def decode(raw: bytes, what: str) -> str:
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise YamlProblem(line, 1, f"the {what} is binary, not text")
@@ -117,6 +137,30 @@ def read_text(path: Path, limit: int, what: str) -> str:
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise YamlProblem(line, 1, f"the {what} is not UTF-8 text (byte {e.start})") from None
+
+
+def _script_key(manifest: Manifest) -> str | None:
+    """The key `_read_evalscript` reads the manifest's evalscript file under; None when inline."""
+    name = manifest.job.spec.evalscriptFile
+    return str(Path(manifest.file).parent / name) if name is not None else None
+
+
+def _to_stored(item: _Loaded, scripts: dict[str, str]) -> tuple:
+    """A valid document as plain data for the load cache; a file's evalscript is left out of
+    the body (it is stored once, as the file it is)."""
+    manifest = item.manifest
+    body = manifest.body
+    if _script_key(manifest) is not None:
+        body = {**body, "processRequest": {k: v for k, v in body["processRequest"].items() if k != "evalscript"}}
+    return (*item.name_at, manifest.line, plain(manifest.job), body, _script_key(manifest))
+
+
+def _from_stored(file: str, stored: tuple, evalscripts: dict) -> _Loaded:
+    name_line, name_column, line, job, body, script = stored
+    if script is not None:  # the cache checked that the file still holds what the entry was made with
+        body = {**body, "processRequest": {**body["processRequest"], "evalscript": evalscripts[script]}}
+    manifest = Manifest(rebuild(job), file, line, body, frozenset())
+    return _Loaded(file, (name_line, name_column), manifest.name, manifest)
 
 
 @dataclass

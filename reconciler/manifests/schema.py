@@ -147,6 +147,24 @@ class BatchJob(ManifestModel):
     spec: Spec
 
 
+def plain(job: BatchJob) -> dict[str, Any]:
+    """A validated BatchJob whose request was dropped, as plain data that `rebuild` takes back."""
+    spec = {key: value for key, value in job.spec if key not in ("request", "policy")}
+    return {"apiVersion": job.apiVersion, "kind": job.kind, "metadata": dict(job.metadata),
+            "spec": {**spec, "policy": dict(job.spec.policy)}}
+
+
+def rebuild(data: dict[str, Any]) -> BatchJob:
+    """The BatchJob `plain` was made from, without validating it again: for the load cache,
+    whose entries were validated when they were written."""
+    spec = data["spec"]
+    model = SpecV1 if spec["api"] == "v1" else SpecV2
+    return BatchJob.model_construct(
+        apiVersion=data["apiVersion"], kind=data["kind"], metadata=Metadata.model_construct(**data["metadata"]),
+        spec=model.model_construct(**{**spec, "request": None, "policy": Policy.model_construct(**spec["policy"])}),
+    )
+
+
 def json_schema() -> dict[str, Any]:
     schema = BatchJob.model_json_schema()
     return {
