@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.engine.normalize import desired
 from reconciler.manifests import cache
 from reconciler.manifests.loader import load
 from tests.conftest import EXAMPLES
@@ -35,6 +36,7 @@ def test_a_second_load_comes_from_the_cache_and_equals_the_first(cache_dir, exam
     for cold, warm in zip(first.manifests, second.manifests):
         assert type(warm.job.spec) is type(cold.job.spec) and warm.job.spec.request is None
         assert warm.job.spec.policy == cold.job.spec.policy and warm.job.metadata.labels == cold.job.metadata.labels
+        assert warm.desired == desired(warm.job.spec.api, warm.body, warm.body_sensitive)
     assert len(list(cache_dir.glob("manifests-*.marshal"))) == 1
 
 

@@ -197,3 +197,25 @@ def test_sensitive_paths_cover_geopackage_features_too(tmp_path, sensitive_key):
     path.write_text(text)
     [manifest] = load([path]).manifests
     assert ("spec", "request", "input", "features", "s3", sensitive_key) in manifest.sensitive
+
+
+def test_discovery_order_and_what_it_skips(tmp_path):
+    from reconciler.manifests.loader import discover
+
+    root = tmp_path / "m"
+    for name in ("b.yaml", "a-c.yaml", "a/b.yaml", "a/z/y.yml", "A.yaml", "x.YAML", "notes.txt", ".hidden.yaml",
+                 ".git/in-hidden.yaml", "a/.cache/in-hidden.yaml", "é.yaml"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("x")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "outside.yaml").write_text("x")
+    (root / "linked-folder").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (root / "linked-file.yaml").symlink_to(tmp_path / "elsewhere" / "outside.yaml")
+    (root / "broken.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    found = discover([root], [])
+    # what pathlib's rglob gives, sorted as paths compare
+    expected = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+                      and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    assert found == expected
+    assert [str(p.relative_to(root)) for p in found] == [
+        "A.yaml", "a/b.yaml", "a/z/y.yml", "a-c.yaml", "b.yaml", "linked-file.yaml", "é.yaml"]

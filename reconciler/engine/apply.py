@@ -235,10 +235,8 @@ class _Step:
 
 
 def _body(manifest: Manifest, action: Action) -> dict:
-    from reconciler.engine.normalize import spec_hash
-
-    sensitive = frozenset(p[2:] for p in manifest.sensitive if p[:2] == ("spec", "request"))
-    if spec_hash(manifest.job.spec.api, manifest.body, sensitive) != action.spec_hash:
+    _, spec_hash = manifest.desired
+    if spec_hash != action.spec_hash:
         raise ReconcilerError(f"the manifest of {action.name} changed since the plan was made", "make a new plan")
     body = copy.deepcopy(manifest.body)
     body["description"] = with_marker(manifest.job.spec.description, action.name)

@@ -57,31 +57,40 @@ def _clean(value: Any, path: tuple, sensitive: frozenset[tuple], mask: bool) -> 
     return value
 
 
-def _plain(value: Any, path: tuple) -> Any:
-    """`_clean` with nothing sensitive, as a plan runs it for every job: a path is built only for
-    containers and keys that have a default, not for each of the many plain leaves."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            kind = type(item)
-            if kind is str or kind is int or kind is bool:
-                cleaned = item
-            else:
-                cleaned = _plain(item, (*path, key))
-                if cleaned is None or cleaned == {}:
-                    continue
-            if key in _DEFAULTS_BY_KEY and _is_default((*path, key), cleaned):
+def _plain(value: dict, path: tuple) -> dict:
+    """`_clean` of a dict with nothing sensitive, as a plan runs it for every job: leaves are
+    handled in place, and a path is built only for containers, not for each of the many leaves."""
+    out = {}
+    for key, item in value.items():
+        kind = type(item)
+        if kind is str or kind is int or kind is bool:
+            cleaned = item
+        elif kind is dict:
+            cleaned = _plain(item, (*path, key))
+            if not cleaned:
                 continue
-            out[key] = cleaned
-        return out
-    if isinstance(value, list):
-        if all(type(item) in (int, float) for item in value):
-            return [int(item) if type(item) is float and item.is_integer() and abs(item) < 2**53 else item
-                    for item in value]
-        return [_plain(item, (*path, i)) for i, item in enumerate(value)]
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
+        elif kind is list:
+            cleaned = _plain_list(item, (*path, key))
+        elif kind is float:
+            cleaned = int(item) if item.is_integer() and abs(item) < 2**53 else item
+        elif item is None:
+            continue
+        else:  # not JSON-shaped (a subclass, say): the general walk decides
+            cleaned = _clean(item, (*path, key), frozenset(), False)
+            if cleaned is None or cleaned == {}:
+                continue
+        if key in _DEFAULTS_BY_KEY and _is_default((*path, key), cleaned):
+            continue
+        out[key] = cleaned
+    return out
+
+
+def _plain_list(value: list, path: tuple) -> list:
+    if all(type(item) in (int, float) for item in value):  # coordinates: the bulk of a large area
+        return [int(item) if type(item) is float and item.is_integer() and abs(item) < 2**53 else item
+                for item in value]
+    return [_plain(item, (*path, i)) if type(item) is dict else _clean(item, (*path, i), frozenset(), False)
+            for i, item in enumerate(value)]
 
 
 _DEFAULTS_BY_KEY: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
@@ -94,14 +103,26 @@ def _is_default(path: tuple, value: Any) -> bool:
     return bool(candidates) and any(path[-len(s):] == s and value == d for s, d in candidates)
 
 
+_STABLE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False)  # parsed data has no cycles
+
+
 def stable_json(data: Any) -> str:
     """JSON-shaped data as one text: keys sorted, no spaces. Equal texts mean equal data, types included."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return _STABLE.encode(data)
 
 
 def digest(data: Any, text: str | None = None) -> str:
     """A stable hash of JSON-shaped data (`text`: its stable_json, when already made)."""
     return hashlib.sha256((stable_json(data) if text is None else text).encode()).hexdigest()
+
+
+def desired(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> tuple[str, str]:
+    """What a plan compares and records of a manifest's body, made once when it is loaded (and
+    kept by the load cache): the digest of its canonical form (sensitive values as digests, so
+    in memory only) and its spec hash."""
+    form = canonical(body, sensitive)
+    text = stable_json(form)
+    return digest(None, text), spec_hash(api, body, sensitive) if sensitive else hash_canonical(api, form, text)
 
 
 def spec_hash(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> str:

@@ -17,7 +17,7 @@ from reconciler.api.jobs import LiveJob
 from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
 from reconciler.engine.diff import SENSITIVE, FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
-from reconciler.engine.normalize import canonical, digest, hash_canonical, spec_hash, stable_json
+from reconciler.engine.normalize import canonical, digest, stable_json
 from reconciler.engine.pairing import Pair, pair
 from reconciler.manifests.loader import Manifest
 from reconciler.state.model import Lockfile
@@ -52,8 +52,8 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
 
 
 class _Canonical:
-    """Canonical live bodies and their stable JSON, each made once per plan (the diff and the
-    fingerprint share them)."""
+    """Canonical live bodies and the digests of their stable JSON, each made once per plan (the
+    diff and the fingerprint share them)."""
 
     def __init__(self) -> None:
         self._done: dict[tuple[int, frozenset], tuple[dict, str]] = {}
@@ -62,14 +62,14 @@ class _Canonical:
         key = (id(body), sensitive)
         if key not in self._done:
             form = canonical(body, sensitive)
-            self._done[key] = form, stable_json(form)
+            self._done[key] = form, digest(None, stable_json(form))
         return self._done[key]
 
 
 def fingerprint(pairs: Iterable[Pair], canonical_live: _Canonical | None = None) -> str:
     """What the plan's decisions rest on: each paired job's id, status, description and request."""
     canonical_live = canonical_live or _Canonical()
-    seen = [(p.name, p.live.id, p.live.status, p.live.description, digest(None, canonical_live(p.live.request)[1]))
+    seen = [(p.name, p.live.id, p.live.status, p.live.description, canonical_live(p.live.request)[1])
             for p in pairs if p.live is not None]
     return digest(sorted(seen))[:32]
 
@@ -78,12 +78,8 @@ def _decide(p: Pair, options: PlanOptions, estimate, canonical_live) -> list[Act
     if p.manifest is None:
         return [_removed(p)]
     m = p.manifest
-    body_sensitive = frozenset(path[2:] for path in m.sensitive if path[:2] == ("spec", "request"))
-    desired = canonical(m.body, body_sensitive)
-    desired_text = stable_json(desired)
-    # with nothing sensitive the masked form is the same canonical body: hash it, do not redo it
-    desired_hash = spec_hash(m.job.spec.api, m.body, body_sensitive) if body_sensitive else hash_canonical(
-        m.job.spec.api, desired, desired_text)
+    body_sensitive = m.body_sensitive
+    desired_digest, desired_hash = m.desired
     base = Action(Kind.NOOP, p.name, m.job.spec.api, p.live.id if p.live else None, (),
                   live_status=p.live.status if p.live else None, desired_state=m.job.spec.state, spec_hash=desired_hash)
     if p.live is None:
@@ -91,8 +87,8 @@ def _decide(p: Pair, options: PlanOptions, estimate, canonical_live) -> list[Act
     out = []
     if p.found_by_marker:
         out.append(replace(base, kind=Kind.ADOPT, steps=("adopt",), reasons=("found by its ownership marker",)))
-    live, live_text = canonical_live(p.live.request, body_sensitive)
-    diff = changes(desired, live) if live_text != desired_text else ()
+    live, live_digest = canonical_live(p.live.request, body_sensitive)
+    diff = changes(canonical(m.body, body_sensitive), live) if live_digest != desired_digest else ()
     if diff or p.live.api != m.job.spec.api:
         return out + [_spec_changed(p, base, diff, options, estimate)]
     wanted = with_marker(m.job.spec.description, p.name)

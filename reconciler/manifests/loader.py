@@ -7,7 +7,7 @@ path. A manifest is returned only when its document has no error, so callers can
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from reconciler.api.checks import Finding, check_v1, check_v2
 from reconciler.diagnostics import Diagnostic, Severity, format_path
+from reconciler.engine.normalize import desired
 from reconciler.manifests import envrefs
 from reconciler.manifests.cache import LoadCache
 from reconciler.manifests.messages import translate
@@ -39,10 +40,20 @@ class Manifest:
     line: int
     body: dict[str, Any]  # the create body to send, evalscript filled in, without `description`
     sensitive: frozenset[tuple]  # paths (from the document root) whose values must never be shown
+    desired: tuple[str, str]  # the canonical body's digest and the spec hash (engine.normalize.desired)
 
     @property
     def name(self) -> str:
         return self.job.metadata.name
+
+    @property
+    def body_sensitive(self) -> frozenset[tuple]:
+        """The sensitive paths inside the body (relative to it)."""
+        return _in_body(self.sensitive)
+
+
+def _in_body(sensitive: frozenset[tuple]) -> frozenset[tuple]:
+    return frozenset(path[2:] for path in sensitive if path[:2] == ("spec", "request")) if sensitive else frozenset()
 
 
 @dataclass
@@ -81,14 +92,29 @@ def discover(paths: Iterable[str | os.PathLike], diagnostics: list[Diagnostic]) 
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-            files += [p for p in found if not any(part.startswith(".") for part in p.relative_to(path).parts)]
+            files += [path.joinpath(*parts) for parts in sorted(_manifest_files(str(path), ()))]
         elif path.is_file():
             files.append(path)
         else:
             diagnostics.append(Diagnostic(str(path), 0, 0, "", "no such file or directory"))
     unique = dict.fromkeys(files)  # a file named twice is loaded once
     return list(unique)
+
+
+def _manifest_files(folder: str, parts: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    """Relative parts of every *.yaml/*.yml file under `folder`, hidden files and folders left out
+    and symlinked folders not entered. Sorting the parts orders the files as paths compare."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # unreadable folder: nothing in it can be loaded (as pathlib's rglob does)
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _manifest_files(entry.path, (*parts, entry.name))
+        elif entry.name.endswith((".yaml", ".yml")) and entry.is_file():
+            yield (*parts, entry.name)
 
 
 def _load_file(path: Path, env, evalscripts, diagnostics: list[Diagnostic], cache: LoadCache) -> list[_Loaded]:
@@ -119,11 +145,12 @@ def read_text(path: Path, limit: int, what: str) -> str:
 
 def read_bytes(path: Path, limit: int, what: str) -> bytes:
     try:
-        size = path.stat().st_size
-        if size > limit:
-            raise YamlProblem(1, 1, f"the {what} is {size / 2**20:.1f} MiB; the limit is {limit / 2**20:g} MiB",
-                              "large areas belong in a GeoPackage input, not inline geometry")
-        return path.read_bytes()
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > limit:
+                raise YamlProblem(1, 1, f"the {what} is {size / 2**20:.1f} MiB; the limit is {limit / 2**20:g} MiB",
+                                  "large areas belong in a GeoPackage input, not inline geometry")
+            return file.read()
     except OSError as e:
         raise YamlProblem(1, 1, f"cannot read the {what}: {e.strerror}") from None
 
@@ -152,14 +179,14 @@ def _to_stored(item: _Loaded, scripts: dict[str, str]) -> tuple:
     body = manifest.body
     if _script_key(manifest) is not None:
         body = {**body, "processRequest": {k: v for k, v in body["processRequest"].items() if k != "evalscript"}}
-    return (*item.name_at, manifest.line, plain(manifest.job), body, _script_key(manifest))
+    return (*item.name_at, manifest.line, plain(manifest.job), body, _script_key(manifest), manifest.desired)
 
 
 def _from_stored(file: str, stored: tuple, evalscripts: dict) -> _Loaded:
-    name_line, name_column, line, job, body, script = stored
+    name_line, name_column, line, job, body, script, desired = stored
     if script is not None:  # the cache checked that the file still holds what the entry was made with
         body = {**body, "processRequest": {**body["processRequest"], "evalscript": evalscripts[script]}}
-    manifest = Manifest(rebuild(job), file, line, body, frozenset())
+    manifest = Manifest(rebuild(job), file, line, body, frozenset(), desired)
     return _Loaded(file, (name_line, name_column), manifest.name, manifest)
 
 
@@ -209,15 +236,16 @@ def _load_document(doc: Document, file: str, base: Path, env, evalscripts, out: 
     metadata = data.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) and isinstance(metadata.get("name"), str) else None
     valid = job is not None and body is not None and not report.errors
-    manifest = Manifest(_without_request(job), file, doc.line, body, frozenset(refs.sensitive)) if valid else None
+    manifest = _manifest(job, file, doc.line, body, frozenset(refs.sensitive)) if valid else None
     deferred = job is None and body is not None and not report.errors  # only ${env:…}-dependent errors
     return _Loaded(file, doc.locate(("metadata", "name")), name, manifest, deferred)
 
 
-def _without_request(job: BatchJob) -> BatchJob:
-    """The request's model has done its work (validation); what is sent is `Manifest.body`, plain
-    data. Keeping both would double what 10,000 manifests hold in memory."""
-    return job.model_copy(update={"spec": job.spec.model_copy(update={"request": None})})
+def _manifest(job: BatchJob, file: str, line: int, body: dict, sensitive: frozenset[tuple]) -> Manifest:
+    """The request's model has done its work (validation) and is dropped: what is sent is `body`,
+    plain data, and keeping both would double what 10,000 manifests hold in memory."""
+    job = job.model_copy(update={"spec": job.spec.model_copy(update={"request": None})})
+    return Manifest(job, file, line, body, sensitive, desired(job.spec.api, body, _in_body(sensitive)))
 
 
 def _validate(data: dict, refs: envrefs.EnvScan, report: _Reporter) -> tuple[BatchJob | None, Any]:

@@ -7,6 +7,7 @@ The JSON Schema for editors is generated from these models (`reconciler schema`)
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -161,8 +162,14 @@ def rebuild(data: dict[str, Any]) -> BatchJob:
     model = SpecV1 if spec["api"] == "v1" else SpecV2
     return BatchJob.model_construct(
         apiVersion=data["apiVersion"], kind=data["kind"], metadata=Metadata.model_construct(**data["metadata"]),
-        spec=model.model_construct(**{**spec, "request": None, "policy": Policy.model_construct(**spec["policy"])}),
+        spec=model.model_construct(**{**spec, "request": None, "policy": _policy(tuple(spec["policy"].items()))}),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _policy(items: tuple[tuple[str, Any], ...]) -> Policy:
+    """Policies repeat across a fleet (mostly the defaults); a frozen model can be shared."""
+    return Policy.model_construct(**dict(items))
 
 
 def json_schema() -> dict[str, Any]:

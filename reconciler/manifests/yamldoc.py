@@ -33,6 +33,11 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.resolver import implicit_resolvers
 
+try:
+    from _ruamel_yaml import CParser  # ruamel.yaml.clib: libyaml's parser
+except ImportError:  # pragma: no cover — the pure parser reads everything, only slower
+    CParser = None
+
 MAX_DEPTH = 100  # a manifest nests ~15 levels; GeoJSON adds 4
 MAX_NODES = 500_000  # after alias expansion: stops "billion laughs" documents
 _SHARED_UP_TO = 100  # characters: shorter strings are interned
@@ -114,25 +119,34 @@ def read_documents(text: str) -> list[Document]:
 
 def parse(text: str, fast: bool) -> list[Document]:
     """One parser's reading. The fast (C) one raises _NotPlain outside the subset it is trusted with."""
-    yaml = _parser(fast)
-    if fast and ("\t" in text or not yaml.Parser.__module__.startswith("ruamel.yaml.clib")):
+    if fast and ("\t" in text or CParser is None):
         raise _NotPlain
-    events = yaml.parse(text)
+    events = _c_events(text) if fast else _pure_parser().parse(text)
     try:
         return _Builder(text, fast).build(events)
     finally:
         events.close()  # resets the reused parser, also when the build stopped half-way
 
 
+def _c_events(text: str):
+    """The C parser's events, straight from it: YAML.parse would first make a loader class (a
+    new type per call, and cyclic garbage) that only composing and constructing use."""
+    parser = CParser(text)
+    try:
+        while parser.check_event():
+            yield parser.get_event()
+    finally:
+        parser.dispose()
+
+
 _PARSERS = threading.local()
 
 
-def _parser(fast: bool) -> YAML:
-    """One YAML object per kind and thread: making one costs more than parsing a manifest."""
-    cached = getattr(_PARSERS, "fast" if fast else "pure", None)
+def _pure_parser() -> YAML:
+    """One YAML object per thread: making one costs more than parsing a manifest."""
+    cached = getattr(_PARSERS, "pure", None)
     if cached is None:
-        cached = YAML(typ="safe", pure=not fast)
-        setattr(_PARSERS, "fast" if fast else "pure", cached)
+        cached = _PARSERS.pure = YAML(typ="safe", pure=True)
     return cached
 
 
