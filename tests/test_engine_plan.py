@@ -207,3 +207,4 @@ def test_same_inputs_same_plan(tmp_path):
     assert first == second and first.fingerprint == second.fingerprint
     moved = kinds([m], [live(status="PROCESSING")], {"job": record(m, status="DONE")})[1]
     assert moved.fingerprint != first.fingerprint
+

@@ -50,10 +50,11 @@ class ApplySettings:
 
 @contextmanager
 def _bulk() -> Iterator[None]:
-    """Loading and planning 10,000 jobs make millions of small objects and no reference cycles
-    (tests/test_load_cache.py checks it): the cycle collector would only rescan them as they pile
-    up (a fifth of a plan's CPU). It pauses for the bulk work; what survives lives for the whole
-    run and is frozen out of later collections."""
+    """Loading 10,000 manifests and listing their jobs make millions of small objects and no
+    reference cycles (tests/test_load_cache.py checks the loading): the cycle collector would
+    only rescan them as they pile up (a fifth of a plan's CPU). It pauses for that bulk work; what
+    survives lives for the whole run and is frozen out of later collections. Planning runs with
+    the collector on: deepdiff's trees of a changed request are cyclic."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -87,9 +88,8 @@ def make_plan(client: BatchClient, state: StateFile, manifests: list[Manifest], 
     if unknown:
         raise ReconcilerError(f"--target {unknown[0]}: no manifest or lockfile record has that name",
                               "names: " + ", ".join(sorted(known)[:20]))
-    with _bulk():
-        made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
-                    PlanOptions(selection.allow_replace, names), Estimator())
+    made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
+                PlanOptions(selection.allow_replace, names), Estimator())
     return made, refreshed
 
 

@@ -107,7 +107,7 @@ class LoadCache:
         if self.path is None or self._kept == self._old:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
             temporary.write_bytes(marshal.dumps((FORMAT, code_version(), self._kept)))
             os.replace(temporary, self.path)
