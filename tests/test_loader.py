@@ -219,3 +219,18 @@ def test_discovery_order_and_what_it_skips(tmp_path):
     assert found == expected
     assert [str(p.relative_to(root)) for p in found] == [
         "A.yaml", "a/b.yaml", "a/z/y.yml", "a-c.yaml", "b.yaml", "linked-file.yaml", "é.yaml"]
+
+
+def test_references_and_credentials_spelled_with_escapes_are_still_found(tmp_path):
+    """Files that spell neither `${env:` nor a credential key skip the scan; an escape could spell
+    either, so files with one are scanned."""
+    folder = tmp_path / "m"
+    write(folder, "by-escape", url='"\\x24{env:RESULT_URL}"')
+    write(folder, "key-by-escape", extra='          "\\x61ccessKey": AKIA-ESCAPED\n          secretAccessKey: s\n')
+    result = load([folder], resolve_env=True, environ={"RESULT_URL": "s3://bucket/from-env"})
+    by_name = {m.name: m for m in result.manifests}
+    assert by_name["by-escape"].body["output"]["delivery"]["s3"]["url"] == "s3://bucket/from-env"
+    assert ("spec", "request", "output", "delivery", "s3", "url") in by_name["by-escape"].sensitive
+    assert ("spec", "request", "output", "delivery", "s3", "accessKey") in by_name["key-by-escape"].sensitive
+    assert [d.message for d in result.diagnostics if d.file.endswith("key-by-escape.yaml")] == [
+        "a credential is written in the manifest"] * 2

@@ -114,6 +114,9 @@ def _units(paths: tuple[str, ...], state_location: str | None, shards: tuple[str
     return [Unit(None, paths, state_location)]
 
 
+RETAINED: list[object] = []  # what a command made, kept to the end: main() exits without freeing it
+
+
 def _for_each(units: list[Unit], run) -> int:
     """Run per unit, with a heading per shard; with several shards an error in one is shown and the
     others still run. The exit code is the most serious: 1, then 3, then 2, then 0."""

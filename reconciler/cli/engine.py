@@ -10,6 +10,7 @@ from reconciler.cli.base import (
     LEASE_TTL,
     LOCK_TIMEOUT,
     PATHS,
+    RETAINED,
     SELECTOR,
     SHARD,
     STATE,
@@ -60,6 +61,7 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
         if out_file:
             save(SavedPlan(made, selection.paths, refreshed.snapshot.lockfile.journalSeq, allow_replace,
                            tuple(sorted(names)) if names is not None else None), out_file)
+        RETAINED.append((manifests, made, refreshed))
         return 2 if detailed_exitcode and made.drift else 0
 
     return _for_each(units, one)

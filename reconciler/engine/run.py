@@ -49,18 +49,20 @@ class ApplySettings:
 
 
 @contextmanager
-def _bulk() -> Iterator[None]:
-    """Loading 10,000 manifests and listing their jobs make millions of small objects and no
-    reference cycles (tests/test_load_cache.py checks the loading): the cycle collector would
-    only rescan them as they pile up (a fifth of a plan's CPU). It pauses for that bulk work; what
-    survives lives for the whole run and is frozen out of later collections. Planning runs with
-    the collector on: deepdiff's trees of a changed request are cyclic."""
+def _bulk(keep: bool = True) -> Iterator[None]:
+    """Loading 10,000 manifests, listing their jobs and planning them make millions of small
+    objects: the cycle collector would only rescan them as they pile up (a fifth of a plan's CPU),
+    so it pauses for that bulk work. With `keep`, what was made lives for the whole run and is
+    frozen out of later collections: loading makes no reference cycles (tests/test_load_cache.py),
+    a listing a few dozen objects per run. Planning is not kept: deepdiff's trees of a changed
+    request are cyclic, and the first collection after the pause frees them."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
+        if keep:
+            gc.freeze()
         if enabled:
             gc.enable()
 
@@ -88,8 +90,9 @@ def make_plan(client: BatchClient, state: StateFile, manifests: list[Manifest], 
     if unknown:
         raise ReconcilerError(f"--target {unknown[0]}: no manifest or lockfile record has that name",
                               "names: " + ", ".join(sorted(known)[:20]))
-    made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
-                PlanOptions(selection.allow_replace, names), Estimator())
+    with _bulk(keep=False):
+        made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
+                    PlanOptions(selection.allow_replace, names), Estimator())
     return made, refreshed
 
 

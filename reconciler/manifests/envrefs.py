@@ -25,6 +25,12 @@ class EnvScan:
     problems: list[tuple[tuple, str, str | None]] = field(default_factory=list)  # (path, message, hint)
 
 
+def may_refer(text: str) -> bool:
+    """False when YAML `text` can hold no reference and no credential key, so scanning its data
+    would find nothing: neither spelled out anywhere, and no escape that could spell one."""
+    return "${env:" in text or "ccessKey" in text or "\\" in text
+
+
 def strings(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
     """(path, text) of every string in `data`, depth first in document order."""
     stack = [(path, data)]

@@ -124,7 +124,8 @@ def _load_file(path: Path, env, evalscripts, diagnostics: list[Diagnostic], cach
         stored = cache.get(file, raw, lambda key: _read_evalscript(Path(key), evalscripts))
         if stored is not None:
             return [_from_stored(file, document, evalscripts) for document in stored]
-        documents = read_documents(decode(raw, "manifest"))
+        text = decode(raw, "manifest")
+        documents = read_documents(text)
     except YamlProblem as e:
         diagnostics.append(Diagnostic(file, e.line, e.column, "", e.message, e.hint))
         return []
@@ -132,7 +133,9 @@ def _load_file(path: Path, env, evalscripts, diagnostics: list[Diagnostic], cach
         diagnostics.append(Diagnostic(file, 1, 1, "", "the file holds no manifest", "remove it or add a BatchJob"))
         return []
     before = len(diagnostics)
-    loaded = [_load_document(document, file, path.parent, env, evalscripts, diagnostics) for document in documents]
+    unscanned = not envrefs.may_refer(text)
+    loaded = [_load_document(document, file, path.parent, env, evalscripts, diagnostics, unscanned)
+              for document in documents]
     if len(diagnostics) == before and all(item.manifest is not None and not item.manifest.sensitive for item in loaded):
         scripts = {key: evalscripts[key] for item in loaded if (key := _script_key(item.manifest))}
         cache.put(file, raw, scripts, tuple(_to_stored(item, scripts) for item in loaded))
@@ -145,12 +148,21 @@ def read_text(path: Path, limit: int, what: str) -> str:
 
 def read_bytes(path: Path, limit: int, what: str) -> bytes:
     try:
-        with open(path, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
+        descriptor = os.open(path, os.O_RDONLY)  # no file object: 10,000 small files are read per plan
+        try:
+            size = os.fstat(descriptor).st_size
             if size > limit:
                 raise YamlProblem(1, 1, f"the {what} is {size / 2**20:.1f} MiB; the limit is {limit / 2**20:g} MiB",
                                   "large areas belong in a GeoPackage input, not inline geometry")
-            return file.read()
+            chunks, total = [], 0
+            while chunk := os.read(descriptor, size + 1):  # one read and the end, unless it grew meanwhile
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > limit:
+                    raise YamlProblem(1, 1, f"the {what} is over the limit of {limit / 2**20:g} MiB")
+            return b"".join(chunks)
+        finally:
+            os.close(descriptor)
     except OSError as e:
         raise YamlProblem(1, 1, f"cannot read the {what}: {e.strerror}") from None
 
@@ -215,12 +227,13 @@ class _Reporter:
         self.out.append(Diagnostic(self.file, line, column, format_path(path), message, hint, severity))
 
 
-def _load_document(doc: Document, file: str, base: Path, env, evalscripts, out: list[Diagnostic]) -> _Loaded:
+def _load_document(doc: Document, file: str, base: Path, env, evalscripts, out: list[Diagnostic],
+                   unscanned: bool = False) -> _Loaded:
     report = _Reporter(doc, file, out)
     if not isinstance(doc.data, dict):
         report((), "a manifest is a mapping with apiVersion, kind, metadata and spec")
         return _Loaded(file, (doc.line, 1), None, None)
-    data, refs = envrefs.scan(doc.data, env)
+    data, refs = (doc.data, envrefs.EnvScan()) if unscanned else envrefs.scan(doc.data, env)
     for path, message, hint in refs.problems:
         report(path, message, hint)
     for path in sorted(refs.literal_secrets, key=str):

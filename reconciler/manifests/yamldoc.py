@@ -17,7 +17,7 @@ import re
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -63,8 +63,7 @@ class _NotPlain(Exception):
     """The C parser's reading is not trusted for this text; parse it with the pure parser."""
 
 
-@dataclass(frozen=True, slots=True)
-class Loc:
+class Loc(NamedTuple):  # a tuple: made once per YAML node, it must be cheap
     """Where a value starts (0-based), and where its children are: {key: (key Loc, value Loc)} or [Loc]."""
 
     line: int
