@@ -143,3 +143,23 @@ def test_loading_makes_no_reference_cycles(cache_dir, examples, monkeypatch):
             assert gc.collect() == 0
         finally:
             gc.enable()
+
+
+def test_a_cache_in_use_is_not_removed_as_stale(cache_dir, tmp_path):
+    import os
+
+    folder = tmp_path / "m"
+    write(folder, "job")
+    load([folder])
+    [stored] = cache_dir.glob("manifests-*.marshal")
+    month_ago = stored.stat().st_mtime - cache.STALE_AFTER - 60
+    os.utime(stored, (month_ago, month_ago))
+    assert load([folder]).cached == 1  # nothing changed, but it was used
+    assert stored.stat().st_mtime > month_ago + cache.STALE_AFTER
+    other = tmp_path / "other"
+    write(other, "job")
+    old = cache_dir / "manifests-not-used-for-a-month.marshal"
+    old.write_bytes(b"x")
+    os.utime(old, (month_ago, month_ago))
+    load([other])  # a write elsewhere sweeps the folder
+    assert stored.exists() and not old.exists()

@@ -104,9 +104,13 @@ class LoadCache:
 
     def save(self) -> None:
         """Write the entries used or made by this run (others are dropped), when they changed."""
-        if self.path is None or self._kept == self._old:
+        if self.path is None:
             return
         try:
+            if self._kept == self._old:
+                if self._kept:
+                    os.utime(self.path)  # in use: not stale, however long the files stay unchanged
+                return
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
             temporary.write_bytes(marshal.dumps((FORMAT, code_version(), self._kept)))
