@@ -91,7 +91,8 @@ def live_job_from_v2(task: v2.Task, shared: dict[str, str] | None = None) -> Liv
     evalscript texts (10,000 jobs usually run a handful, and each answer brings its own copy)."""
     return LiveJob(
         id=task.id, api="v2", status=str(task.status), description=task.description,
-        request=_share_evalscript(task.request, shared) if shared is not None else task.request, created=task.created, cost_pu=task.costPU,
+        request=_share_evalscript(task.request, shared) if shared is not None else task.request,
+        created=task.created, cost_pu=task.costPU,
         completion=task.completionPercentage, user_action=_text(task.userAction), error=task.error,
         stopped_reason=_text(task.stoppedStatusReason),
     )
@@ -146,7 +147,8 @@ class JobsApi:
         """Every live job of this version, lazily, page by page; unknown statuses are kept."""
         if self.api == "v2":
             shared: dict[str, str] = {}
-            return (live_job_from_v2(task, shared) for task in self._client.v2.iter_tasks(search=search, model=TolerantTask))
+            tasks = self._client.v2.iter_tasks(search=search, model=TolerantTask)
+            return (live_job_from_v2(task, shared) for task in tasks)
         return map(live_job_from_v1, self._client.v1.iter_requests(search=search, model=TolerantBatchRequest))
 
     def get(self, job_id: str) -> LiveJob:

@@ -14,9 +14,7 @@ class Estimator:
         self._cache: dict[str, float | None] = {}
 
     def __call__(self, manifest: Manifest) -> float | None:
-        from reconciler.engine.normalize import digest
-
-        key = digest(manifest.body)
+        key, _ = manifest.desired  # the canonical body's digest: equal bodies, equal estimates
         if key not in self._cache:
             self._cache[key] = offline_estimate(manifest.body)
         return self._cache[key]

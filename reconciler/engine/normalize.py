@@ -111,9 +111,14 @@ def stable_json(data: Any) -> str:
     return _STABLE.encode(data)
 
 
-def digest(data: Any, text: str | None = None) -> str:
-    """A stable hash of JSON-shaped data (`text`: its stable_json, when already made)."""
-    return hashlib.sha256((stable_json(data) if text is None else text).encode()).hexdigest()
+def digest(data: Any) -> str:
+    """A stable hash of JSON-shaped data."""
+    return text_digest(stable_json(data))
+
+
+def text_digest(text: str) -> str:
+    """The hash `digest` gives data whose stable_json is `text`."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def desired(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> tuple[str, str]:
@@ -122,7 +127,7 @@ def desired(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> 
     in memory only) and its spec hash."""
     form = canonical(body, sensitive)
     text = stable_json(form)
-    return digest(None, text), spec_hash(api, body, sensitive) if sensitive else hash_canonical(api, form, text)
+    return text_digest(text), spec_hash(api, body, sensitive) if sensitive else hash_canonical(api, form, text)
 
 
 def spec_hash(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> str:
@@ -136,4 +141,4 @@ def hash_canonical(api: str, body: dict, text: str | None = None) -> str:
     put "api" before "request", so this is exactly the stable_json of {"api", "request"}."""
     if text is None:
         return digest({"api": api, "request": body})[:32]
-    return digest(None, '{"api":' + json.dumps(api) + ',"request":' + text + "}")[:32]
+    return text_digest('{"api":' + json.dumps(api) + ',"request":' + text + "}")[:32]

@@ -17,7 +17,7 @@ from reconciler.api.jobs import LiveJob
 from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
 from reconciler.engine.diff import SENSITIVE, FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
-from reconciler.engine.normalize import canonical, digest, stable_json
+from reconciler.engine.normalize import canonical, digest, stable_json, text_digest
 from reconciler.engine.pairing import Pair, pair
 from reconciler.manifests.loader import Manifest
 from reconciler.state.model import Lockfile
@@ -62,7 +62,7 @@ class _Canonical:
         key = (id(body), sensitive)
         if key not in self._done:
             form = canonical(body, sensitive)
-            self._done[key] = form, digest(None, stable_json(form))
+            self._done[key] = form, text_digest(stable_json(form))
         return self._done[key]
 
 

@@ -88,7 +88,7 @@ class LoadCache:
         """The stored documents of `file` if its bytes and its evalscripts (`script(key)` reads
         one: text, or anything else when it cannot be read) are unchanged; None otherwise."""
         entry = self._old.get(file)
-        if self.path is None or entry is None or entry[0] != content_digest(raw):
+        if entry is None or entry[0] != content_digest(raw):
             return None
         if any(self._script_digest(key, script) != digest for key, digest in entry[1]):
             return None

@@ -138,7 +138,7 @@ def _load_file(path: Path, env, evalscripts, diagnostics: list[Diagnostic], cach
               for document in documents]
     if len(diagnostics) == before and all(item.manifest is not None and not item.manifest.sensitive for item in loaded):
         scripts = {key: evalscripts[key] for item in loaded if (key := _script_key(item.manifest))}
-        cache.put(file, raw, scripts, tuple(_to_stored(item, scripts) for item in loaded))
+        cache.put(file, raw, scripts, tuple(_to_stored(item) for item in loaded))
     return loaded
 
 
@@ -184,14 +184,14 @@ def _script_key(manifest: Manifest) -> str | None:
     return str(Path(manifest.file).parent / name) if name is not None else None
 
 
-def _to_stored(item: _Loaded, scripts: dict[str, str]) -> tuple:
+def _to_stored(item: _Loaded) -> tuple:
     """A valid document as plain data for the load cache; a file's evalscript is left out of
     the body (it is stored once, as the file it is)."""
-    manifest = item.manifest
+    manifest, script = item.manifest, _script_key(item.manifest)
     body = manifest.body
-    if _script_key(manifest) is not None:
+    if script is not None:
         body = {**body, "processRequest": {k: v for k, v in body["processRequest"].items() if k != "evalscript"}}
-    return (*item.name_at, manifest.line, plain(manifest.job), body, _script_key(manifest), manifest.desired)
+    return (*item.name_at, manifest.line, plain(manifest.job), body, script, manifest.desired)
 
 
 def _from_stored(file: str, stored: tuple, evalscripts: dict) -> _Loaded:
