@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from record import append  # noqa: E402
 from tests.conftest import SandboxProcess  # noqa: E402
-from tests.test_engine_chaos import marked, write_manifests  # noqa: E402
+from tests.test_engine_chaos import apply_seconds, marked, write_manifests  # noqa: E402
 
 
 def reconciler(env, cwd, *args) -> subprocess.Popen:
@@ -92,6 +92,7 @@ def kills(trials: int, work: Path, seed: int = 20261122) -> dict:
     rng = random.Random(seed)
     counts = {"trials": trials, "killed mid-run": 0, "duplicates": 0, "lost": 0, "failed recoveries": 0}
     try:
+        span = apply_seconds(sandbox.env, work / "calibrate")
         for trial in range(trials):
             folder = work / f"kill{trial}"
             names = write_manifests(folder / "manifests", f"kill{trial}")
@@ -99,7 +100,7 @@ def kills(trials: int, work: Path, seed: int = 20261122) -> dict:
             env = {**os.environ, **sandbox.env, "RECONCILER_STATE": state_url, "NO_COLOR": "1"}
             victim = reconciler(env, folder, "apply", "--auto-approve", "--wait", "--poll-interval", "50ms",
                                 "--lease-ttl", "1s")
-            time.sleep(rng.uniform(0.3, 2.5))
+            time.sleep(rng.uniform(0.05, 0.95) * span)
             counts["killed mid-run"] += victim.poll() is None
             victim.send_signal(signal.SIGKILL)
             victim.wait(timeout=30)

@@ -75,6 +75,19 @@ def assert_exactly_one_each(env: dict, state_url: str, names: list[str]) -> None
         assert records[name].id == live[name][0], name  # and the lockfile knows it
 
 
+def apply_seconds(sandbox_env: dict, folder) -> float:
+    """How long one apply of `write_manifests`' jobs takes here, start-up included, uninterrupted:
+    kills are spread over that span, so that most land mid-run however fast this machine is."""
+    names = write_manifests(folder / "manifests", "calibrate")
+    env = {**os.environ, **sandbox_env, "RECONCILER_STATE": "s3://reconciler-state/chaos/calibrate.json", "NO_COLOR": "1"}
+    start = time.perf_counter()
+    out, err = reconciler(env, "apply", "--auto-approve", "--wait", "--poll-interval", "50ms",
+                          cwd=folder).communicate(timeout=120)
+    seconds = time.perf_counter() - start
+    assert set(names) <= set(marked(sandbox_env)), f"{out}\n{err}"
+    return seconds
+
+
 @pytest.fixture(scope="module")
 def fast_sandbox(tmp_path_factory):
     process = SandboxProcess(tmp_path_factory.mktemp("chaos"), "--speed", "20")
@@ -84,6 +97,7 @@ def fast_sandbox(tmp_path_factory):
 
 def test_sigkill_at_random_points_never_duplicates_or_loses(fast_sandbox, tmp_path):
     rng = random.Random(20261121)
+    span = apply_seconds(fast_sandbox.env, tmp_path / "calibrate")
     killed_mid_run = 0
     for trial in range(TRIALS):
         folder = tmp_path / f"trial{trial}"
@@ -92,7 +106,7 @@ def test_sigkill_at_random_points_never_duplicates_or_loses(fast_sandbox, tmp_pa
         env = {**os.environ, **fast_sandbox.env, "RECONCILER_STATE": state_url, "NO_COLOR": "1"}
         victim = reconciler(env, "apply", "--auto-approve", "--wait", "--poll-interval", "50ms", "--lease-ttl", "1s",
                             cwd=folder)
-        time.sleep(rng.uniform(0.3, 2.0))  # python start-up takes ~0.4 s: some kills land before any action
+        time.sleep(rng.uniform(0.05, 0.95) * span)  # some land during start-up, before any action
         if victim.poll() is None:
             killed_mid_run += 1
         victim.send_signal(signal.SIGKILL)
