@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml.error import YAMLError
 
-from reconciler.manifests.yamldoc import MAX_DEPTH, YamlProblem, _NotPlain, parse, read_documents
+from reconciler.manifests.yamldoc import MAX_DEPTH, YamlProblem, _data_only, _located, _NotPlain, parse, read_documents
 
 TEXT = """\
 apiVersion: reconciler/v1
@@ -99,6 +99,56 @@ def test_fast_and_pure_parsers_agree_whenever_the_fast_path_is_taken(text):
     except (YAMLError, YamlProblem, _NotPlain):
         return  # the loader falls back to the pure parser: nothing to compare
     assert fast == _read(text, fast=False)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(yaml_text)
+def test_the_reading_without_locations_agrees_with_the_located_one_whenever_it_is_taken(text):
+    """Valid manifests are read without locations, which are found again only when a diagnostic
+    needs one: both readings must give the same documents (repr: True, 1 and 1.0 are told apart)."""
+    try:
+        fast = _data_only(text)
+    except (YAMLError, _NotPlain):
+        return  # read_documents reads it with locations
+    located = _located(text)
+    assert repr([(d.data, d.index, d.line) for d in fast]) == repr([(d.data, d.index, d.line) for d in located])
+    for doc, other in zip(fast, located):
+        assert doc.locate(()) == other.locate(())
+
+
+_SCALARS = ["1", "-0", "0x1F", "0o17", "1_000", "1.5e3", ".5", "1.", ".inf", ".nan", "yes", "True", "FALSE", "~",
+            "null", "", "'q'", '"d"', "2019-04-01T00:00:00Z", "a b", "<<", "s3://x/y", "!t x", "&a x", "*a", "x # c",
+            "|\n{i}  block\n", ">-\n{i}  folded\n", "|+\n\n{i}  late\n", "[1, yes, 'a']", "{a: 1, b: ~}", "[]"]
+_KEYS = ["a", "b", "c", "d", "e", "f", "g", "k y", "'q'", "1", "<<", "~"]
+
+
+@st.composite
+def block_yaml(draw, depth: int = 0) -> str:
+    """Block-style YAML with unquoted tricky scalars: the texts the fast path is meant for."""
+    indent = "  " * depth
+    lines = []
+    sequence = draw(st.booleans())
+    for _ in range(draw(st.integers(1, 4))):
+        head = f"{indent}- " if sequence else f"{indent}{draw(st.sampled_from(_KEYS))}:"
+        if depth < 3 and draw(st.integers(0, 2)) == 0:
+            lines.append(f"{head}\n{draw(block_yaml(depth + 1))}")
+        else:
+            scalar = draw(st.sampled_from(_SCALARS)).replace("{i}", indent)
+            lines.append(f"{head} {scalar}".rstrip() + "\n")
+    return "".join(lines)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(block_yaml(), min_size=1, max_size=3).map("---\n".join))
+def test_both_readings_agree_on_block_yaml(text):
+    test_the_reading_without_locations_agrees_with_the_located_one_whenever_it_is_taken.hypothesis.inner_test(text)
+
+
+def test_locations_are_found_when_first_asked_for():
+    [doc] = read_documents(TEXT)
+    assert doc.loc is None  # plain block YAML: read without them
+    assert doc.locate(("spec", "request", "data", 0, "type"), at_key=True) == (6, 9)
+    assert doc.loc is not None
 
 
 @settings(max_examples=500, deadline=None)

@@ -21,7 +21,7 @@ from reconciler.manifests import envrefs
 from reconciler.manifests.cache import LoadCache
 from reconciler.manifests.messages import translate
 from reconciler.manifests.schema import BatchJob, RequestV1, RequestV2, plain, rebuild
-from reconciler.manifests.yamldoc import Document, YamlProblem, plain_copy, read_documents
+from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_EVALSCRIPT_BYTES = 1024 * 1024
@@ -121,7 +121,7 @@ def _load_file(path: Path, env, evalscripts, diagnostics: list[Diagnostic], cach
     file = str(path)
     try:
         raw = read_bytes(path, MAX_FILE_BYTES, "manifest")
-        stored = cache.get(file, raw, lambda key: _read_evalscript(Path(key), evalscripts))
+        stored = cache.get(file, raw, lambda key: _read_evalscript(key, evalscripts))
         if stored is not None:
             return [_from_stored(file, document, evalscripts) for document in stored]
         text = decode(raw, "manifest")
@@ -134,7 +134,7 @@ def _load_file(path: Path, env, evalscripts, diagnostics: list[Diagnostic], cach
         return []
     before = len(diagnostics)
     unscanned = not envrefs.may_refer(text)
-    loaded = [_load_document(document, file, path.parent, env, evalscripts, diagnostics, unscanned)
+    loaded = [_load_document(document, file, os.path.dirname(file), env, evalscripts, diagnostics, unscanned)
               for document in documents]
     if len(diagnostics) == before and all(item.manifest is not None and not item.manifest.sensitive for item in loaded):
         scripts = {key: evalscripts[key] for item in loaded if (key := _script_key(item.manifest))}
@@ -181,7 +181,7 @@ def decode(raw: bytes, what: str) -> str:
 def _script_key(manifest: Manifest) -> str | None:
     """The key `_read_evalscript` reads the manifest's evalscript file under; None when inline."""
     name = manifest.job.spec.evalscriptFile
-    return str(Path(manifest.file).parent / name) if name is not None else None
+    return os.path.join(os.path.dirname(manifest.file), name) if name is not None else None
 
 
 def _to_stored(item: _Loaded) -> tuple:
@@ -191,15 +191,15 @@ def _to_stored(item: _Loaded) -> tuple:
     body = manifest.body
     if script is not None:
         body = {**body, "processRequest": {k: v for k, v in body["processRequest"].items() if k != "evalscript"}}
-    return (*item.name_at, manifest.line, plain(manifest.job), body, script, manifest.desired)
+    return (item.index, manifest.line, plain(manifest.job), body, script, manifest.desired)
 
 
 def _from_stored(file: str, stored: tuple, evalscripts: dict) -> _Loaded:
-    name_line, name_column, line, job, body, script, desired = stored
+    index, line, job, body, script, desired = stored
     if script is not None:  # the cache checked that the file still holds what the entry was made with
         body = {**body, "processRequest": {**body["processRequest"], "evalscript": evalscripts[script]}}
     manifest = Manifest(rebuild(job), file, line, body, frozenset(), desired)
-    return _Loaded(file, (name_line, name_column), manifest.name, manifest)
+    return _Loaded(file, index, line, manifest.name, manifest)
 
 
 @dataclass
@@ -207,10 +207,20 @@ class _Loaded:
     """One document's outcome: its name (when it has one) and the manifest (when it is valid)."""
 
     file: str
-    name_at: tuple[int, int]  # line and column of metadata.name (the document itself is let go)
+    index: int  # the document's position in its file
+    line: int  # where the document starts
     name: str | None
     manifest: Manifest | None
     deferred: bool = False
+
+    def name_at(self) -> tuple[int, int]:
+        """Line and column of metadata.name. Only a name used twice needs them, so the file is
+        read again then, rather than every document (and its text) kept until names are checked."""
+        try:
+            document = read_documents(read_text(Path(self.file), MAX_FILE_BYTES, "manifest"))[self.index]
+        except (YamlProblem, IndexError):  # changed since it was loaded
+            return self.line, 1
+        return document.locate(("metadata", "name"))
 
 
 @dataclass
@@ -227,12 +237,12 @@ class _Reporter:
         self.out.append(Diagnostic(self.file, line, column, format_path(path), message, hint, severity))
 
 
-def _load_document(doc: Document, file: str, base: Path, env, evalscripts, out: list[Diagnostic],
+def _load_document(doc: Document, file: str, base: str, env, evalscripts, out: list[Diagnostic],
                    unscanned: bool = False) -> _Loaded:
     report = _Reporter(doc, file, out)
     if not isinstance(doc.data, dict):
         report((), "a manifest is a mapping with apiVersion, kind, metadata and spec")
-        return _Loaded(file, (doc.line, 1), None, None)
+        return _Loaded(file, doc.index, doc.line, None, None)
     data, refs = (doc.data, envrefs.EnvScan()) if unscanned else envrefs.scan(doc.data, env)
     for path, message, hint in refs.problems:
         report(path, message, hint)
@@ -251,7 +261,7 @@ def _load_document(doc: Document, file: str, base: Path, env, evalscripts, out: 
     valid = job is not None and body is not None and not report.errors
     manifest = _manifest(job, file, doc.line, body, frozenset(refs.sensitive)) if valid else None
     deferred = job is None and body is not None and not report.errors  # only ${env:…}-dependent errors
-    return _Loaded(file, doc.locate(("metadata", "name")), name, manifest, deferred)
+    return _Loaded(file, doc.index, doc.line, name, manifest, deferred)
 
 
 def _manifest(job: BatchJob, file: str, line: int, body: dict, sensitive: frozenset[tuple]) -> Manifest:
@@ -290,8 +300,9 @@ def _validate(data: dict, refs: envrefs.EnvScan, report: _Reporter) -> tuple[Bat
         return None, None
 
 
-def _body_with_evalscript(data: dict, base: Path, cache: dict, report: _Reporter) -> dict | None:
-    """A copy of `spec.request` with the evalscript file read into it; None when that fails."""
+def _body_with_evalscript(data: dict, base: str, cache: dict, report: _Reporter) -> dict | None:
+    """`spec.request` with the evalscript file read into it (the document's data is this load's
+    own: only the two mappings on the way to the evalscript are copied); None when that fails."""
     spec = data.get("spec")
     request = spec.get("request") if isinstance(spec, dict) else None
     process = request.get("processRequest") if isinstance(request, dict) else None
@@ -303,31 +314,29 @@ def _body_with_evalscript(data: dict, base: Path, cache: dict, report: _Reporter
         if inline is None and name is None and not misspelt:
             report(("spec", "request", "processRequest", "evalscript"), "no evalscript",
                    "set spec.evalscriptFile, or request.processRequest.evalscript inline", at_key=True)
-        return plain_copy(request) if inline is not None else None
+        return request if inline is not None else None
     at = ("spec", "evalscriptFile")
     if inline is not None:
         report(at, "both spec.evalscriptFile and request.processRequest.evalscript are set", "keep one of them")
         return None
-    script = _read_evalscript(base / name, cache)
+    script = _read_evalscript(os.path.join(base, name), cache)
     if script is None:
-        hint = None if Path(name).is_absolute() else f"the path is relative to the manifest's folder ({base})"
+        hint = None if os.path.isabs(name) else f"the path is relative to the manifest's folder ({base or '.'})"
         report(at, f"evalscript file {name} not found", hint)
     elif isinstance(script, YamlProblem):
         report(at, f"evalscript file {name}: {script.message}", script.hint)
     elif not script.strip():
         report(at, f"evalscript file {name} is empty")
     else:
-        body = plain_copy(request)
-        body["processRequest"]["evalscript"] = script
-        return body
+        return {**request, "processRequest": {**process, "evalscript": script}}
     return None
 
 
-def _read_evalscript(path: Path, cache: dict[str, str | YamlProblem | None]) -> str | YamlProblem | None:
+def _read_evalscript(key: str, cache: dict[str, str | YamlProblem | None]) -> str | YamlProblem | None:
     """The file's text (None when absent), read once per path as written: 10,000 manifests usually
     name a handful of evalscripts."""
-    key = str(path)  # cheaper to hash than a Path
     if key not in cache:
+        path = Path(key)
         try:
             if path.is_dir():
                 raise YamlProblem(1, 1, "is a folder, not a file")
@@ -346,8 +355,8 @@ def _check_unique_names(loaded: list[_Loaded], result: LoadResult) -> None:
             continue
         earlier = first.setdefault(item.name, item)
         if earlier is not item:
-            line, column = item.name_at
-            where = f"{earlier.file}:{earlier.name_at[0]}"
+            line, column = item.name_at()
+            where = f"{earlier.file}:{earlier.name_at()[0]}"
             result.diagnostics.append(
                 Diagnostic(item.file, line, column, "metadata.name", f"the name {item.name!r} is already used at {where}",
                            "names are unique across all manifests")

@@ -27,8 +27,10 @@ from ruamel.yaml.events import (
     CollectionEndEvent,
     DocumentEndEvent,
     DocumentStartEvent,
+    MappingEndEvent,
     MappingStartEvent,
     ScalarEvent,
+    SequenceEndEvent,
     SequenceStartEvent,
 )
 from ruamel.yaml.resolver import implicit_resolvers
@@ -63,6 +65,14 @@ class _NotPlain(Exception):
     """The C parser's reading is not trusted for this text; parse it with the pure parser."""
 
 
+class _BadScalar(_NotPlain):
+    """A plain scalar we cannot use (the located builder says where)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
 class Loc(NamedTuple):  # a tuple: made once per YAML node, it must be cheap
     """Where a value starts (0-based), and where its children are: {key: (key Loc, value Loc)} or [Loc]."""
 
@@ -74,16 +84,16 @@ class Loc(NamedTuple):  # a tuple: made once per YAML node, it must be cheap
 @dataclass
 class Document:
     data: Any
-    loc: Loc
     index: int  # position of the document in its file, from 0
-
-    @property
-    def line(self) -> int:
-        return self.loc.line + 1
+    line: int  # 1-based line where its content starts
+    text: str = field(repr=False)  # the whole file, to find locations again when one is asked for
+    loc: Loc | None = field(default=None, repr=False)  # made on the first `locate`, unless read with them
 
     def locate(self, path: tuple, at_key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of the value at `path`, or of its key with `at_key`.
         A path that leaves the document stops at the deepest node that exists."""
+        if self.loc is None:  # read without locations (the fast path): read again, with them
+            self.loc = _located(self.text)[self.index].loc
         loc, key_loc = self.loc, None
         for part in path:
             children = loc.children
@@ -98,7 +108,16 @@ class Document:
 
 
 def read_documents(text: str) -> list[Document]:
-    """Every non-empty document of `text`; raises YamlProblem for anything we cannot use."""
+    """Every non-empty document of `text`; raises YamlProblem for anything we cannot use.
+    Locations are found when first asked for (`Document.locate`): a valid manifest never needs them."""
+    try:
+        return _data_only(text)
+    except (YAMLError, _NotPlain):
+        return _located(text)  # outside the plain subset, or a problem: the located reading decides and words it
+
+
+def _located(text: str) -> list[Document]:
+    """Every non-empty document of `text`, with the location of every node."""
     try:
         return parse(text, fast=True)
     except (YAMLError, _NotPlain):
@@ -132,10 +151,85 @@ def _c_events(text: str):
     new type per call, and cyclic garbage) that only composing and constructing use."""
     parser = CParser(text)
     try:
-        while parser.check_event():
-            yield parser.get_event()
+        yield from iter(parser.get_event, None)  # None after the stream's end
     finally:
         parser.dispose()
+
+
+_NO_KEY = object()  # an open mapping waiting for its next key
+
+
+def _data_only(text: str) -> list[Document]:
+    """The fast path: the C parser's events straight into plain data, no location made. It reads
+    what the located builder reads (a property test holds them to it) and raises _NotPlain at
+    anything else: anchors, tags, odd block scalars, merge keys, and whatever would be an error."""
+    if "\t" in text or CParser is None:
+        raise _NotPlain
+    documents: list[Document] = []
+    stack: list[list] = []  # open collections: [data, pending key]
+    lines: list[str] | None = None
+    root: Any = None
+    line = nodes = 0
+    parser = CParser(text)
+    try:
+        for event in iter(parser.get_event, None):
+            kind = type(event)
+            if kind is ScalarEvent:
+                if event.anchor or event.ctag is not None:
+                    raise _NotPlain
+                value, style = event.value, event.style
+                if not style:  # plain (untagged, so implicit)
+                    value = _PLAIN.get(value, _NO_KEY)
+                    if value is _NO_KEY:
+                        value = _plain(event.value)
+                else:
+                    if style == "|" or style == ">":
+                        if lines is None:
+                            lines = text.splitlines()
+                        if not stack or _odd_block(lines, event.start_mark):
+                            raise _NotPlain
+                    if len(value) <= _SHARED_UP_TO:
+                        value = sys.intern(value)
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                if event.anchor or event.ctag is not None or len(stack) >= MAX_DEPTH:
+                    raise _NotPlain
+                value = {} if kind is MappingStartEvent else []
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                stack.pop()
+                continue
+            elif kind is DocumentStartEvent:
+                root = None
+                continue
+            elif kind is DocumentEndEvent:
+                if root is not None:
+                    documents.append(Document(root, len(documents), line, text))
+                continue
+            elif kind is AliasEvent:
+                raise _NotPlain
+            else:
+                continue  # the stream's start and end
+            nodes += 1
+            if nodes > MAX_NODES:
+                raise _NotPlain
+            if stack:
+                top = stack[-1]
+                container = top[0]
+                if type(container) is list:
+                    container.append(value)
+                elif top[1] is _NO_KEY:
+                    if type(value) is not str or value in container:
+                        raise _NotPlain  # the located reading words the error
+                    top[1] = value
+                else:
+                    container[top[1]] = value
+                    top[1] = _NO_KEY
+            else:
+                root, line = value, event.start_mark.line + 1
+            if kind is not ScalarEvent:
+                stack.append([value, _NO_KEY])
+    finally:
+        parser.dispose()
+    return documents
 
 
 _PARSERS = threading.local()
@@ -224,7 +318,7 @@ class _Builder:
             elif isinstance(event, DocumentEndEvent) and self.root:
                 data, loc = self.root[0]
                 if data is not None:
-                    documents.append(Document(data, loc, len(documents)))
+                    documents.append(Document(data, len(documents), loc.line + 1, self.text, loc))
         return documents
 
     def _open(self, event) -> None:
@@ -274,15 +368,21 @@ class _Builder:
 
     def _scalar(self, event: ScalarEvent) -> tuple[Any, Loc]:
         self._check_plain(event)
-        if self.fast and self._odd_block(event):
-            raise _NotPlain
+        if self.fast and event.style in ("|", ">"):
+            if self.lines is None:
+                self.lines = self.text.splitlines()
+            if not self.stack or _odd_block(self.lines, event.start_mark):
+                raise _NotPlain
         mark = event.start_mark
         loc = Loc(mark.line, mark.column)
         if event.value == "" and event.implicit[0] and self.stack:
             # An empty value has no position of its own (the parsers disagree); use its key's or list's.
             frame = self.stack[-1]
             loc = frame.key_loc if isinstance(frame.data, dict) and frame.key_loc else Loc(frame.loc.line, frame.loc.column)
-        value = _value(event.value, loc) if event.implicit[0] else event.value
+        try:
+            value = _value(event.value) if event.implicit[0] else event.value
+        except _BadScalar as e:
+            raise YamlProblem(loc.line + 1, loc.column + 1, e.message, e.hint) from None
         if type(value) is str and len(value) <= _SHARED_UP_TO:
             value = sys.intern(value)  # keys and common values: one string for 10,000 manifests
         return value, loc
@@ -293,20 +393,6 @@ class _Builder:
         if event.ctag is not None:
             raise _at(event, f"unsupported tag {event.ctag}", "manifests use plain YAML: remove the tag")
 
-    def _odd_block(self, event: ScalarEvent) -> bool:
-        """Block scalars where libyaml and the 1.2 parser may differ: at the root, with odd headers,
-        or starting with a blank line."""
-        if event.style not in ("|", ">"):
-            return False
-        if not self.stack:
-            return True
-        if self.lines is None:
-            self.lines = self.text.splitlines()
-        mark = event.start_mark
-        following = self.lines[mark.line + 1] if mark.line + 1 < len(self.lines) else "x"
-        # libyaml skips the 1.2 check of blank lines above the first content line
-        return not _BLOCK_HEADER.match(self.lines[mark.line][mark.column:]) or not following.strip()
-
     def _alias(self, event: AliasEvent) -> None:
         if self.fast:
             raise _NotPlain
@@ -314,6 +400,30 @@ class _Builder:
             raise _at(event, f"unknown alias *{event.anchor}", "an alias must follow its &anchor (and not be inside it)")
         value, loc, size = self.anchors[event.anchor]
         self._add(plain_copy(value), loc, None, size)
+
+
+_PLAIN: dict[str, Any] = {}  # plain scalars' values by text: keys and common values repeat across manifests
+
+
+def _plain(text: str) -> Any:
+    """A plain scalar's value, kept in _PLAIN (strings interned) unless it is long."""
+    value = _value(text)
+    if value is _MERGE:
+        raise _NotPlain
+    if type(value) is str and len(value) > _SHARED_UP_TO:
+        return value
+    if len(_PLAIN) >= 100_000:  # a bound for long-lived processes, far above a repository's share
+        _PLAIN.clear()
+    value = _PLAIN[text] = sys.intern(value) if type(value) is str else value
+    return value
+
+
+def _odd_block(lines: list[str], mark) -> bool:
+    """A block scalar (not at the root) where libyaml and the 1.2 parser may differ: with an odd
+    header, or starting with a blank line."""
+    following = lines[mark.line + 1] if mark.line + 1 < len(lines) else "x"
+    # libyaml skips the 1.2 check of blank lines above the first content line
+    return not _BLOCK_HEADER.match(lines[mark.line][mark.column:]) or not following.strip()
 
 
 def _at(event, message: str, hint: str | None = None) -> YamlProblem:
@@ -337,7 +447,7 @@ def _resolve(text: str) -> str:
     return "str"
 
 
-def _value(text: str, loc: Loc) -> Any:
+def _value(text: str) -> Any:
     """A plain scalar's value by the YAML 1.2 rules ruamel.yaml uses; timestamps stay text."""
     kind = _resolve(text)
     if kind == "null":
@@ -354,9 +464,9 @@ def _value(text: str, loc: Loc) -> Any:
             return int(digits, 0) if digits.lstrip("+-")[:2].lower() in ("0x", "0o", "0b") else int(digits)
         except ValueError:
             shown = text if len(text) <= 24 else f"{text[:20]}…"
-            raise YamlProblem(loc.line + 1, loc.column + 1, f"{shown} is not an integer we can use") from None
+            raise _BadScalar(f"{shown} is not an integer we can use") from None
     number = float(text.replace("_", "").lower().replace(".inf", "inf").replace(".nan", "nan"))
     if not math.isfinite(number):
-        raise YamlProblem(loc.line + 1, loc.column + 1, f"{text} is not a finite number",
-                          'JSON has no NaN or infinity; quote it ("NaN") where the API accepts a string')
+        raise _BadScalar(f"{text} is not a finite number",
+                         'JSON has no NaN or infinity; quote it ("NaN") where the API accepts a string')
     return number
