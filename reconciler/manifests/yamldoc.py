@@ -7,6 +7,10 @@ wants strings), no tags, no merge keys, no NaN. The C parser (ruamel.yaml.clib) 
 text stays inside the plain subset on which it agrees with the pure-Python parser (a property
 test holds them to it); anchors, tags, tabs, odd block scalars or a C refusal send the text to
 the pure parser, which has the last word on what is valid and words the errors.
+
+A valid manifest never needs its locations, so the C parser's events first go straight into
+plain data (`_data_only`, the bulk of a plan's first run); a document's locations are made by
+reading its text again when a diagnostic first asks for one (`Document.locate`).
 """
 
 from __future__ import annotations
@@ -157,6 +161,7 @@ def _c_events(text: str):
 
 
 _NO_KEY = object()  # an open mapping waiting for its next key
+_UNSEEN = object()  # a plain scalar's text not in _PLAIN yet
 
 
 def _data_only(text: str) -> list[Document]:
@@ -179,8 +184,8 @@ def _data_only(text: str) -> list[Document]:
                     raise _NotPlain
                 value, style = event.value, event.style
                 if not style:  # plain (untagged, so implicit)
-                    value = _PLAIN.get(value, _NO_KEY)
-                    if value is _NO_KEY:
+                    value = _PLAIN.get(value, _UNSEEN)
+                    if value is _UNSEEN:
                         value = _plain(event.value)
                 else:
                     if style == "|" or style == ">":
