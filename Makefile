@@ -25,6 +25,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/lockfile_bench.py
 	$(BIN)/python bench/apply_bench.py 1000 20
 	$(BIN)/python bench/plan_bench.py 10000
+	$(BIN)/python bench/load_stages.py 10000
 
 # Not part of `make test`: minutes of deliberate breakage, counts appended to bench/RESULTS.md.
 chaos: $(VENV)/.installed

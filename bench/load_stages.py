@@ -1,0 +1,111 @@
+"""Benchmark: where a first run's loading of N manifests goes (the part of `plan` the load cache
+saves), stage by stage, each stage timed in a fresh process (CPU time, the cycle collector paused
+as the CLI pauses it) so that no cache of an earlier stage helps a later one.
+
+The manifests are plan_bench's (the GeoPackage example under N names). Stages: libyaml alone
+(ruamel.yaml.clib's raw_parse, no Python objects); the C parser's events; `read_documents` (events
+into plain data); `load` with the load cache off and with it being written; and both again with
+`read_documents` answered from memory, which is what loading would cost with a parser that cost
+nothing.
+
+Run: `.venv/bin/python bench/load_stages.py [N] [--runs R]`; the figures are appended to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = {
+    "libyaml": "libyaml alone (raw_parse)",
+    "events": "the C parser's event objects",
+    "read": "read_documents: events into plain data",
+    "load": "load, load cache off",
+    "load-write": "load, load cache written (a first run)",
+    "load-noparse": "load with parsing free, load cache off",
+    "load-noparse-write": "load with parsing free, load cache written",
+}
+
+
+def write_manifests(folder: Path, count: int) -> None:
+    (folder / "manifests").mkdir(parents=True)
+    shutil.copytree(ROOT / "manifests" / "evalscripts", folder / "manifests" / "evalscripts")
+    template = (ROOT / "manifests" / "corsica-geopackage.yaml").read_text()
+    for i in range(count):
+        text = template.replace("name: corsica-geopackage", f"name: job-{i:05d}")
+        (folder / "manifests" / f"job-{i:05d}.yaml").write_text(text)
+
+
+def stage(name: str, folder: Path) -> float:
+    """One stage's CPU seconds, in this (fresh) process."""
+    cache = folder / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    os.environ["RECONCILER_CACHE_DIR"] = str(cache) if name.endswith("-write") else "off"
+    sys.path.insert(0, str(ROOT))
+    from _ruamel_yaml import CParser
+
+    from reconciler.manifests import loader, yamldoc
+
+    files = sorted((folder / "manifests").glob("*.yaml"))
+    texts = [f.read_text() for f in files]
+    if name.startswith("load-noparse"):
+        parsed = {text: yamldoc.read_documents(text) for text in texts}
+        loader.read_documents = parsed.__getitem__  # what loading costs with parsing free
+    gc.disable()
+    start = time.process_time()
+    if name == "libyaml":
+        for text in texts:
+            parser = CParser(text)
+            parser.raw_parse()
+            parser.dispose()
+    elif name == "events":
+        for text in texts:
+            parser = CParser(text)
+            for _ in iter(parser.get_event, None):
+                pass
+            parser.dispose()
+    elif name == "read":
+        for text in texts:
+            yamldoc.read_documents(text)
+    else:
+        result = loader.load([folder / "manifests"])
+        assert len(result.manifests) == len(files) and not result.cached, "every manifest loads, none from a cache"
+    return time.process_time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="where loading N manifests from scratch goes")
+    parser.add_argument("count", nargs="?", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)  # one stage, in a child
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        print(stage(args.stage, args.folder))
+        return
+    from record import append
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_manifests(folder, args.count)
+        for name, label in STAGES.items():
+            seconds = [float(subprocess.run([sys.executable, __file__, "--stage", name, "--folder", str(folder)],
+                                            capture_output=True, text=True, check=True).stdout)
+                       for _ in range(args.runs)]
+            rows.append(f"| {label} | median {statistics.median(seconds):.2f} s, "
+                        f"{min(seconds):.2f}–{max(seconds):.2f} s ({args.runs} runs) | |")
+    append(f"Loading {args.count:,} manifests from scratch, by stage", rows)
+
+
+if __name__ == "__main__":
+    main()
