@@ -137,6 +137,19 @@ def test_evalscript_files_are_read_relative_to_the_manifest_and_cached(tmp_path)
     assert "the other one" in scripts["two"] and "the other one" not in scripts["one"]
 
 
+def test_a_name_repeated_in_a_later_document_is_pointed_at_in_that_document(tmp_path):
+    first = write(tmp_path, name="x", file="a.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(first + "---\n" + MANIFEST.format(name="y", url="s3://bucket/prefix", extra=""))
+    write(tmp_path, name="y", file="b.yaml")
+    for cached in (0, 2):  # then from the load cache, which keeps neither document's text
+        result = load([tmp_path])
+        assert result.cached == cached
+        [d] = result.errors
+        second_name = len(first.splitlines()) + 1 + 4  # after a.yaml's first document and its `---`
+        assert (d.file, d.line, d.column) == (str(tmp_path / "b.yaml"), 4, 9)
+        assert d.message == f"the name 'y' is already used at {tmp_path / 'a.yaml'}:{second_name}"
+
+
 def test_inline_evalscript(tmp_path):
     path = write(tmp_path)
     text = path.read_text().replace("  evalscriptFile: script.js\n", "")
