@@ -2,11 +2,12 @@
 column of every key and value, so any field path can be pointed at in a diagnostic.
 
 ruamel.yaml parses (YAML 1.2, its own implicit-type rules); we build the data from its events,
-because manifests are JSON-shaped: string keys, timestamps kept as the text written (the API
-wants strings), no tags, no merge keys, no NaN. The C parser (ruamel.yaml.clib) is used when the
-text stays inside the plain subset on which it agrees with the pure-Python parser (a property
-test holds them to it); anchors, tags, tabs, odd block scalars or a C refusal send the text to
-the pure parser, which has the last word on what is valid and words the errors.
+because manifests are JSON-shaped: string keys, no tags, no merge keys, and scalars as
+yamlscalar reads them (timestamps kept as the text written, no NaN). The C parser
+(ruamel.yaml.clib) is used when the text stays inside the plain subset on which it agrees with
+the pure-Python parser (a property test holds them to it); anchors, tags, tabs, odd block
+scalars or a C refusal send the text to the pure parser, which has the last word on what is
+valid and words the errors.
 
 A valid manifest never needs its locations, so the C parser's events first go straight into
 plain data (`_data_only`, the bulk of a plan's first run); a document's locations are made by
@@ -15,8 +16,6 @@ reading its text again when a diagnostic first asks for one (`Document.locate`).
 
 from __future__ import annotations
 
-import functools
-import math
 import re
 import sys
 import threading
@@ -37,7 +36,8 @@ from ruamel.yaml.events import (
     SequenceEndEvent,
     SequenceStartEvent,
 )
-from ruamel.yaml.resolver import implicit_resolvers
+
+from reconciler.manifests.yamlscalar import KNOWN, MERGE, SHARED_UP_TO, BadScalar, remember, scalar_value
 
 try:
     from _ruamel_yaml import CParser  # ruamel.yaml.clib: libyaml's parser
@@ -46,15 +46,8 @@ except ImportError:  # pragma: no cover — the pure parser reads everything, on
 
 MAX_DEPTH = 100  # a manifest nests ~15 levels; GeoJSON adds 4
 MAX_NODES = 500_000  # after alias expansion: stops "billion laughs" documents
-_SHARED_UP_TO = 100  # characters: shorter strings are interned
 
-_TAG = "tag:yaml.org,2002:"
 _BLOCK_HEADER = re.compile(r"[|>](?:[+-]?[1-9]?|[1-9][+-])(?:[ ]+#.*|[ ]*)$")
-_RESOLVERS: dict[str, list[tuple[str, Any]]] = {}
-for _versions, _tag, _regexp, _first in implicit_resolvers:
-    if (1, 2) in _versions:
-        for _char in _first:
-            _RESOLVERS.setdefault(_char, []).append((_tag, _regexp))
 
 
 class YamlProblem(Exception):
@@ -67,14 +60,6 @@ class YamlProblem(Exception):
 
 class _NotPlain(Exception):
     """The C parser's reading is not trusted for this text; parse it with the pure parser."""
-
-
-class _BadScalar(_NotPlain):
-    """A plain scalar we cannot use (the located builder says where)."""
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.message, self.hint = message, hint
 
 
 class Loc(NamedTuple):  # a tuple: made once per YAML node, it must be cheap
@@ -141,7 +126,7 @@ def _located(text: str) -> list[Document]:
 
 def parse(text: str, fast: bool) -> list[Document]:
     """One parser's reading. The fast (C) one raises _NotPlain outside the subset it is trusted with."""
-    if fast and ("\t" in text or CParser is None):
+    if fast and not _c_readable(text):
         raise _NotPlain
     events = _c_events(text) if fast else _pure_parser().parse(text)
     try:
@@ -160,41 +145,44 @@ def _c_events(text: str):
         parser.dispose()
 
 
+def _c_readable(text: str) -> bool:
+    """Whether the C parser may read `text` at all (it and the 1.2 parser disagree on tabs)."""
+    return CParser is not None and "\t" not in text
+
+
+def _plain_block(text: str, event: ScalarEvent, nested: bool) -> bool:
+    """Whether a block scalar (`|`, `>`) is one the C parser reads as the 1.2 parser does: not at
+    the root, with a plain header, not starting with a blank line (libyaml skips the 1.2 check of
+    blank lines above the first content line). Block scalars are few: the text is split per call."""
+    if not nested:
+        return False
+    lines, mark = text.splitlines(), event.start_mark
+    following = lines[mark.line + 1] if mark.line + 1 < len(lines) else "x"
+    return bool(_BLOCK_HEADER.match(lines[mark.line][mark.column:])) and bool(following.strip())
+
+
 _NO_KEY = object()  # an open mapping waiting for its next key
-_UNSEEN = object()  # a plain scalar's text not in _PLAIN yet
+_UNSEEN = object()  # a plain scalar's text not in KNOWN yet
 
 
 def _data_only(text: str) -> list[Document]:
     """The fast path: the C parser's events straight into plain data, no location made. It reads
     what the located builder reads (a property test holds them to it) and raises _NotPlain at
     anything else: anchors, tags, odd block scalars, merge keys, and whatever would be an error."""
-    if "\t" in text or CParser is None:
+    if not _c_readable(text):
         raise _NotPlain
     documents: list[Document] = []
     stack: list[list] = []  # open collections: [data, pending key]
-    lines: list[str] | None = None
     root: Any = None
     line = nodes = 0
     parser = CParser(text)
     try:
         for event in iter(parser.get_event, None):
             kind = type(event)
-            if kind is ScalarEvent:
-                if event.anchor or event.ctag is not None:
-                    raise _NotPlain
-                value, style = event.value, event.style
-                if not style:  # plain (untagged, so implicit)
-                    value = _PLAIN.get(value, _UNSEEN)
-                    if value is _UNSEEN:
-                        value = _plain(event.value)
-                else:
-                    if style == "|" or style == ">":
-                        if lines is None:
-                            lines = text.splitlines()
-                        if not stack or _odd_block(lines, event.start_mark):
-                            raise _NotPlain
-                    if len(value) <= _SHARED_UP_TO:
-                        value = sys.intern(value)
+            if kind is ScalarEvent:  # inline, the common case: an untagged plain scalar seen before
+                special = event.style or event.anchor or event.ctag is not None
+                if (value := _UNSEEN if special else KNOWN.get(event.value, _UNSEEN)) is _UNSEEN:
+                    value = _fast_scalar(event, text, stack)
             elif kind is MappingStartEvent or kind is SequenceStartEvent:
                 if event.anchor or event.ctag is not None or len(stack) >= MAX_DEPTH:
                     raise _NotPlain
@@ -202,39 +190,55 @@ def _data_only(text: str) -> list[Document]:
             elif kind is MappingEndEvent or kind is SequenceEndEvent:
                 stack.pop()
                 continue
-            elif kind is DocumentStartEvent:
-                root = None
-                continue
             elif kind is DocumentEndEvent:
                 if root is not None:
                     documents.append(Document(root, len(documents), line, text))
+                root = None
                 continue
             elif kind is AliasEvent:
                 raise _NotPlain
             else:
-                continue  # the stream's start and end
+                continue  # the stream's start and end, a document's start
             nodes += 1
             if nodes > MAX_NODES:
                 raise _NotPlain
-            if stack:
-                top = stack[-1]
-                container = top[0]
-                if type(container) is list:
-                    container.append(value)
-                elif top[1] is _NO_KEY:
-                    if type(value) is not str or value in container:
-                        raise _NotPlain  # the located reading words the error
-                    top[1] = value
-                else:
-                    container[top[1]] = value
-                    top[1] = _NO_KEY
-            else:
+            if not stack:
                 root, line = value, event.start_mark.line + 1
+            elif type(container := (top := stack[-1])[0]) is list:
+                container.append(value)
+            elif top[1] is _NO_KEY:
+                if type(value) is not str or value in container:
+                    raise _NotPlain  # the located reading words the error
+                top[1] = value
+            else:
+                container[top[1]] = value
+                top[1] = _NO_KEY
             if kind is not ScalarEvent:
                 stack.append([value, _NO_KEY])
     finally:
         parser.dispose()
     return documents
+
+
+def _fast_scalar(event: ScalarEvent, text: str, stack: list) -> Any:
+    """A scalar's value on the fast path; _NotPlain where the located reading must decide."""
+    if event.anchor or event.ctag is not None:
+        raise _NotPlain
+    value, style = event.value, event.style
+    if not style:  # plain (untagged, so implicit)
+        known = KNOWN.get(value, _UNSEEN)
+        if known is not _UNSEEN:
+            return known
+        try:
+            value = remember(value)
+        except BadScalar:
+            raise _NotPlain from None  # the located reading says where
+        if value is MERGE:
+            raise _NotPlain
+        return value
+    if (style == "|" or style == ">") and not _plain_block(text, event, bool(stack)):
+        raise _NotPlain
+    return sys.intern(value) if len(value) <= SHARED_UP_TO else value
 
 
 _PARSERS = threading.local()
@@ -293,13 +297,9 @@ class _Frame:
     first_line: dict = field(default_factory=dict)
 
 
-_MERGE = object()  # a plain `<<`
-
-
 class _Builder:
     def __init__(self, text: str, fast: bool):
         self.text, self.fast = text, fast
-        self.lines: list[str] | None = None
         self.stack: list[_Frame] = []
         self.anchors: dict[str, tuple[Any, Loc, int]] = {}
         self.root: list[tuple[Any, Loc]] = []
@@ -351,17 +351,17 @@ class _Builder:
         frame = self.stack[-1]
         frame.size += size
         if isinstance(frame.data, list):
-            frame.data.append("<<" if value is _MERGE else value)
+            frame.data.append("<<" if value is MERGE else value)
             frame.loc.children.append(loc)
         elif frame.key_loc is None:
             self._key(frame, value, loc)
         else:
-            frame.data[frame.key] = "<<" if value is _MERGE else value
+            frame.data[frame.key] = "<<" if value is MERGE else value
             frame.loc.children[frame.key] = (frame.key_loc, loc)
             frame.key = frame.key_loc = None
 
     def _key(self, frame: _Frame, key: Any, loc: Loc) -> None:
-        if key is _MERGE:
+        if key is MERGE:
             raise YamlProblem(loc.line + 1, loc.column + 1, "merge keys (<<) are not supported", "write the fields out")
         if not isinstance(key, str):
             raise YamlProblem(loc.line + 1, loc.column + 1, "keys must be strings", "quote the key")
@@ -373,11 +373,8 @@ class _Builder:
 
     def _scalar(self, event: ScalarEvent) -> tuple[Any, Loc]:
         self._check_plain(event)
-        if self.fast and event.style in ("|", ">"):
-            if self.lines is None:
-                self.lines = self.text.splitlines()
-            if not self.stack or _odd_block(self.lines, event.start_mark):
-                raise _NotPlain
+        if self.fast and event.style in ("|", ">") and not _plain_block(self.text, event, bool(self.stack)):
+            raise _NotPlain
         mark = event.start_mark
         loc = Loc(mark.line, mark.column)
         if event.value == "" and event.implicit[0] and self.stack:
@@ -385,10 +382,10 @@ class _Builder:
             frame = self.stack[-1]
             loc = frame.key_loc if isinstance(frame.data, dict) and frame.key_loc else Loc(frame.loc.line, frame.loc.column)
         try:
-            value = _value(event.value) if event.implicit[0] else event.value
-        except _BadScalar as e:
+            value = scalar_value(event.value) if event.implicit[0] else event.value
+        except BadScalar as e:
             raise YamlProblem(loc.line + 1, loc.column + 1, e.message, e.hint) from None
-        if type(value) is str and len(value) <= _SHARED_UP_TO:
+        if type(value) is str and len(value) <= SHARED_UP_TO:
             value = sys.intern(value)  # keys and common values: one string for 10,000 manifests
         return value, loc
 
@@ -407,30 +404,6 @@ class _Builder:
         self._add(plain_copy(value), loc, None, size)
 
 
-_PLAIN: dict[str, Any] = {}  # plain scalars' values by text: keys and common values repeat across manifests
-
-
-def _plain(text: str) -> Any:
-    """A plain scalar's value, kept in _PLAIN (strings interned) unless it is long."""
-    value = _value(text)
-    if value is _MERGE:
-        raise _NotPlain
-    if type(value) is str and len(value) > _SHARED_UP_TO:
-        return value
-    if len(_PLAIN) >= 100_000:  # a bound for long-lived processes, far above a repository's share
-        _PLAIN.clear()
-    value = _PLAIN[text] = sys.intern(value) if type(value) is str else value
-    return value
-
-
-def _odd_block(lines: list[str], mark) -> bool:
-    """A block scalar (not at the root) where libyaml and the 1.2 parser may differ: with an odd
-    header, or starting with a blank line."""
-    following = lines[mark.line + 1] if mark.line + 1 < len(lines) else "x"
-    # libyaml skips the 1.2 check of blank lines above the first content line
-    return not _BLOCK_HEADER.match(lines[mark.line][mark.column:]) or not following.strip()
-
-
 def _at(event, message: str, hint: str | None = None) -> YamlProblem:
     return YamlProblem(event.start_mark.line + 1, event.start_mark.column + 1, message, hint)
 
@@ -442,36 +415,3 @@ def plain_copy(value: Any) -> Any:
     if isinstance(value, list):
         return [plain_copy(v) for v in value]
     return value
-
-
-@functools.lru_cache(maxsize=4096)  # keys and common values repeat across manifests
-def _resolve(text: str) -> str:
-    for tag, regexp in _RESOLVERS.get(text[:1], []) + _RESOLVERS.get(None, []):
-        if regexp.match(text):
-            return tag[len(_TAG):]
-    return "str"
-
-
-def _value(text: str) -> Any:
-    """A plain scalar's value by the YAML 1.2 rules ruamel.yaml uses; timestamps stay text."""
-    kind = _resolve(text)
-    if kind == "null":
-        return None
-    if kind == "bool":
-        return text.lower() == "true"
-    if kind == "merge":
-        return _MERGE
-    if kind not in ("int", "float"):
-        return text
-    if kind == "int":
-        digits = text.replace("_", "")
-        try:
-            return int(digits, 0) if digits.lstrip("+-")[:2].lower() in ("0x", "0o", "0b") else int(digits)
-        except ValueError:
-            shown = text if len(text) <= 24 else f"{text[:20]}…"
-            raise _BadScalar(f"{shown} is not an integer we can use") from None
-    number = float(text.replace("_", "").lower().replace(".inf", "inf").replace(".nan", "nan"))
-    if not math.isfinite(number):
-        raise _BadScalar(f"{text} is not a finite number",
-                         'JSON has no NaN or infinity; quote it ("NaN") where the API accepts a string')
-    return number
