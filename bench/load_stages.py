@@ -36,15 +36,6 @@ STAGES = {
 }
 
 
-def write_manifests(folder: Path, count: int) -> None:
-    (folder / "manifests").mkdir(parents=True)
-    shutil.copytree(ROOT / "manifests" / "evalscripts", folder / "manifests" / "evalscripts")
-    template = (ROOT / "manifests" / "corsica-geopackage.yaml").read_text()
-    for i in range(count):
-        text = template.replace("name: corsica-geopackage", f"name: job-{i:05d}")
-        (folder / "manifests" / f"job-{i:05d}.yaml").write_text(text)
-
-
 def stage(name: str, folder: Path) -> float:
     """One stage's CPU seconds, in this (fresh) process."""
     cache = folder / "cache"
@@ -92,6 +83,7 @@ def main() -> None:
     if args.stage:
         print(stage(args.stage, args.folder))
         return
+    from plan_bench import write_manifests
     from record import append
 
     rows = []

@@ -53,15 +53,20 @@ def api_calls(env) -> int:
     return sum(n for key, n in stats.items() if "/api/" in key or "token" in key)
 
 
-def seed(sandbox: SandboxProcess, folder: Path, count: int) -> list[str]:
-    """N v2 jobs created through the API, and their manifests."""
-    from reconciler.manifests.loader import load
-
+def write_manifests(folder: Path, count: int) -> None:
+    """N manifests in folder/manifests: the GeoPackage example under the names job-00000…"""
     (folder / "manifests").mkdir(parents=True)
     shutil.copytree(ROOT / "manifests" / "evalscripts", folder / "manifests" / "evalscripts")
     template = (ROOT / "manifests" / "corsica-geopackage.yaml").read_text()
     for i in range(count):
         (folder / "manifests" / f"job-{i:05d}.yaml").write_text(template.replace("name: corsica-geopackage", f"name: job-{i:05d}"))
+
+
+def seed(sandbox: SandboxProcess, folder: Path, count: int) -> list[str]:
+    """N v2 jobs created through the API, and their manifests."""
+    from reconciler.manifests.loader import load
+
+    write_manifests(folder, count)
     bodies = {m.name: {**m.body, "description": f"{m.job.spec.description} [reconciler:{m.name}]"}
               for m in load([folder / "manifests"]).manifests}
     http = sandbox.http()
