@@ -208,3 +208,39 @@ def test_same_inputs_same_plan(tmp_path):
     moved = kinds([m], [live(status="PROCESSING")], {"job": record(m, status="DONE")})[1]
     assert moved.fingerprint != first.fingerprint
 
+
+
+def test_live_forms_keep_the_matches_and_known_digests_stand_in_for_the_forms(tmp_path, monkeypatch):
+    import reconciler.engine.plan as planning
+
+    same, changed = manifest(tmp_path, name="same"), manifest(tmp_path, name="changed")
+    keys = {"accessKey": "AKIA", "secretAccessKey": "s3cr3t"}
+    secret_request = {**V2_REQUEST, "output": {"type": "raster", "delivery": {"s3": {"url": "s3://bucket/p", **keys}}}}
+    secret = manifest(tmp_path, name="secret", request=secret_request)
+    lives = [live("same", job_id="a"), live("changed", job_id="b"), live("secret", job_id="c", request=secret_request)]
+    records = {m.name: record(m, job_id=j) for m, j in ((same, "a"), (changed, "b"), (secret, "c"))}
+    lockfile = Lockfile(lineage="lineage", jobs=records)
+    forms = planning.LiveForms()
+    first = plan([same, changed, secret], lives, lockfile, PlanOptions(), forms=forms)
+    # only a live request equal to a manifest with nothing sensitive is kept, as the manifest's digest
+    assert forms.matched == {"a": same.desired[0], "b": changed.desired[0]}
+
+    request = json.loads(json.dumps(V2_REQUEST))
+    request["input"]["resolution"] = 30
+    changed = manifest(tmp_path, name="changed", request=request)
+    again = planning.LiveForms(known=forms.matched)
+    made = plan([same, changed, secret], lives, lockfile, PlanOptions(), forms=again)
+    assert again.matched == {"a": same.desired[0]}
+    blocked = next(a for a in made.actions if a.name == "changed")
+    assert blocked.kind is Kind.BLOCKED and [c.path for c in blocked.changes] == ["input.resolution"]
+    assert made.fingerprint == first.fingerprint  # the same live jobs, whichever way their digests came
+
+    # with every digest known and nothing changed, no live form is made at all
+    def no_forms(*args, **kwargs):
+        raise AssertionError("a live form was made")
+
+    monkeypatch.setattr(planning, "canonical", no_forms)
+    monkeypatch.setattr(planning, "stable_json", no_forms)
+    known = planning.LiveForms(known={"a": same.desired[0]})
+    made = plan([same], lives[:1], Lockfile(lineage="lineage", jobs={"same": records["same"]}), PlanOptions(), forms=known)
+    assert [(a.name, a.kind) for a in made.actions] == [("same", Kind.START)] and known.matched == {"a": same.desired[0]}

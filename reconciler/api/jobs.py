@@ -78,6 +78,7 @@ class LiveJob:
     description: str | None
     request: dict[str, Any]
     created: datetime | None = None
+    last_updated: datetime | None = None  # v2 lastUpdated; v1 has none
     cost_pu: float | None = None  # v2 costPU, v1 valueEstimate: known once analysed
     completion: float | None = None  # v2 completionPercentage; v1 has none
     tile_count: int | None = None  # v1 tileCount
@@ -92,7 +93,7 @@ def live_job_from_v2(task: v2.Task, shared: dict[str, str] | None = None) -> Liv
     return LiveJob(
         id=task.id, api="v2", status=str(task.status), description=task.description,
         request=_share_evalscript(task.request, shared) if shared is not None else task.request,
-        created=task.created, cost_pu=task.costPU,
+        created=task.created, last_updated=task.lastUpdated, cost_pu=task.costPU,
         completion=task.completionPercentage, user_action=_text(task.userAction), error=task.error,
         stopped_reason=_text(task.stoppedStatusReason),
     )

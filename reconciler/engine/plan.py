@@ -10,7 +10,7 @@ otherwise, and PARTIAL v1 jobs restarted within `maxRestarts`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from reconciler.api.jobs import LiveJob
@@ -35,30 +35,45 @@ class PlanOptions:
 
 
 def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockfile, options: PlanOptions,
-         estimate: Callable[[Manifest], float | None] = lambda m: None) -> Plan:
-    """`estimate` gives the offline PU estimate of a manifest (reconciler.geo), or None."""
+         estimate: Callable[[Manifest], float | None] = lambda m: None, forms: LiveForms | None = None) -> Plan:
+    """`estimate` gives the offline PU estimate of a manifest (reconciler.geo), or None; `forms`
+    may bring digests known from an earlier run, and collects the matches for the next."""
     pairing = pair(manifests, live, lockfile.jobs, set(options.targets) if options.targets is not None else None)
     actions: list[Action] = []
-    canonical_live = _Canonical()
+    forms = forms if forms is not None else LiveForms()
     for p in pairing.pairs:
-        actions += _decide(p, options, estimate, canonical_live)
+        actions += _decide(p, options, estimate, forms)
     warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "
                 f"using {p.live.id}" for p in pairing.pairs if p.duplicates]
     unmanaged = [Unmanaged(j.id, j.api, j.status, j.description or "") for j in pairing.unmanaged]
     unmanaged += [Unmanaged(j.id, j.api, j.status, j.description or "", "marked for a name no manifest has")
                   for j in pairing.foreign]
     return Plan(tuple(sorted(actions, key=Action.sort_key)), lockfile.lineage, lockfile.serial,
-                fingerprint(pairing.pairs, canonical_live), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings))
+                fingerprint(pairing.pairs, forms), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings))
 
 
-class _Canonical:
+class LiveForms:
     """Canonical live bodies and the digests of their stable JSON, each made once per plan (the
-    diff and the fingerprint share them)."""
+    diff and the fingerprint share them). `known` holds digests by job id, from an earlier run
+    that saw the same request (the edge vouches for that: engine.run keys them by lastUpdated);
+    with nothing sensitive they stand in for making the form, which is then made only for a diff.
+    `matched` collects, by job id, the digests of live requests equal to a manifest with nothing
+    sensitive: values any copy of the manifests gives anyway, so they can be kept on disk."""
 
-    def __init__(self) -> None:
+    def __init__(self, known: Mapping[str, str] | None = None) -> None:
+        self.known = known or {}
+        self.matched: dict[str, str] = {}
         self._done: dict[tuple[int, frozenset], tuple[dict, str]] = {}
 
-    def __call__(self, body: dict, sensitive: frozenset[tuple] = frozenset()) -> tuple[dict, str]:
+    def digest(self, job: LiveJob, sensitive: frozenset[tuple] = frozenset()) -> str:
+        if not sensitive and job.id in self.known:
+            return self.known[job.id]
+        return self._made(job.request, sensitive)[1]
+
+    def form(self, job: LiveJob, sensitive: frozenset[tuple] = frozenset()) -> dict:
+        return self._made(job.request, sensitive)[0]
+
+    def _made(self, body: dict, sensitive: frozenset[tuple]) -> tuple[dict, str]:
         key = (id(body), sensitive)
         if key not in self._done:
             form = canonical(body, sensitive)
@@ -66,15 +81,15 @@ class _Canonical:
         return self._done[key]
 
 
-def fingerprint(pairs: Iterable[Pair], canonical_live: _Canonical | None = None) -> str:
+def fingerprint(pairs: Iterable[Pair], forms: LiveForms | None = None) -> str:
     """What the plan's decisions rest on: each paired job's id, status, description and request."""
-    canonical_live = canonical_live or _Canonical()
-    seen = [(p.name, p.live.id, p.live.status, p.live.description, canonical_live(p.live.request)[1])
+    forms = forms if forms is not None else LiveForms()
+    seen = [(p.name, p.live.id, p.live.status, p.live.description, forms.digest(p.live))
             for p in pairs if p.live is not None]
     return digest(sorted(seen))[:32]
 
 
-def _decide(p: Pair, options: PlanOptions, estimate, canonical_live) -> list[Action]:
+def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[Action]:
     if p.manifest is None:
         return [_removed(p)]
     m = p.manifest
@@ -87,8 +102,13 @@ def _decide(p: Pair, options: PlanOptions, estimate, canonical_live) -> list[Act
     out = []
     if p.found_by_marker:
         out.append(replace(base, kind=Kind.ADOPT, steps=("adopt",), reasons=("found by its ownership marker",)))
-    live, live_digest = canonical_live(p.live.request, body_sensitive)
-    diff = changes(canonical(m.body, body_sensitive), live) if live_digest != desired_digest else ()
+    live_digest = forms.digest(p.live, body_sensitive)
+    if live_digest != desired_digest:
+        diff = changes(canonical(m.body, body_sensitive), forms.form(p.live, body_sensitive))
+    else:
+        diff = ()
+        if not body_sensitive:
+            forms.matched[p.live.id] = live_digest
     if diff or p.live.api != m.job.spec.api:
         return out + [_spec_changed(p, base, diff, options, estimate)]
     wanted = with_marker(m.job.spec.description, p.name)

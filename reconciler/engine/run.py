@@ -13,11 +13,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from reconciler.api.client import BatchClient
+from reconciler.api.digests import LiveDigests
 from reconciler.api.jobs import JobsApi
 from reconciler.engine import apply as applying
 from reconciler.engine.actions import Kind, Plan
 from reconciler.engine.estimate import Estimator
-from reconciler.engine.plan import PlanOptions, plan
+from reconciler.engine.plan import LiveForms, PlanOptions, plan
 from reconciler.engine.planfile import SavedPlan
 from reconciler.engine.refresh import Refreshed, refresh
 from reconciler.errors import InvalidManifests, ReconcilerError
@@ -90,9 +91,12 @@ def make_plan(client: BatchClient, state: StateFile, manifests: list[Manifest], 
     if unknown:
         raise ReconcilerError(f"--target {unknown[0]}: no manifest or lockfile record has that name",
                               "names: " + ", ".join(sorted(known)[:20]))
+    kept = LiveDigests.open(client.session.settings.base_url)
+    forms = LiveForms(kept.known(refreshed.live))
     with _bulk(keep=False):
         made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
-                    PlanOptions(selection.allow_replace, names), Estimator())
+                    PlanOptions(selection.allow_replace, names), Estimator(), forms)
+    kept.save(refreshed.live, forms.matched)
     return made, refreshed
 
 

@@ -28,6 +28,7 @@ from typing import Any
 FORMAT = 1
 STALE_AFTER = 30 * 24 * 3600  # seconds: files of paths not loaded for a month are removed
 _PREFIX = "manifests-"
+PREFIXES = (_PREFIX, "live-")  # every cache kept in the folder (reconciler.api.digests keeps live-)
 
 Entry = tuple[bytes, tuple[tuple[str, bytes], ...], tuple[Any, ...]]  # file digest, evalscripts, documents
 
@@ -72,17 +73,8 @@ class LoadCache:
 
     @classmethod
     def open(cls, paths: Sequence[str | os.PathLike]) -> LoadCache:
-        where = folder()
-        if where is None:
-            return cls(None, {})
-        key = "\0".join([os.getcwd(), *map(str, paths)]).encode()
-        path = where / f"{_PREFIX}{hashlib.blake2b(key, digest_size=12).hexdigest()}.marshal"
-        try:
-            stored = marshal.loads(path.read_bytes())
-        except (OSError, ValueError, EOFError, TypeError):
-            return cls(path, {})
-        valid = type(stored) is tuple and len(stored) == 3 and stored[:2] == (FORMAT, code_version())
-        return cls(path, stored[2] if valid and type(stored[2]) is dict else {})
+        path = cache_file(_PREFIX, "\0".join([os.getcwd(), *map(str, paths)]))
+        return cls(path, read_entries(path))
 
     def get(self, file: str, raw: bytes, script: Callable[[str], object]) -> tuple[Any, ...] | None:
         """The stored documents of `file` if its bytes and its evalscripts (`script(key)` reads
@@ -104,20 +96,7 @@ class LoadCache:
 
     def save(self) -> None:
         """Write the entries used or made by this run (others are dropped), when they changed."""
-        if self.path is None:
-            return
-        try:
-            if self._kept == self._old:
-                if self._kept:
-                    os.utime(self.path)  # in use: not stale, however long the files stay unchanged
-                return
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            temporary.write_bytes(marshal.dumps((FORMAT, code_version(), self._kept)))
-            os.replace(temporary, self.path)
-            _remove_stale(self.path.parent)
-        except OSError:
-            pass  # a read-only or full disk only costs the next run its speed
+        write_entries(self.path, self._kept, self._old)
 
     def _script_digest(self, key: str, script: Callable[[str], object]) -> bytes | None:
         if key not in self._scripts:
@@ -126,8 +105,44 @@ class LoadCache:
         return self._scripts[key]
 
 
+def cache_file(prefix: str, key: str) -> Path | None:
+    """The file of one cache (`prefix`) for `key` in the cache folder; None when caching is off."""
+    where = folder()
+    return None if where is None else where / f"{prefix}{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.marshal"
+
+
+def read_entries(path: Path | None) -> dict:
+    """The entries a cache file holds, or none when it is missing, unreadable or of other code."""
+    if path is None:
+        return {}
+    try:
+        stored = marshal.loads(path.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}
+    valid = type(stored) is tuple and len(stored) == 3 and stored[:2] == (FORMAT, code_version())
+    return stored[2] if valid and type(stored[2]) is dict else {}
+
+
+def write_entries(path: Path | None, entries: dict, old: dict) -> None:
+    """Replace the file's entries atomically when they differ from `old` (what it held)."""
+    if path is None:
+        return
+    try:
+        if entries == old:
+            if entries:
+                os.utime(path)  # in use: not stale, however long the files stay unchanged
+            return
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(marshal.dumps((FORMAT, code_version(), entries)))
+        os.replace(temporary, path)
+        _remove_stale(path.parent)
+    except OSError:
+        pass  # a read-only or full disk only costs the next run its speed
+
+
 def _remove_stale(where: Path) -> None:
     cutoff = time.time() - STALE_AFTER
     for entry in os.scandir(where):
-        if entry.name.startswith(_PREFIX) and entry.stat().st_mtime < cutoff:
+        if entry.name.startswith(PREFIXES) and entry.stat().st_mtime < cutoff:
             os.unlink(entry.path)
