@@ -3,8 +3,9 @@ jobs one `get_request` at a time.
 
 N jobs are created in a fresh sandbox through its API (descriptions carry the ownership marker),
 the lockfile is recovered with `reconciler state rebuild`, and N matching manifests are written.
-Then `reconciler plan` runs in its own process, twice: first with an empty load cache (every
-manifest parsed and validated), then again with the manifests unchanged (served by the cache, as
+Then `reconciler plan` runs in its own process, twice: first with an empty cache folder (every
+manifest parsed and validated, every live request's canonical form made), then again with nothing
+changed (manifests served by the load cache, live requests that matched by their kept digests, as
 in a scheduled run or a second plan). For each: wall time, CPU time and peak RSS (from wait4) and
 the API calls it made (from /sandbox/stats). Targets (issue 8): API calls ≤ ⌈N/100⌉ + 2 (token +
 listing pages), plan ≥ 10× faster than the per-job loop, CPU ≤ 2 s and RSS ≤ 300 MB at N = 10,000.
@@ -127,7 +128,7 @@ def main() -> None:
             sandbox.stop()
     limit = math.ceil(count / 100) + 2
     rows = [f"| sentinelhub-py `get_request` loop | {loop_wall:.2f} s, {loop_calls} API calls | |"]
-    for run, label in ((plan, "first run, empty load cache"), (warm, "again, manifests unchanged (load cache)")):
+    for run, label in ((plan, "first run, empty caches"), (warm, "again, nothing changed (caches kept)")):
         rows += [
             f"| API calls of `plan`, {label} | {run['calls']} | ≤ {limit} |",
             f"| `plan` wall time, {label} | {run['wall']:.2f} s (exit {run['exit']}) | |",

@@ -54,9 +54,9 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
 
 class LiveForms:
     """Canonical live bodies and the digests of their stable JSON, each made once per plan (the
-    diff and the fingerprint share them). `known` holds digests by job id, from an earlier run
-    that saw the same request (the edge vouches for that: engine.run keys them by lastUpdated);
-    with nothing sensitive they stand in for making the form, which is then made only for a diff.
+    diff and the fingerprint share them). `known` holds digests by job id from an earlier run that
+    saw the same request (reconciler.api.digests keeps them by lastUpdated); with nothing
+    sensitive they stand in for making the form, which is then made only for a diff.
     `matched` collects, by job id, the digests of live requests equal to a manifest with nothing
     sensitive: values any copy of the manifests gives anyway, so they can be kept on disk."""
 
