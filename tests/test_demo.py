@@ -13,6 +13,7 @@ def test_the_demo_converges_the_examples(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SH_", "AWS_", "RECONCILER_"))}
     env["PYTHON"] = sys.executable
     env["DEMO_OUT"] = str(tmp_path)
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")  # the demo's caches, in their default place, not in the user's
     result = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh")], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300)
     out = result.stdout
@@ -25,3 +26,5 @@ def test_the_demo_converges_the_examples(tmp_path):
     assert "66 tile(s) (66 PROCESSED)" in out
     assert (tmp_path / "corsica-max-ndvi-v1.png").stat().st_size > 10_000
     assert "No changes. Live jobs match the manifests." in out
+    kept = {path.name.split("-")[0] for path in (tmp_path / "cache" / "reconciler").glob("*.marshal")}
+    assert kept == {"manifests", "live"}  # the load cache and the digests of the matched live requests

@@ -1,6 +1,6 @@
 """Beside refresh and plan: the digest of each live v2 request that matched its manifest in the
 last plan, kept between runs by job id, so a plan over 10,000 unchanged jobs does not make the
-canonical form and stable JSON of every live request again (a fifth of a warm plan's CPU).
+canonical form and stable JSON of every live request again (about a sixth of a warm plan's CPU).
 
 An entry (id → lastUpdated, digest) is used only while the listing gives the same lastUpdated
 for that id. A v2 request cannot change but for its description, which the canonical form leaves
@@ -23,6 +23,8 @@ from reconciler.manifests.cache import cache_file, read_entries, write_entries
 
 
 class LiveDigests:
+    """The kept digests for one service: `known` before planning, `save` the matches after."""
+
     def __init__(self, path: Path | None, entries: dict[str, tuple[str, str]]):
         self.path = path
         self._old = entries

@@ -11,6 +11,8 @@ version is an empty one: it makes loading faster, never different.
 Where: `RECONCILER_CACHE_DIR`, else `$XDG_CACHE_HOME/reconciler`, else `~/.cache/reconciler`;
 `RECONCILER_CACHE_DIR=off` turns it off. One file per working directory and paths loaded, written
 with marshal (plain data only: it cannot carry code the way pickle can) and replaced atomically.
+The file helpers at the end (`cache_file`, `read_entries`, `write_entries`) serve the other cache
+kept in the folder too, the digests of live requests (reconciler.api.digests).
 """
 
 from __future__ import annotations
