@@ -4,9 +4,10 @@ as the CLI pauses it) so that no cache of an earlier stage helps a later one.
 
 The manifests are plan_bench's (the GeoPackage example under N names). Stages: libyaml alone
 (ruamel.yaml.clib's raw_parse, no Python objects); the C parser's events; `read_documents` (events
-into plain data); `load` with the load cache off and with it being written; and both again with
-`read_documents` answered from memory, which is what loading would cost with a parser that cost
-nothing.
+into plain data); pydantic's validation of the parsed documents alone; the canonical digests of the
+loaded bodies alone (`engine.normalize.desired`); `load` with the load cache off and with it being
+written; and both again with `read_documents` answered from memory, which is what loading would
+cost with a parser that cost nothing.
 
 Run: `.venv/bin/python bench/load_stages.py [N] [--runs R]`; the figures are appended to bench/RESULTS.md.
 """
@@ -29,6 +30,8 @@ STAGES = {
     "libyaml": "libyaml alone (raw_parse)",
     "events": "the C parser's event objects",
     "read": "read_documents: events into plain data",
+    "validate": "pydantic's validation of the parsed documents alone",
+    "digest": "the canonical digests of the loaded bodies alone",
     "load": "load, load cache off",
     "load-write": "load, load cache written (a first run)",
     "load-noparse": "load with parsing free, load cache off",
@@ -44,10 +47,14 @@ def stage(name: str, folder: Path) -> float:
     sys.path.insert(0, str(ROOT))
     from _ruamel_yaml import CParser
 
+    from reconciler.engine.normalize import desired
     from reconciler.manifests import loader, yamldoc
+    from reconciler.manifests.schema import BatchJob
 
     files = sorted((folder / "manifests").glob("*.yaml"))
     texts = [f.read_text() for f in files]
+    documents = [document.data for text in texts for document in yamldoc.read_documents(text)] if name == "validate" else []
+    manifests = loader.load([folder / "manifests"]).manifests if name == "digest" else []
     if name.startswith("load-noparse"):
         parsed = {text: yamldoc.read_documents(text) for text in texts}
         loader.read_documents = parsed.__getitem__  # what loading costs with parsing free
@@ -67,6 +74,12 @@ def stage(name: str, folder: Path) -> float:
     elif name == "read":
         for text in texts:
             yamldoc.read_documents(text)
+    elif name == "validate":
+        for data in documents:
+            BatchJob.model_validate(data, context={"unresolved": set()})
+    elif name == "digest":
+        for manifest in manifests:
+            desired(manifest.job.spec.api, manifest.body)
     else:
         result = loader.load([folder / "manifests"])
         assert len(result.manifests) == len(files) and not result.cached, "every manifest loads, none from a cache"
