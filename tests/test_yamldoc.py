@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml.error import YAMLError
 
-from reconciler.manifests.yamldoc import MAX_DEPTH, YamlProblem, _data_only, _located, _NotPlain, parse, read_documents
+from reconciler.manifests.yamldoc import MAX_DEPTH, YamlProblem, _located, parse, read_documents
+from reconciler.manifests.yamlplain import NotPlain, read_plain
 
 TEXT = """\
 apiVersion: reconciler/v1
@@ -96,7 +97,7 @@ def test_fast_and_pure_parsers_agree_whenever_the_fast_path_is_taken(text):
     """The C parser is trusted only where it reads exactly what the pure parser reads."""
     try:
         fast = _read(text, fast=True)
-    except (YAMLError, YamlProblem, _NotPlain):
+    except (YAMLError, YamlProblem, NotPlain):
         return  # the loader falls back to the pure parser: nothing to compare
     assert fast == _read(text, fast=False)
 
@@ -105,10 +106,10 @@ def _assert_readings_agree(text: str) -> None:
     """Valid manifests are read without locations, which are found again only when a diagnostic
     needs one: both readings must give the same documents (repr: True, 1 and 1.0 are told apart)."""
     try:
-        fast = _data_only(text)
-    except (YAMLError, _NotPlain):
+        read_plain(text)
+    except (YAMLError, NotPlain):
         return  # read_documents reads it with locations
-    located = _located(text)
+    fast, located = read_documents(text), _located(text)  # read_documents takes read_plain's reading
     assert repr([(d.data, d.index, d.line) for d in fast]) == repr([(d.data, d.index, d.line) for d in located])
     for doc, other in zip(fast, located):
         assert doc.locate(()) == other.locate(())

@@ -9,14 +9,14 @@ the pure-Python parser (a property test holds them to it); anchors, tags, tabs, 
 scalars or a C refusal send the text to the pure parser, which has the last word on what is
 valid and words the errors.
 
-A valid manifest never needs its locations, so the C parser's events first go straight into
-plain data (`_data_only`, the bulk of a plan's first run); a document's locations are made by
-reading its text again when a diagnostic first asks for one (`Document.locate`).
+A valid manifest never needs its locations, so `read_documents` first tries yamlplain, which
+turns the C parser's events straight into plain data (the bulk of a plan's first run); a
+document's locations are made by reading its text again here when a diagnostic first asks for
+one (`Document.locate`).
 """
 
 from __future__ import annotations
 
-import re
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -30,24 +30,13 @@ from ruamel.yaml.events import (
     CollectionEndEvent,
     DocumentEndEvent,
     DocumentStartEvent,
-    MappingEndEvent,
     MappingStartEvent,
     ScalarEvent,
-    SequenceEndEvent,
     SequenceStartEvent,
 )
 
-from reconciler.manifests.yamlscalar import KNOWN, MERGE, SHARED_UP_TO, BadScalar, remember, scalar_value
-
-try:
-    from _ruamel_yaml import CParser  # ruamel.yaml.clib: libyaml's parser
-except ImportError:  # pragma: no cover — the pure parser reads everything, only slower
-    CParser = None
-
-MAX_DEPTH = 100  # a manifest nests ~15 levels; GeoJSON adds 4
-MAX_NODES = 500_000  # after alias expansion: stops "billion laughs" documents
-
-_BLOCK_HEADER = re.compile(r"[|>](?:[+-]?[1-9]?|[1-9][+-])(?:[ ]+#.*|[ ]*)$")
+from reconciler.manifests.yamlplain import MAX_DEPTH, MAX_NODES, CParser, NotPlain, c_readable, plain_block, read_plain
+from reconciler.manifests.yamlscalar import MERGE, SHARED_UP_TO, BadScalar, scalar_value
 
 
 class YamlProblem(Exception):
@@ -56,10 +45,6 @@ class YamlProblem(Exception):
     def __init__(self, line: int, column: int, message: str, hint: str | None = None):
         super().__init__(message)
         self.line, self.column, self.message, self.hint = line, column, message, hint
-
-
-class _NotPlain(Exception):
-    """The C parser's reading is not trusted for this text; parse it with the pure parser."""
 
 
 class Loc(NamedTuple):  # a tuple: made once per YAML node, it must be cheap
@@ -100,8 +85,8 @@ def read_documents(text: str) -> list[Document]:
     """Every non-empty document of `text`; raises YamlProblem for anything we cannot use.
     Locations are found when first asked for (`Document.locate`): a valid manifest never needs them."""
     try:
-        return _data_only(text)
-    except (YAMLError, _NotPlain):
+        return [Document(data, index, line, text) for index, (data, line) in enumerate(read_plain(text))]
+    except (YAMLError, NotPlain):
         return _located(text)  # outside the plain subset, or a problem: the located reading decides and words it
 
 
@@ -109,7 +94,7 @@ def _located(text: str) -> list[Document]:
     """Every non-empty document of `text`, with the location of every node."""
     try:
         return parse(text, fast=True)
-    except (YAMLError, _NotPlain):
+    except (YAMLError, NotPlain):
         pass  # the pure parser decides, and words the error
     try:
         return parse(text, fast=False)
@@ -125,9 +110,9 @@ def _located(text: str) -> list[Document]:
 
 
 def parse(text: str, fast: bool) -> list[Document]:
-    """One parser's reading. The fast (C) one raises _NotPlain outside the subset it is trusted with."""
-    if fast and not _c_readable(text):
-        raise _NotPlain
+    """One parser's reading. The fast (C) one raises NotPlain outside the subset it is trusted with."""
+    if fast and not c_readable(text):
+        raise NotPlain
     events = _c_events(text) if fast else _pure_parser().parse(text)
     try:
         return _Builder(text, fast).build(events)
@@ -143,102 +128,6 @@ def _c_events(text: str):
         yield from iter(parser.get_event, None)  # None after the stream's end
     finally:
         parser.dispose()
-
-
-def _c_readable(text: str) -> bool:
-    """Whether the C parser may read `text` at all (it and the 1.2 parser disagree on tabs)."""
-    return CParser is not None and "\t" not in text
-
-
-def _plain_block(text: str, event: ScalarEvent, nested: bool) -> bool:
-    """Whether a block scalar (`|`, `>`) is one the C parser reads as the 1.2 parser does: not at
-    the root, with a plain header, not starting with a blank line (libyaml skips the 1.2 check of
-    blank lines above the first content line). Block scalars are few: the text is split per call."""
-    if not nested:
-        return False
-    lines, mark = text.splitlines(), event.start_mark
-    following = lines[mark.line + 1] if mark.line + 1 < len(lines) else "x"
-    return bool(_BLOCK_HEADER.match(lines[mark.line][mark.column:])) and bool(following.strip())
-
-
-_NO_KEY = object()  # an open mapping waiting for its next key
-_UNSEEN = object()  # a plain scalar's text not in KNOWN yet
-
-
-def _data_only(text: str) -> list[Document]:
-    """The fast path: the C parser's events straight into plain data, no location made. It reads
-    what the located builder reads (a property test holds them to it) and raises _NotPlain at
-    anything else: anchors, tags, odd block scalars, merge keys, and whatever would be an error."""
-    if not _c_readable(text):
-        raise _NotPlain
-    documents: list[Document] = []
-    stack: list[list] = []  # open collections: [data, pending key]
-    root: Any = None
-    line = nodes = 0
-    parser = CParser(text)
-    try:
-        for event in iter(parser.get_event, None):
-            kind = type(event)
-            if kind is ScalarEvent:  # inline, the common case: an untagged plain scalar seen before
-                special = event.style or event.anchor or event.ctag is not None
-                if (value := _UNSEEN if special else KNOWN.get(event.value, _UNSEEN)) is _UNSEEN:
-                    value = _fast_scalar(event, text, stack)
-            elif kind is MappingStartEvent or kind is SequenceStartEvent:
-                if event.anchor or event.ctag is not None or len(stack) >= MAX_DEPTH:
-                    raise _NotPlain
-                value = {} if kind is MappingStartEvent else []
-            elif kind is MappingEndEvent or kind is SequenceEndEvent:
-                stack.pop()
-                continue
-            elif kind is DocumentEndEvent:
-                if root is not None:
-                    documents.append(Document(root, len(documents), line, text))
-                root = None
-                continue
-            elif kind is AliasEvent:
-                raise _NotPlain
-            else:
-                continue  # the stream's start and end, a document's start
-            nodes += 1
-            if nodes > MAX_NODES:
-                raise _NotPlain
-            if not stack:
-                root, line = value, event.start_mark.line + 1
-            elif type(container := (top := stack[-1])[0]) is list:
-                container.append(value)
-            elif top[1] is _NO_KEY:
-                if type(value) is not str or value in container:
-                    raise _NotPlain  # the located reading words the error
-                top[1] = value
-            else:
-                container[top[1]] = value
-                top[1] = _NO_KEY
-            if kind is not ScalarEvent:
-                stack.append([value, _NO_KEY])
-    finally:
-        parser.dispose()
-    return documents
-
-
-def _fast_scalar(event: ScalarEvent, text: str, stack: list) -> Any:
-    """A scalar's value on the fast path; _NotPlain where the located reading must decide."""
-    if event.anchor or event.ctag is not None:
-        raise _NotPlain
-    value, style = event.value, event.style
-    if not style:  # plain (untagged, so implicit)
-        known = KNOWN.get(value, _UNSEEN)
-        if known is not _UNSEEN:
-            return known
-        try:
-            value = remember(value)
-        except BadScalar:
-            raise _NotPlain from None  # the located reading says where
-        if value is MERGE:
-            raise _NotPlain
-        return value
-    if (style == "|" or style == ">") and not _plain_block(text, event, bool(stack)):
-        raise _NotPlain
-    return sys.intern(value) if len(value) <= SHARED_UP_TO else value
 
 
 _PARSERS = threading.local()
@@ -373,8 +262,8 @@ class _Builder:
 
     def _scalar(self, event: ScalarEvent) -> tuple[Any, Loc]:
         self._check_plain(event)
-        if self.fast and event.style in ("|", ">") and not _plain_block(self.text, event, bool(self.stack)):
-            raise _NotPlain
+        if self.fast and event.style in ("|", ">") and not plain_block(self.text, event, bool(self.stack)):
+            raise NotPlain
         mark = event.start_mark
         loc = Loc(mark.line, mark.column)
         if event.value == "" and event.implicit[0] and self.stack:
@@ -391,13 +280,13 @@ class _Builder:
 
     def _check_plain(self, event) -> None:
         if self.fast and (event.anchor or event.ctag is not None):
-            raise _NotPlain
+            raise NotPlain
         if event.ctag is not None:
             raise _at(event, f"unsupported tag {event.ctag}", "manifests use plain YAML: remove the tag")
 
     def _alias(self, event: AliasEvent) -> None:
         if self.fast:
-            raise _NotPlain
+            raise NotPlain
         if event.anchor not in self.anchors:
             raise _at(event, f"unknown alias *{event.anchor}", "an alias must follow its &anchor (and not be inside it)")
         value, loc, size = self.anchors[event.anchor]
