@@ -158,8 +158,10 @@ def test_a_cache_in_use_is_not_removed_as_stale(cache_dir, tmp_path):
     assert stored.stat().st_mtime > month_ago + cache.STALE_AFTER
     other = tmp_path / "other"
     write(other, "job")
-    old = cache_dir / "manifests-not-used-for-a-month.marshal"
-    old.write_bytes(b"x")
-    os.utime(old, (month_ago, month_ago))
-    load([other])  # a write elsewhere sweeps the folder
-    assert stored.exists() and not old.exists()
+    old, old_live = cache_dir / "manifests-not-used-for-a-month.marshal", cache_dir / "live-not-used-for-a-month.marshal"
+    foreign = cache_dir / "not-ours.marshal"
+    for path in (old, old_live, foreign):
+        path.write_bytes(b"x")
+        os.utime(path, (month_ago, month_ago))
+    load([other])  # a write elsewhere sweeps the folder, of its own files only
+    assert stored.exists() and not old.exists() and not old_live.exists() and foreign.exists()

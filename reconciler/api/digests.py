@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from reconciler.api.jobs import LiveJob
-from reconciler.manifests.cache import cache_file, read_entries, write_entries
+from reconciler.manifests.cache import LIVE_PREFIX, cache_file, read_entries, write_entries
 
 
 class LiveDigests:
@@ -31,7 +31,7 @@ class LiveDigests:
 
     @classmethod
     def open(cls, base_url: str) -> LiveDigests:
-        path = cache_file("live-", base_url)
+        path = cache_file(LIVE_PREFIX, base_url)
         return cls(path, read_entries(path))
 
     def known(self, live: Iterable[LiveJob]) -> dict[str, str]:

@@ -29,8 +29,8 @@ from typing import Any
 
 FORMAT = 1
 STALE_AFTER = 30 * 24 * 3600  # seconds: files of paths not loaded for a month are removed
-_PREFIX = "manifests-"
-PREFIXES = (_PREFIX, "live-")  # every cache kept in the folder (reconciler.api.digests keeps live-)
+LOAD_PREFIX = "manifests-"
+LIVE_PREFIX = "live-"  # reconciler.api.digests
 
 Entry = tuple[bytes, tuple[tuple[str, bytes], ...], tuple[Any, ...]]  # file digest, evalscripts, documents
 
@@ -75,7 +75,7 @@ class LoadCache:
 
     @classmethod
     def open(cls, paths: Sequence[str | os.PathLike]) -> LoadCache:
-        path = cache_file(_PREFIX, "\0".join([os.getcwd(), *map(str, paths)]))
+        path = cache_file(LOAD_PREFIX, "\0".join([os.getcwd(), *map(str, paths)]))
         return cls(path, read_entries(path))
 
     def get(self, file: str, raw: bytes, script: Callable[[str], object]) -> tuple[Any, ...] | None:
@@ -146,5 +146,5 @@ def write_entries(path: Path | None, entries: dict, old: dict) -> None:
 def _remove_stale(where: Path) -> None:
     cutoff = time.time() - STALE_AFTER
     for entry in os.scandir(where):
-        if entry.name.startswith(PREFIXES) and entry.stat().st_mtime < cutoff:
+        if entry.name.startswith((LOAD_PREFIX, LIVE_PREFIX)) and entry.stat().st_mtime < cutoff:
             os.unlink(entry.path)
