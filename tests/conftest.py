@@ -96,3 +96,23 @@ def sandbox(tmp_path_factory):
     process = SandboxProcess(tmp_path_factory.mktemp("sandbox"), "--speed", "10")
     yield process
     process.stop()
+
+
+@pytest.fixture
+def workspace(sandbox, tmp_path, monkeypatch):
+    """The examples in a fresh folder, a fresh lockfile key, the sandbox's settings in the environment."""
+    shutil.copytree(EXAMPLES, tmp_path / "manifests")
+    for key, value in sandbox.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RECONCILER_STATE", f"s3://reconciler-state/{tmp_path.name}/state.json")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def rename_examples(folder, suffix: str) -> None:
+    """Example names must be unique in the shared sandbox: markers would pair across tests otherwise."""
+    for path in (folder / "manifests").glob("*.yaml"):
+        text = path.read_text()
+        name = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("  name:"))
+        path.write_text(text.replace(f"name: {name}", f"name: {name}-{suffix}"))

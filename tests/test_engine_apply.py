@@ -4,36 +4,13 @@ saved plans and their staleness, secrets kept out of every output, import and st
 from __future__ import annotations
 
 import json
-import shutil
-
-import pytest
 
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
 from reconciler.engine.identity import owner
 from reconciler.settings import api_settings
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, rename_examples
 from tests.test_engine_chaos import marked
-
-
-@pytest.fixture
-def workspace(sandbox, tmp_path, monkeypatch):
-    """The examples in a fresh folder, a fresh lockfile key, the sandbox's settings in the environment."""
-    shutil.copytree(EXAMPLES, tmp_path / "manifests")
-    for key, value in sandbox.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("RECONCILER_STATE", f"s3://reconciler-state/{tmp_path.name}/state.json")
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def rename_examples(folder, suffix: str) -> None:
-    """Example names must be unique in the shared sandbox: markers would pair across tests otherwise."""
-    for path in (folder / "manifests").glob("*.yaml"):
-        text = path.read_text()
-        name = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("  name:"))
-        path.write_text(text.replace(f"name: {name}", f"name: {name}-{suffix}"))
 
 
 def test_examples_converge_and_a_description_edit_is_an_in_place_update(workspace, run_cli, sandbox):

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler.api.digests import LiveDigests
 from reconciler.api.jobs import LiveJob
-from tests.test_engine_apply import rename_examples, workspace  # noqa: F401 — the fixture
+from tests.conftest import rename_examples
 
 BASE = "https://services.example.test"
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -60,7 +60,7 @@ def test_a_missing_damaged_or_foreign_file_is_an_empty_cache(cache_dir, monkeypa
     assert off.path is None and off.known([job("a")]) == {}
 
 
-def test_plans_keep_the_digests_and_still_see_a_changed_manifest(workspace, run_cli, sandbox, cache_dir):  # noqa: F811
+def test_plans_keep_the_digests_and_still_see_a_changed_manifest(workspace, run_cli, sandbox, cache_dir):
     rename_examples(workspace, workspace.name[-10:].lower().replace("_", "-").strip("-"))
     code, out, err = run_cli("apply", "--auto-approve", "--wait", "--poll-interval", "100ms")
     assert code == 0, out + err
