@@ -18,6 +18,13 @@ if "RECONCILER_CACHE_DIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["RECONCILER_CACHE_DIR"], ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _inside_tmp_path(tmp_path, monkeypatch):
+    """Each test runs in its own folder, as a user runs the tool in a repository: manifests are
+    read only from inside the repository (the git top-level, else the current directory)."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Run `reconciler ARGS…` in-process; return (exit code, stdout, stderr)."""
@@ -108,6 +115,12 @@ def workspace(sandbox, tmp_path, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def copy_evalscripts(folder: Path) -> None:
+    """The examples' evalscripts beside manifests written in `folder` (files are read only from
+    inside the repository, so a test's manifests cannot name the project's own copies)."""
+    shutil.copytree(EXAMPLES / "evalscripts", folder / "evalscripts", dirs_exist_ok=True)
 
 
 def rename_examples(folder, suffix: str) -> None:

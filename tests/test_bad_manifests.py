@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -175,8 +176,13 @@ def test_names_duplicated_across_files(capsys):
 
 
 def _valid_manifest() -> str:
-    text = EXAMPLE.read_text(encoding="utf-8")
-    return text.replace("evalscriptFile: evalscripts/", f"evalscriptFile: {EXAMPLE.parent / 'evalscripts'}/")
+    """The example, for a file written in the test's folder (where `_evalscripts` put its scripts)."""
+    return EXAMPLE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(autouse=True)
+def _evalscripts(tmp_path):
+    shutil.copytree(EXAMPLE.parent / "evalscripts", tmp_path / "evalscripts")
 
 
 def test_the_generated_base_manifest_is_valid(tmp_path, capsys):
@@ -254,6 +260,7 @@ HOSTILE = {
     "deep_flow_sequences": ("[" * 100_000, "nests deeper than"),
     "deep_flow_mappings": ("{a: " * 100_000, "nests deeper than"),
     "deep_block_sequences": ("".join("  " * i + "-\n" for i in range(300)), "nests deeper than"),
+    "many_documents": ("---\na: 1\n" * 100_000, "holds more than 1000 documents"),
     "deep_block_mappings": ("".join("  " * i + "a:\n" for i in range(300)), "nests deeper than"),
     "billion_laughs": (
         'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
@@ -297,7 +304,7 @@ def _run_entry_point(*args: str) -> subprocess.CompletedProcess:
     env["NO_COLOR"] = "1"
     return subprocess.run(
         [sys.executable, "-m", "reconciler", "validate", *args],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+        capture_output=True, text=True, cwd=os.getcwd(), env=env, timeout=120,
     )
 
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import EXAMPLES, ROOT
+from tests.conftest import EXAMPLES, ROOT, copy_evalscripts
 
 
 def test_validate_examples_text_and_json(run_cli):
@@ -31,8 +31,8 @@ def test_validate_missing_path_and_usage_errors_exit_1(run_cli):
 def test_resolve_env_fails_on_unset_variables(tmp_path, run_cli, monkeypatch):
     text = (EXAMPLES / "corsica-max-ndvi.yaml").read_text().replace(
         "iamRoleARN: arn:aws:iam::123456789012:role/sentinel-hub-batch-delivery", "iamRoleARN: ${env:ROLE_ARN}")
-    text = text.replace("evalscriptFile: evalscripts/", f"evalscriptFile: {EXAMPLES}/evalscripts/")
     (tmp_path / "job.yaml").write_text(text)
+    copy_evalscripts(tmp_path)
     monkeypatch.delenv("ROLE_ARN", raising=False)
     assert run_cli("validate", str(tmp_path))[0] == 0
     code, out, _ = run_cli("validate", "--resolve-env", str(tmp_path))

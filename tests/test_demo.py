@@ -26,5 +26,5 @@ def test_the_demo_converges_the_examples(tmp_path):
     assert "66 tile(s) (66 PROCESSED)" in out
     assert (tmp_path / "corsica-max-ndvi-v1.png").stat().st_size > 10_000
     assert "No changes. Live jobs match the manifests." in out
-    kept = {path.name.split("-")[0] for path in (tmp_path / "cache" / "reconciler").glob("*.marshal")}
-    assert kept == {"manifests", "live"}  # the load cache and the digests of the matched live requests
+    kept = {path.name.split("-")[0] for path in (tmp_path / "cache" / "reconciler").glob("*.json")}
+    assert kept == {"manifests"}  # the load cache of validate and plan

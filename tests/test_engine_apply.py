@@ -67,7 +67,6 @@ def test_no_secret_reaches_any_output_the_saved_plan_or_the_lockfile(workspace, 
     text = (EXAMPLES / "corsica-max-ndvi.yaml").read_text().replace("name: corsica-max-ndvi", "name: secret-" + workspace.name[-6:].lower().replace("_", "-"))
     text = text.replace("iamRoleARN: arn:aws:iam::123456789012:role/sentinel-hub-batch-delivery",
                         "accessKey: ${env:DELIVERY_KEY}\n          secretAccessKey: ${env:DELIVERY_SECRET}")
-    text = text.replace("evalscriptFile: evalscripts/", f"evalscriptFile: {EXAMPLES}/evalscripts/")
     (workspace / "manifests" / "secret.yaml").write_text(text)
     outputs = []
     for fmt in ("text", "json", "markdown"):

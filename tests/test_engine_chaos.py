@@ -19,7 +19,7 @@ from reconciler.api.jobs import JobsApi
 from reconciler.engine.identity import owner
 from reconciler.settings import api_settings
 from reconciler.state.operations import open_state
-from tests.conftest import EXAMPLES, SandboxProcess
+from tests.conftest import EXAMPLES, SandboxProcess, copy_evalscripts
 
 TRIALS = 30
 SMALL_BBOX = "bbox: [9.0, 42.0, 9.05, 42.05]"  # one tile of grid 0: jobs finish in a moment
@@ -29,7 +29,7 @@ def write_manifests(folder, prefix: str) -> list[str]:
     """Three jobs of one tile each, wanting created, analysed and started (one of them with a budget)."""
     folder.mkdir(parents=True, exist_ok=True)
     source = (EXAMPLES / "corsica-max-ndvi.yaml").read_text().replace("bbox: [8.44, 41.31, 9.66, 43.1]", SMALL_BBOX)
-    source = source.replace("evalscriptFile: evalscripts/", f"evalscriptFile: {EXAMPLES}/evalscripts/")
+    copy_evalscripts(folder)
     names = []
     for state, budget in (("created", False), ("analysed", False), ("started", True), ("started", False)):
         name = f"{prefix}-{state}{'-budget' if budget else ''}"

@@ -3,17 +3,23 @@ gives exactly what the first gave; any change, secret or problem means a full lo
 
 from __future__ import annotations
 
-import marshal
+import json
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
 from reconciler.engine.normalize import desired
-from reconciler.manifests import cache
-from reconciler.manifests.loader import load
+from reconciler.manifests import cache, loader
 from tests.conftest import EXAMPLES
 from tests.test_loader import write
+
+
+def load(*args, **kwargs):
+    """What `validate` and `plan` do: load with the cache."""
+    return loader.load(*args, use_cache=True, **kwargs)
 
 
 @pytest.fixture
@@ -37,7 +43,7 @@ def test_a_second_load_comes_from_the_cache_and_equals_the_first(cache_dir, exam
         assert type(warm.job.spec) is type(cold.job.spec) and warm.job.spec.request is None
         assert warm.job.spec.policy == cold.job.spec.policy and warm.job.metadata.labels == cold.job.metadata.labels
         assert warm.desired == desired(warm.job.spec.api, warm.body, warm.body_sensitive)
-    assert len(list(cache_dir.glob("manifests-*.marshal"))) == 1
+    assert len(list(cache_dir.glob("manifests-*.json"))) == 1
 
 
 def test_an_edited_manifest_or_evalscript_is_loaded_afresh(cache_dir, tmp_path):
@@ -89,11 +95,11 @@ def test_a_damaged_or_foreign_cache_is_ignored_and_replaced(cache_dir, tmp_path)
     folder = tmp_path / "m"
     write(folder, "job")
     expected = load([folder]).manifests
-    [stored] = cache_dir.glob("manifests-*.marshal")
-    stored.write_bytes(b"\x00not marshal")
+    [stored] = cache_dir.glob("manifests-*.json")
+    stored.write_bytes(b"\x00not json")
     assert (load([folder]).cached, load([folder]).cached) == (0, 1)
-    _, code, entries = marshal.loads(stored.read_bytes())
-    stored.write_bytes(marshal.dumps((cache.FORMAT, "written by other code", entries)))
+    document = json.loads(stored.read_bytes())
+    stored.write_text(json.dumps({**document, "code": "written by other code"}))
     result = load([folder])
     assert result.cached == 0 and result.manifests == expected
 
@@ -105,8 +111,8 @@ def test_removed_files_leave_the_cache(cache_dir, tmp_path):
     load([folder])
     gone.unlink()
     load([folder])
-    [stored] = cache_dir.glob("manifests-*.marshal")
-    assert list(marshal.loads(stored.read_bytes())[2]) == [str(folder / "job.yaml")]
+    [stored] = cache_dir.glob("manifests-*.json")
+    assert list(json.loads(stored.read_bytes())["entries"]) == [str(folder / "job.yaml")]
 
 
 def test_off_means_no_cache(monkeypatch, tmp_path):
@@ -146,12 +152,10 @@ def test_loading_makes_no_reference_cycles(cache_dir, examples, monkeypatch):
 
 
 def test_a_cache_in_use_is_not_removed_as_stale(cache_dir, tmp_path):
-    import os
-
     folder = tmp_path / "m"
     write(folder, "job")
     load([folder])
-    [stored] = cache_dir.glob("manifests-*.marshal")
+    [stored] = cache_dir.glob("manifests-*.json")
     month_ago = stored.stat().st_mtime - cache.STALE_AFTER - 60
     os.utime(stored, (month_ago, month_ago))
     assert load([folder]).cached == 1  # nothing changed, but it was used
@@ -159,9 +163,102 @@ def test_a_cache_in_use_is_not_removed_as_stale(cache_dir, tmp_path):
     other = tmp_path / "other"
     write(other, "job")
     old, old_live = cache_dir / "manifests-not-used-for-a-month.marshal", cache_dir / "live-not-used-for-a-month.marshal"
-    foreign = cache_dir / "not-ours.marshal"
+    foreign = cache_dir / "not-ours.json"
     for path in (old, old_live, foreign):
         path.write_bytes(b"x")
         os.utime(path, (month_ago, month_ago))
     load([other])  # a write elsewhere sweeps the folder, of its own files only
     assert stored.exists() and not old.exists() and not old_live.exists() and foreign.exists()
+
+
+# --- a planted or tampered cache (DESIGN §8): ignored, never followed, never a crash ---------------
+
+
+def _entries(stored: Path) -> dict:
+    return json.loads(stored.read_bytes())["entries"]
+
+
+def _rewrite(stored: Path, entries: dict) -> None:
+    stored.write_text(json.dumps({**json.loads(stored.read_bytes()), "entries": entries}))
+
+
+@pytest.mark.parametrize("damage", [
+    lambda document: document.__setitem__(2, {**document[2], "metadata": {"name": 5}}),  # a name that is no string
+    lambda document: document[2]["spec"]["policy"].__setitem__("maxRestarts", "many"),
+    lambda document: document[3]["input"].__setitem__("resolution", "sixty"),  # the body breaks its model
+    lambda document: document.__setitem__(5, ["only-one-digest"]),
+    lambda document: document.__setitem__(4, "scripts/not-checked.js"),  # an evalscript the entry did not check
+    lambda document: document.clear(),
+])
+def test_a_malformed_entry_is_read_afresh_never_a_crash(cache_dir, tmp_path, damage):
+    folder = tmp_path / "m"
+    write(folder, "job")
+    expected = load([folder])
+    [stored] = cache_dir.glob("manifests-*.json")
+    entries = _entries(stored)
+    [entry] = entries.values()
+    damage(entry[2][0])
+    _rewrite(stored, entries)
+    result = load([folder])
+    assert result.cached == 0 and result.manifests == expected.manifests and result.diagnostics == []
+    assert load([folder]).cached == 1  # and the fresh reading replaced the entry
+
+
+def test_an_edited_valid_entry_never_reaches_what_apply_loads(cache_dir, tmp_path):
+    """An entry that passes the models can mislead a plan (the README says so), never apply: apply
+    and reconcile load without the cache, and a saved plan is derived again without it."""
+    folder = tmp_path / "m"
+    write(folder, "job")
+    load([folder])
+    [stored] = cache_dir.glob("manifests-*.json")
+    entries = _entries(stored)
+    [entry] = entries.values()
+    entry[2][0][3]["output"]["delivery"]["s3"]["url"] = "s3://attacker-bucket/loot"
+    _rewrite(stored, entries)
+    url = lambda result: result.manifests[0].body["output"]["delivery"]["s3"]["url"]  # noqa: E731
+    assert url(load([folder])) == "s3://attacker-bucket/loot"  # what a plan with the cache would show
+    assert url(loader.load([folder])) == "s3://bucket/prefix" and loader.load([folder]).cached == 0
+
+
+def test_a_fifo_a_device_or_a_link_as_the_cache_file_is_an_empty_cache(cache_dir, tmp_path):
+    folder = tmp_path / "m"
+    write(folder, "job")
+    load([folder])
+    [stored] = cache_dir.glob("manifests-*.json")
+    for plant in (lambda: os.mkfifo(stored), lambda: stored.symlink_to("/dev/zero"),
+                  lambda: stored.symlink_to(tmp_path / "elsewhere.json")):
+        stored.unlink()
+        plant()
+        outcome: list = []
+        reader = threading.Thread(target=lambda: outcome.append(load([folder])), daemon=True)
+        reader.start()
+        reader.join(timeout=30)
+        assert outcome and outcome[0].cached == 0 and outcome[0].manifests, "a planted cache file hung the load"
+        assert stored.is_file() and not stored.is_symlink()  # replaced by a regular file
+    assert not (tmp_path / "elsewhere.json").exists()  # a link is replaced, never written through
+
+
+def test_an_oversized_cache_file_is_not_read(cache_dir, tmp_path):
+    folder = tmp_path / "m"
+    write(folder, "job")
+    load([folder])
+    [stored] = cache_dir.glob("manifests-*.json")
+    with open(stored, "r+b") as f:
+        f.truncate(cache.MAX_BYTES + 1)  # sparse: costs no disk, and must cost no memory either
+    assert load([folder]).cached == 0 and stored.stat().st_size < cache.MAX_BYTES
+
+
+def test_writes_cannot_be_redirected_by_a_planted_temporary_name(cache_dir, tmp_path):
+    folder = tmp_path / "m"
+    write(folder, "job")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    cache_dir.mkdir()
+    name = cache._name("\0".join([os.getcwd(), str(folder)]))
+    for planted in (f"{name}.{os.getpid()}.tmp", f".{name}.tmp", name):
+        (cache_dir / planted).unlink(missing_ok=True)
+        (cache_dir / planted).symlink_to(victim)
+    load([folder])
+    assert victim.read_text() == "keep me"
+    assert (cache_dir / name).is_file() and not (cache_dir / name).is_symlink()
+    assert load([folder]).cached == 1

@@ -142,7 +142,7 @@ def test_a_name_repeated_in_a_later_document_is_pointed_at_in_that_document(tmp_
     (tmp_path / "a.yaml").write_text(first + "---\n" + MANIFEST.format(name="y", url="s3://bucket/prefix", extra=""))
     write(tmp_path, name="y", file="b.yaml")
     for cached in (0, 2):  # then from the load cache, which keeps neither document's text
-        result = load([tmp_path])
+        result = load([tmp_path], use_cache=True)
         assert result.cached == cached
         [d] = result.errors
         second_name = len(first.splitlines()) + 1 + 4  # after a.yaml's first document and its `---`
@@ -225,13 +225,19 @@ def test_discovery_order_and_what_it_skips(tmp_path):
     (root / "linked-folder").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     (root / "linked-file.yaml").symlink_to(tmp_path / "elsewhere" / "outside.yaml")
     (root / "broken.yaml").symlink_to(tmp_path / "nowhere.yaml")
-    found = discover([root], [])
-    # what pathlib's rglob gives, sorted as paths compare
+    diagnostics = []
+    found = discover([root], diagnostics)
+    # what pathlib's rglob gives, sorted as paths compare, but for the link leading out of the
+    # repository (the `.git` folder in m makes m the repository)
     expected = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
-                      and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    assert found == expected
-    assert [str(p.relative_to(root)) for p in found] == [
-        "A.yaml", "a/b.yaml", "a/z/y.yml", "a-c.yaml", "b.yaml", "linked-file.yaml", "é.yaml"]
+                      and not any(part.startswith(".") for part in p.relative_to(root).parts)
+                      and p.name != "linked-file.yaml")
+    assert [f.path for f in found] == expected
+    assert {f.root for f in found} == {str(root)}
+    assert [str(p.relative_to(root)) for p, _ in found] == ["A.yaml", "a/b.yaml", "a/z/y.yml", "a-c.yaml", "b.yaml", "é.yaml"]
+    assert [(d.file, d.message) for d in diagnostics] == [
+        (str(root / "linked-file.yaml"), f"not read: this link resolves to {tmp_path / 'elsewhere' / 'outside.yaml'}, "
+                                         f"outside the repository ({root})")]
 
 
 def test_references_and_credentials_spelled_with_escapes_are_still_found(tmp_path):

@@ -32,11 +32,11 @@ def mutated_example(draw) -> str:
 def _assert_loads_or_diagnoses(folder, text: str) -> None:
     path = folder / "job.yaml"
     path.write_text(text)
-    result = load([path])
+    result = load([path], use_cache=True)
     for d in result.diagnostics:
         assert isinstance(d, Diagnostic) and d.file == str(path) and d.message
     assert result.manifests or result.errors or result.deferred
-    again = load([path])  # from the load cache when the first load was clean: the same outcome
+    again = load([path], use_cache=True)  # from the load cache when the first load was clean: the same outcome
     assert (again.manifests, again.diagnostics, again.deferred) == (result.manifests, result.diagnostics, result.deferred)
     assert again.cached == (1 if result.manifests and not result.diagnostics and not any(m.sensitive for m in result.manifests) else 0)
 

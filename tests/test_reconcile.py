@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from tests.conftest import EXAMPLES, SandboxProcess
+from tests.conftest import EXAMPLES, SandboxProcess, copy_evalscripts
 from tests.test_engine_chaos import write_manifests
 
 
@@ -68,9 +68,9 @@ def test_self_heal_restarts_partial_within_budget_and_never_recreates_a_stale_fi
         folder.mkdir()
         text = (EXAMPLES / "corsica-max-ndvi-v1.yaml").read_text()
         text = text.replace("name: corsica-max-ndvi-v1", "name: heal-v1").replace(
-            "evalscriptFile: evalscripts/", f"evalscriptFile: {EXAMPLES}/evalscripts/").replace(
             "bbox: [8.44, 41.31, 9.66, 43.1]", "bbox: [8.9, 41.9, 9.3, 42.3]").replace("maxRestarts: 2", "maxRestarts: 20")
         (folder / "heal.yaml").write_text(text)
+        copy_evalscripts(folder)
         code, out, _ = run_cli("apply", "--auto-approve", "--wait", "--poll-interval", "100ms")
         assert "PARTIAL" in out  # half the tiles fail
         for _ in range(20):

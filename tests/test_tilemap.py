@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import EXAMPLES, SandboxProcess
+from tests.conftest import EXAMPLES, SandboxProcess, copy_evalscripts
 
 
 def test_tile_maps_of_a_partial_v1_job_and_a_done_v2_job(tmp_path, monkeypatch, run_cli):
@@ -15,8 +15,9 @@ def test_tile_maps_of_a_partial_v1_job_and_a_done_v2_job(tmp_path, monkeypatch, 
             monkeypatch.setenv(key, value)
         monkeypatch.chdir(tmp_path)
         (tmp_path / "manifests").mkdir()
+        copy_evalscripts(tmp_path / "manifests")
         for name in ("corsica-max-ndvi-v1.yaml", "corsica-max-ndvi.yaml"):
-            text = (EXAMPLES / name).read_text().replace("evalscriptFile: evalscripts/", f"evalscriptFile: {EXAMPLES}/evalscripts/")
+            text = (EXAMPLES / name).read_text()
             (tmp_path / "manifests" / name).write_text(text.replace("maxRestarts: 2", "maxRestarts: 0"))
         run_cli("apply", "--auto-approve", "--wait", "--poll-interval", "100ms")
 

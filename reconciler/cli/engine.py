@@ -53,7 +53,7 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
 
     def one(unit) -> int:
         selection = _selection(unit.paths, targets, selectors, show_unmanaged, allow_replace)
-        manifests, names = load_manifests(selection)
+        manifests, names = load_manifests(selection, use_cache=True)
         state_file = _state(unit.state)
         with BatchClient(api_settings()) as client:
             made, refreshed = make_plan(client, state_file, manifests, names, selection)

@@ -18,7 +18,7 @@ def validate(paths: tuple[str, ...], fmt: str, resolve_env: bool) -> int:
     from reconciler.manifests.loader import load
     from reconciler.render.diagnostics import show_validation
 
-    result = load(paths, resolve_env=resolve_env)
+    result = load(paths, resolve_env=resolve_env, use_cache=True)
     show_validation(result.diagnostics, result.files, [m.name for m in result.manifests], result.deferred, fmt)
     return 1 if result.errors else 0
 

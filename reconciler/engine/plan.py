@@ -10,7 +10,7 @@ otherwise, and PARTIAL v1 jobs restarted within `maxRestarts`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from reconciler.api.jobs import LiveJob
@@ -35,12 +35,11 @@ class PlanOptions:
 
 
 def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockfile, options: PlanOptions,
-         estimate: Callable[[Manifest], float | None] = lambda m: None, forms: LiveForms | None = None) -> Plan:
-    """`estimate` gives the offline PU estimate of a manifest (reconciler.geo), or None; `forms`
-    may bring digests known from an earlier run, and collects the matches for the next."""
+         estimate: Callable[[Manifest], float | None] = lambda m: None) -> Plan:
+    """`estimate` gives the offline PU estimate of a manifest (reconciler.geo), or None."""
     pairing = pair(manifests, live, lockfile.jobs, set(options.targets) if options.targets is not None else None)
     actions: list[Action] = []
-    forms = forms if forms is not None else LiveForms()
+    forms = LiveForms()
     for p in pairing.pairs:
         actions += _decide(p, options, estimate, forms)
     warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "
@@ -54,20 +53,12 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
 
 class LiveForms:
     """Canonical live bodies and the digests of their stable JSON, each made once per plan (the
-    diff and the fingerprint share them). `known` holds digests by job id from an earlier run that
-    saw the same request (reconciler.api.digests keeps them by lastUpdated); with nothing
-    sensitive they stand in for making the form, which is then made only for a diff.
-    `matched` collects, by job id, the digests of live requests equal to a manifest with nothing
-    sensitive: values any copy of the manifests gives anyway, so they can be kept on disk."""
+    diff and the fingerprint share them)."""
 
-    def __init__(self, known: Mapping[str, str] | None = None) -> None:
-        self.known = known or {}
-        self.matched: dict[str, str] = {}
+    def __init__(self) -> None:
         self._done: dict[tuple[int, frozenset], tuple[dict, str]] = {}
 
     def digest(self, job: LiveJob, sensitive: frozenset[tuple] = frozenset()) -> str:
-        if not sensitive and job.id in self.known:
-            return self.known[job.id]
         return self._made(job.request, sensitive)[1]
 
     def form(self, job: LiveJob, sensitive: frozenset[tuple] = frozenset()) -> dict:
@@ -103,12 +94,7 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
     if p.found_by_marker:
         out.append(replace(base, kind=Kind.ADOPT, steps=("adopt",), reasons=("found by its ownership marker",)))
     live_digest = forms.digest(p.live, body_sensitive)
-    if live_digest != desired_digest:
-        diff = changes(canonical(m.body, body_sensitive), forms.form(p.live, body_sensitive))
-    else:
-        diff = ()
-        if not body_sensitive:
-            forms.matched[p.live.id] = live_digest
+    diff = changes(canonical(m.body, body_sensitive), forms.form(p.live, body_sensitive)) if live_digest != desired_digest else ()
     if diff or p.live.api != m.job.spec.api:
         return out + [_spec_changed(p, base, diff, options, estimate)]
     wanted = with_marker(m.job.spec.description, p.name)

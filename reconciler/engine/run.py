@@ -13,12 +13,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from reconciler.api.client import BatchClient
-from reconciler.api.digests import LiveDigests
 from reconciler.api.jobs import JobsApi
 from reconciler.engine import apply as applying
 from reconciler.engine.actions import Kind, Plan
 from reconciler.engine.estimate import Estimator
-from reconciler.engine.plan import LiveForms, PlanOptions, plan
+from reconciler.engine.plan import PlanOptions, plan
 from reconciler.engine.planfile import SavedPlan
 from reconciler.engine.refresh import Refreshed, refresh
 from reconciler.errors import InvalidManifests, ReconcilerError
@@ -68,10 +67,11 @@ def _bulk(keep: bool = True) -> Iterator[None]:
             gc.enable()
 
 
-def load_manifests(selection: Selection) -> tuple[list[Manifest], frozenset[str] | None]:
-    """The manifests (env resolved) and the names the run is limited to (targets ∩ selector)."""
+def load_manifests(selection: Selection, use_cache: bool = False) -> tuple[list[Manifest], frozenset[str] | None]:
+    """The manifests (env resolved) and the names the run is limited to (targets ∩ selector).
+    `use_cache` only for a plan that is shown, never for one that is applied (DESIGN §4)."""
     with _bulk():
-        result = load(selection.paths, resolve_env=True)
+        result = load(selection.paths, resolve_env=True, use_cache=use_cache)
     if result.errors:
         raise InvalidManifests(result.diagnostics)
     names = selection.targets
@@ -91,12 +91,9 @@ def make_plan(client: BatchClient, state: StateFile, manifests: list[Manifest], 
     if unknown:
         raise ReconcilerError(f"--target {unknown[0]}: no manifest or lockfile record has that name",
                               "names: " + ", ".join(sorted(known)[:20]))
-    kept = LiveDigests.open(client.session.settings.base_url)
-    forms = LiveForms(kept.known(refreshed.live))
     with _bulk(keep=False):
         made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
-                    PlanOptions(selection.allow_replace, names), Estimator(), forms)
-    kept.save(refreshed.live, forms.matched)
+                    PlanOptions(selection.allow_replace, names), Estimator())
     return made, refreshed
 
 

@@ -1,38 +1,45 @@
 """Beside step 2 of loading manifests: what loading made of each file, kept between runs and keyed
-by content, so a plan over 10,000 unchanged manifests does not parse and validate them again.
+by content, so `validate` and `plan` over 10,000 unchanged manifests do not parse them again.
 
-An entry is used only when the file's bytes, the bytes of each evalscript it reads, and this
-package's code (with the Python, pydantic and ruamel.yaml it runs on) are what they were when the
-entry was written. The loader stores only files that loaded cleanly: every document valid, no
-diagnostic, nothing sensitive (no `${env:…}` reference, no literal credential), so the cache never
-holds a secret and never hides a problem. A cache that is missing, unreadable or of another
-version is an empty one: it makes loading faster, never different.
+An optimisation only, and never trusted (DESIGN §4, §8): `apply` and `reconcile` never use it,
+and a saved plan is derived again without it before anything is sent. An entry is used only when
+the file's bytes, the bytes of each evalscript it reads, and this package's code (with the Python,
+pydantic and ruamel.yaml it runs on) are what they were when the entry was written, and only
+after it passes the same pydantic models a freshly read manifest passes; anything else about a
+cache file — damaged, foreign, oversized, not a regular file, a link — makes it an empty cache.
+An edited entry can therefore mislead a `validate` or a `plan`, never what `apply` sends.
+The loader stores only files that loaded cleanly: every document valid, no diagnostic, nothing
+sensitive (no `${env:…}` reference, no literal credential), so the cache never holds a secret.
 
 Where: `RECONCILER_CACHE_DIR`, else `$XDG_CACHE_HOME/reconciler`, else `~/.cache/reconciler`;
-`RECONCILER_CACHE_DIR=off` turns it off. One file per working directory and paths loaded, written
-with marshal (plain data only: it cannot carry code the way pickle can) and replaced atomically.
-The file helpers at the end (`cache_file`, `read_entries`, `write_entries`) serve the other cache
-kept in the folder too, the digests of live requests (reconciler.api.digests).
+`RECONCILER_CACHE_DIR=off` turns it off. One JSON file per working directory and paths loaded,
+read without following links and written to a new temporary name, then renamed over it.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import marshal
+import json
 import os
+import stat
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
-STALE_AFTER = 30 * 24 * 3600  # seconds: files of paths not loaded for a month are removed
-LOAD_PREFIX = "manifests-"
-LIVE_PREFIX = "live-"  # reconciler.api.digests
+from pydantic_core import from_json
 
-Entry = tuple[bytes, tuple[tuple[str, bytes], ...], tuple[Any, ...]]  # file digest, evalscripts, documents
+FORMAT = 2
+MAX_BYTES = 256 * 2**20  # a cache of 10,000 manifests is a few dozen MiB
+STALE_AFTER = 30 * 24 * 3600  # seconds: files of paths not loaded for a month are removed
+PREFIX = "manifests-"
+_SWEPT = (PREFIX, "live-")  # live-: digests of live requests that versions before 0.2 kept
+
+# file → [file digest, [[evalscript key, digest], …], [document, …]] (digests in hex)
+Entry = list
 
 
 def folder() -> Path | None:
@@ -43,8 +50,8 @@ def folder() -> Path | None:
     return Path(base) / "reconciler"
 
 
-def content_digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
+def content_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 @functools.cache
@@ -64,87 +71,120 @@ def code_version() -> str:
 
 
 class LoadCache:
-    """The entries of one set of paths: `get` what is still valid, `put` what was loaded, `save`."""
+    """The entries of one set of paths: `get` what is still valid, `put` what was loaded, `save`.
+    A cache opened with `enabled=False` finds nothing and keeps nothing."""
 
     def __init__(self, path: Path | None, entries: dict[str, Entry]):
         self.path = path
         self.hits = 0
         self._old = entries
         self._kept: dict[str, Entry] = {}
-        self._scripts: dict[str, bytes | None] = {}
+        self._scripts: dict[str, str | None] = {}
 
     @classmethod
-    def open(cls, paths: Sequence[str | os.PathLike]) -> LoadCache:
-        path = cache_file(LOAD_PREFIX, "\0".join([os.getcwd(), *map(str, paths)]))
+    def open(cls, paths: Sequence[str | os.PathLike], enabled: bool = True) -> LoadCache:
+        if not enabled:
+            return cls(None, {})
+        where = folder()
+        path = None if where is None else where / _name("\0".join([os.getcwd(), *map(str, paths)]))
         return cls(path, read_entries(path))
 
-    def get(self, file: str, raw: bytes, script: Callable[[str], object]) -> tuple[Any, ...] | None:
+    def get(self, file: str, raw: bytes, script: Callable[[str], object]) -> list | None:
         """The stored documents of `file` if its bytes and its evalscripts (`script(key)` reads
-        one: text, or anything else when it cannot be read) are unchanged; None otherwise."""
+        one: text, or anything else when it cannot be read) are unchanged; None otherwise. The
+        documents are plain JSON data: the loader validates them before use (`used` says so)."""
         entry = self._old.get(file)
-        if entry is None or entry[0] != content_digest(raw):
+        if not _well_formed(entry) or entry[0] != content_digest(raw):
             return None
         if any(self._script_digest(key, script) != digest for key, digest in entry[1]):
             return None
-        self._kept[file] = entry
-        self.hits += 1
         return entry[2]
 
-    def put(self, file: str, raw: bytes, scripts: dict[str, str], documents: tuple[Any, ...]) -> None:
+    def used(self, file: str) -> None:
+        """The stored documents of `file` passed validation and stand for it in this run."""
+        self._kept[file] = self._old[file]
+        self.hits += 1
+
+    def put(self, file: str, raw: bytes, scripts: dict[str, str], documents: list) -> None:
         """Store what `file` loaded to; `scripts` are the evalscripts it read, by key."""
         if self.path is not None:
-            used = tuple((key, content_digest(text.encode())) for key, text in sorted(scripts.items()))
-            self._kept[file] = (content_digest(raw), used, documents)
+            used = [[key, content_digest(text.encode())] for key, text in sorted(scripts.items())]
+            self._kept[file] = [content_digest(raw), used, documents]
 
     def save(self) -> None:
         """Write the entries used or made by this run (others are dropped), when they changed."""
         write_entries(self.path, self._kept, self._old)
 
-    def _script_digest(self, key: str, script: Callable[[str], object]) -> bytes | None:
+    def _script_digest(self, key: str, script: Callable[[str], object]) -> str | None:
         if key not in self._scripts:
             text = script(key)
             self._scripts[key] = content_digest(text.encode()) if isinstance(text, str) else None
         return self._scripts[key]
 
 
-def cache_file(prefix: str, key: str) -> Path | None:
-    """The file of one cache (`prefix`) for `key` in the cache folder; None when caching is off."""
-    where = folder()
-    return None if where is None else where / f"{prefix}{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.marshal"
+def _name(key: str) -> str:
+    return f"{PREFIX}{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.json"
+
+
+def _well_formed(entry: Any) -> bool:
+    return (type(entry) is list and len(entry) == 3 and type(entry[0]) is str and type(entry[2]) is list
+            and type(entry[1]) is list
+            and all(type(s) is list and len(s) == 2 and all(type(x) is str for x in s) for s in entry[1]))
 
 
 def read_entries(path: Path | None) -> dict:
-    """The entries a cache file holds, or none when it is missing, unreadable or of other code."""
+    """The entries a cache file holds, or none when it is missing, unreadable, of other code, too
+    large, not a regular file or a link: it is read without following links or blocking."""
     if path is None:
         return {}
     try:
-        stored = marshal.loads(path.read_bytes())
-    except (OSError, ValueError, EOFError, TypeError):
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return {}
-    valid = type(stored) is tuple and len(stored) == 3 and stored[:2] == (FORMAT, code_version())
-    return stored[2] if valid and type(stored[2]) is dict else {}
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_BYTES:
+            return {}
+        with os.fdopen(os.dup(descriptor), "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+        stored = from_json(data) if len(data) <= MAX_BYTES else None
+    except (OSError, ValueError, RecursionError):
+        return {}
+    finally:
+        os.close(descriptor)
+    valid = (type(stored) is dict and stored.get("format") == FORMAT and stored.get("code") == code_version()
+             and type(stored.get("entries")) is dict)
+    return stored["entries"] if valid else {}
 
 
 def write_entries(path: Path | None, entries: dict, old: dict) -> None:
-    """Replace the file's entries atomically when they differ from `old` (what it held)."""
+    """Replace the file's entries atomically when they differ from `old` (what it held): written
+    under a fresh temporary name (created, never opened if it exists), then renamed over the
+    file, which replaces a planted link rather than writing through it."""
     if path is None:
         return
     try:
         if entries == old:
             if entries:
-                os.utime(path)  # in use: not stale, however long the files stay unchanged
+                os.utime(path, follow_symlinks=False)  # in use: not stale, however long the files stay unchanged
             return
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        temporary.write_bytes(marshal.dumps((FORMAT, code_version(), entries)))
-        os.replace(temporary, path)
+        text = json.dumps({"format": FORMAT, "code": code_version(), "entries": entries}, separators=(",", ":"))
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
         _remove_stale(path.parent)
-    except OSError:
-        pass  # a read-only or full disk only costs the next run its speed
+    except (OSError, ValueError):
+        pass  # a read-only or full disk, or a value JSON cannot hold, only costs the next run its speed
 
 
 def _remove_stale(where: Path) -> None:
     cutoff = time.time() - STALE_AFTER
     for entry in os.scandir(where):
-        if entry.name.startswith((LOAD_PREFIX, LIVE_PREFIX)) and entry.stat().st_mtime < cutoff:
+        if entry.name.startswith(_SWEPT) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
             os.unlink(entry.path)

@@ -26,7 +26,7 @@ from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.diagnostics import Diagnostic
-from reconciler.manifests.loader import DEFAULT_PATHS, MAX_FILE_BYTES, discover, read_text
+from reconciler.manifests.files import DEFAULT_PATHS, MAX_FILE_BYTES, discover, read_text
 from reconciler.manifests.messages import unwrap
 from reconciler.manifests.schema import BatchJob
 from reconciler.manifests.yamldoc import YamlProblem, read_documents
@@ -219,7 +219,7 @@ class FormatReport:
 def format_files(paths: Sequence[str], *, write: bool, diff: bool = False) -> FormatReport:
     """Format every manifest file under `paths`; with `write`, rewrite the ones that change."""
     report = FormatReport()
-    for path in discover(paths or DEFAULT_PATHS, report.diagnostics):
+    for path, _ in discover(paths or DEFAULT_PATHS, report.diagnostics):
         try:
             text = read_text(path, MAX_FILE_BYTES, "manifest")
             formatted = format_text(text)

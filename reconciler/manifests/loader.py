@@ -7,7 +7,7 @@ path. A manifest is returned only when its document has no error, so callers can
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,21 @@ from reconciler.diagnostics import Diagnostic, Severity, format_path
 from reconciler.engine.normalize import desired
 from reconciler.manifests import envrefs
 from reconciler.manifests.cache import LoadCache
+from reconciler.manifests.files import (
+    DEFAULT_PATHS,
+    MAX_EVALSCRIPT_BYTES,
+    MAX_FILE_BYTES,
+    RULE_HINT,
+    decode,
+    discover,
+    escape,
+    read_bytes,
+    read_text,
+)
 from reconciler.manifests.messages import translate
-from reconciler.manifests.schema import BatchJob, RequestV1, RequestV2, plain, rebuild
+from reconciler.manifests.schema import BatchJob, RequestV1, RequestV2, plain
 from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
 
-MAX_FILE_BYTES = 2 * 1024 * 1024
-MAX_EVALSCRIPT_BYTES = 1024 * 1024
-DEFAULT_PATHS = ("manifests",)
 _TYPE_ERRORS = {"string_type", "int_type", "float_type", "bool_type", "dict_type", "list_type", "model_type"}
 _OTHER_API_FIELDS = {
     "v2": ({"tilingGrid", "bucketName", "zarrOutput"}, "it belongs to the v1 API; set `spec.api: v1`, or use v2's `input`/`output`"),
@@ -70,16 +78,19 @@ class LoadResult:
 
 
 def load(
-    paths: Sequence[str | os.PathLike] = (), *, resolve_env: bool = False, environ: Mapping[str, str] | None = None
+    paths: Sequence[str | os.PathLike] = (), *, resolve_env: bool = False, environ: Mapping[str, str] | None = None,
+    use_cache: bool = False,
 ) -> LoadResult:
-    """Load every manifest under `paths` (files or directories; default `manifests/`)."""
+    """Load every manifest under `paths` (files or directories; default `manifests/`). `use_cache`
+    lets the load cache stand in for unchanged files: for `validate` and `plan`, never for what
+    `apply` sends (reconciler.manifests.cache)."""
     result = LoadResult()
     files = discover(paths or DEFAULT_PATHS, result.diagnostics)
     result.files = len(files)
     env = (os.environ if environ is None else environ) if resolve_env else None
     evalscripts: dict[str, str | YamlProblem | None] = {}
-    cache = LoadCache.open(paths or DEFAULT_PATHS)
-    loaded = [item for file in files for item in _load_file(file, env, evalscripts, result.diagnostics, cache)]
+    cache = LoadCache.open(paths or DEFAULT_PATHS, enabled=use_cache)
+    loaded = [item for found in files for item in _load_file(found, env, evalscripts, result.diagnostics, cache)]
     cache.save()
     result.cached = cache.hits
     _check_unique_names(loaded, result)
@@ -87,43 +98,15 @@ def load(
     return result
 
 
-def discover(paths: Iterable[str | os.PathLike], diagnostics: list[Diagnostic]) -> list[Path]:
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files += [path.joinpath(*parts) for parts in sorted(_manifest_files(str(path), ()))]
-        elif path.is_file():
-            files.append(path)
-        else:
-            diagnostics.append(Diagnostic(str(path), 0, 0, "", "no such file or directory"))
-    unique = dict.fromkeys(files)  # a file named twice is loaded once
-    return list(unique)
-
-
-def _manifest_files(folder: str, parts: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
-    """Relative parts of every *.yaml/*.yml file under `folder`, hidden files and folders left out
-    and symlinked folders not entered. Sorting the parts orders the files as paths compare."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:  # unreadable folder: nothing in it can be loaded (as pathlib's rglob does)
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            yield from _manifest_files(entry.path, (*parts, entry.name))
-        elif entry.name.endswith((".yaml", ".yml")) and entry.is_file():
-            yield (*parts, entry.name)
-
-
-def _load_file(path: Path, env, evalscripts, diagnostics: list[Diagnostic], cache: LoadCache) -> list[_Loaded]:
+def _load_file(found, env, evalscripts, diagnostics: list[Diagnostic], cache: LoadCache) -> list[_Loaded]:
+    path, root = found
     file = str(path)
     try:
         raw = read_bytes(path, MAX_FILE_BYTES, "manifest")
-        stored = cache.get(file, raw, lambda key: _read_evalscript(key, evalscripts))
-        if stored is not None:
-            return [_from_stored(file, document, evalscripts) for document in stored]
+        stored = cache.get(file, raw, lambda key: _read_evalscript(key, root, evalscripts))
+        if stored is not None and (loaded := _from_stored(file, stored, evalscripts)) is not None:
+            cache.used(file)
+            return loaded
         text = decode(raw, "manifest")
         documents = read_documents(text)
     except YamlProblem as e:
@@ -134,48 +117,11 @@ def _load_file(path: Path, env, evalscripts, diagnostics: list[Diagnostic], cach
         return []
     before = len(diagnostics)
     unscanned = not envrefs.may_refer(text)
-    loaded = [_load_document(document, file, os.path.dirname(file), env, evalscripts, diagnostics, unscanned)
-              for document in documents]
+    loaded = [_load_document(document, file, root, env, evalscripts, diagnostics, unscanned) for document in documents]
     if len(diagnostics) == before and all(item.manifest is not None and not item.manifest.sensitive for item in loaded):
         scripts = {key: evalscripts[key] for item in loaded if (key := _script_key(item.manifest))}
-        cache.put(file, raw, scripts, tuple(_to_stored(item) for item in loaded))
+        cache.put(file, raw, scripts, [_to_stored(item) for item in loaded])
     return loaded
-
-
-def read_text(path: Path, limit: int, what: str) -> str:
-    return decode(read_bytes(path, limit, what), what)
-
-
-def read_bytes(path: Path, limit: int, what: str) -> bytes:
-    try:
-        descriptor = os.open(path, os.O_RDONLY)  # no file object: 10,000 small files are read per plan
-        try:
-            size = os.fstat(descriptor).st_size
-            if size > limit:
-                raise YamlProblem(1, 1, f"the {what} is {size / 2**20:.1f} MiB; the limit is {limit / 2**20:g} MiB",
-                                  "large areas belong in a GeoPackage input, not inline geometry")
-            chunks, total = [], 0
-            while chunk := os.read(descriptor, size + 1):  # one read and the end, unless it grew meanwhile
-                chunks.append(chunk)
-                total += len(chunk)
-                if total > limit:
-                    raise YamlProblem(1, 1, f"the {what} is over the limit of {limit / 2**20:g} MiB")
-            return b"".join(chunks)
-        finally:
-            os.close(descriptor)
-    except OSError as e:
-        raise YamlProblem(1, 1, f"cannot read the {what}: {e.strerror}") from None
-
-
-def decode(raw: bytes, what: str) -> str:
-    if b"\x00" in raw:
-        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise YamlProblem(line, 1, f"the {what} is binary, not text")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise YamlProblem(line, 1, f"the {what} is not UTF-8 text (byte {e.start})") from None
 
 
 def _script_key(manifest: Manifest) -> str | None:
@@ -184,21 +130,36 @@ def _script_key(manifest: Manifest) -> str | None:
     return os.path.join(os.path.dirname(manifest.file), name) if name is not None else None
 
 
-def _to_stored(item: _Loaded) -> tuple:
+def _to_stored(item: _Loaded) -> list:
     """A valid document as plain data for the load cache; a file's evalscript is left out of
     the body (it is stored once, as the file it is)."""
     manifest, script = item.manifest, _script_key(item.manifest)
     body = manifest.body
     if script is not None:
         body = {**body, "processRequest": {k: v for k, v in body["processRequest"].items() if k != "evalscript"}}
-    return (item.index, manifest.line, plain(manifest.job), body, script, manifest.desired)
+    return [item.index, manifest.line, plain(manifest.job), body, script, list(manifest.desired)]
 
 
-def _from_stored(file: str, stored: tuple, evalscripts: dict) -> _Loaded:
-    index, line, job, body, script, desired = stored
+def _from_stored(file: str, stored: list, evalscripts: dict) -> list[_Loaded] | None:
+    """The documents the load cache kept for `file`, each through the models a fresh read goes
+    through; None when any is not what a valid entry holds."""
+    try:
+        return [_stored_document(file, document, evalscripts) for document in stored]
+    except Exception:  # noqa: BLE001 — an entry is never trusted: whatever is wrong with it, the file is read afresh
+        return None
+
+
+def _stored_document(file: str, stored: list, evalscripts: dict) -> _Loaded:
+    index, line, job, body, script, (digest, spec_hash) = stored
+    if not (type(index) is int and type(line) is int and type(digest) is str and type(spec_hash) is str):
+        raise ValueError("not a stored document")
     if script is not None:  # the cache checked that the file still holds what the entry was made with
-        body = {**body, "processRequest": {**body["processRequest"], "evalscript": evalscripts[script]}}
-    manifest = Manifest(rebuild(job), file, line, body, frozenset(), desired)
+        text = evalscripts[script]
+        if not isinstance(text, str):
+            raise ValueError("its evalscript cannot be read")
+        body = {**body, "processRequest": {**body["processRequest"], "evalscript": text}}
+    validated = BatchJob.model_validate({**job, "spec": {**job["spec"], "request": body}}, context={"unresolved": set()})
+    manifest = Manifest(_without_request(validated), file, line, body, frozenset(), (digest, spec_hash))
     return _Loaded(file, index, line, manifest.name, manifest)
 
 
@@ -237,7 +198,7 @@ class _Reporter:
         self.out.append(Diagnostic(self.file, line, column, format_path(path), message, hint, severity))
 
 
-def _load_document(doc: Document, file: str, base: str, env, evalscripts, out: list[Diagnostic],
+def _load_document(doc: Document, file: str, root: str, env, evalscripts, out: list[Diagnostic],
                    unscanned: bool = False) -> _Loaded:
     report = _Reporter(doc, file, out)
     if not isinstance(doc.data, dict):
@@ -249,7 +210,7 @@ def _load_document(doc: Document, file: str, base: str, env, evalscripts, out: l
     for path in sorted(refs.literal_secrets, key=str):
         report(path, "a credential is written in the manifest", "use ${env:NAME} so it stays out of git", warning=True)
     job, request = _validate(data, refs, report)
-    body = _body_with_evalscript(data, base, evalscripts, report)
+    body = _body_with_evalscript(data, file, root, evalscripts, report)
     if request is not None:
         at = ("spec", "request")
         findings: list[Finding] = check_v1(request) if isinstance(request, RequestV1) else check_v2(request)
@@ -267,8 +228,11 @@ def _load_document(doc: Document, file: str, base: str, env, evalscripts, out: l
 def _manifest(job: BatchJob, file: str, line: int, body: dict, sensitive: frozenset[tuple]) -> Manifest:
     """The request's model has done its work (validation) and is dropped: what is sent is `body`,
     plain data, and keeping both would double what 10,000 manifests hold in memory."""
-    job = job.model_copy(update={"spec": job.spec.model_copy(update={"request": None})})
-    return Manifest(job, file, line, body, sensitive, desired(job.spec.api, body, _in_body(sensitive)))
+    return Manifest(_without_request(job), file, line, body, sensitive, desired(job.spec.api, body, _in_body(sensitive)))
+
+
+def _without_request(job: BatchJob) -> BatchJob:
+    return job.model_copy(update={"spec": job.spec.model_copy(update={"request": None})})
 
 
 def _validate(data: dict, refs: envrefs.EnvScan, report: _Reporter) -> tuple[BatchJob | None, Any]:
@@ -300,7 +264,7 @@ def _validate(data: dict, refs: envrefs.EnvScan, report: _Reporter) -> tuple[Bat
         return None, None
 
 
-def _body_with_evalscript(data: dict, base: str, cache: dict, report: _Reporter) -> dict | None:
+def _body_with_evalscript(data: dict, file: str, root: str, cache: dict, report: _Reporter) -> dict | None:
     """`spec.request` with the evalscript file read into it (the document's data is this load's
     own: only the two mappings on the way to the evalscript are copied); None when that fails."""
     spec = data.get("spec")
@@ -319,7 +283,8 @@ def _body_with_evalscript(data: dict, base: str, cache: dict, report: _Reporter)
     if inline is not None:
         report(at, "both spec.evalscriptFile and request.processRequest.evalscript are set", "keep one of them")
         return None
-    script = _read_evalscript(os.path.join(base, name), cache)
+    base = os.path.dirname(file)
+    script = _read_evalscript(os.path.join(base, name), root, cache)
     if script is None:
         hint = None if os.path.isabs(name) else f"the path is relative to the manifest's folder ({base or '.'})"
         report(at, f"evalscript file {name} not found", hint)
@@ -332,15 +297,19 @@ def _body_with_evalscript(data: dict, base: str, cache: dict, report: _Reporter)
     return None
 
 
-def _read_evalscript(key: str, cache: dict[str, str | YamlProblem | None]) -> str | YamlProblem | None:
+def _read_evalscript(key: str, root: str, cache: dict[str, str | YamlProblem | None]) -> str | YamlProblem | None:
     """The file's text (None when absent), read once per path as written: 10,000 manifests usually
-    name a handful of evalscripts."""
+    name a handful of evalscripts. A path leading out of the repository is a problem, never read."""
     if key not in cache:
-        path = Path(key)
         try:
-            if path.is_dir():
-                raise YamlProblem(1, 1, "is a folder, not a file")
-            cache[key] = read_text(path, MAX_EVALSCRIPT_BYTES, "evalscript") if path.is_file() else None
+            if not os.path.lexists(key):
+                cache[key] = None
+            elif (problem := escape(key, root)) is not None:
+                cache[key] = YamlProblem(1, 1, f"not read: it {problem}", RULE_HINT)
+            elif os.path.isdir(key):
+                cache[key] = YamlProblem(1, 1, "is a folder, not a file")
+            else:
+                cache[key] = read_text(key, MAX_EVALSCRIPT_BYTES, "evalscript")
         except YamlProblem as e:
             cache[key] = e
         except (OSError, ValueError) as e:  # e.g. a NUL in the name

@@ -7,7 +7,6 @@ The JSON Schema for editors is generated from these models (`reconciler schema`)
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -153,23 +152,6 @@ def plain(job: BatchJob) -> dict[str, Any]:
     spec = {key: value for key, value in job.spec if key not in ("request", "policy")}
     return {"apiVersion": job.apiVersion, "kind": job.kind, "metadata": dict(job.metadata),
             "spec": {**spec, "policy": dict(job.spec.policy)}}
-
-
-def rebuild(data: dict[str, Any]) -> BatchJob:
-    """The BatchJob `plain` was made from, without validating it again: for the load cache,
-    whose entries were validated when they were written."""
-    spec = data["spec"]
-    model = SpecV1 if spec["api"] == "v1" else SpecV2
-    return BatchJob.model_construct(
-        apiVersion=data["apiVersion"], kind=data["kind"], metadata=Metadata.model_construct(**data["metadata"]),
-        spec=model.model_construct(**{**spec, "request": None, "policy": _policy(tuple(spec["policy"].items()))}),
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def _policy(items: tuple[tuple[str, Any], ...]) -> Policy:
-    """Policies repeat across a fleet (mostly the defaults); a frozen model can be shared."""
-    return Policy.model_construct(**dict(items))
 
 
 def json_schema() -> dict[str, Any]:

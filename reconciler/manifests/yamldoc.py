@@ -35,7 +35,7 @@ from ruamel.yaml.events import (
     SequenceStartEvent,
 )
 
-from reconciler.manifests.yamlplain import MAX_DEPTH, MAX_NODES, CParser, NotPlain, c_readable, plain_block, read_plain
+from reconciler.manifests.yamlplain import MAX_DEPTH, MAX_DOCUMENTS, MAX_NODES, CParser, NotPlain, c_readable, plain_block, read_plain
 from reconciler.manifests.yamlscalar import MERGE, SHARED_UP_TO, BadScalar, scalar_value
 
 
@@ -55,19 +55,33 @@ class Loc(NamedTuple):  # a tuple: made once per YAML node, it must be cheap
     children: Any = None
 
 
+class _Text:
+    """The whole text of a file, shared by its documents: the first `locate` of any of them reads
+    it again with locations, once for all (per document, a file of many would cost its square)."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.locs: list[Loc] | None = None
+
+    def loc(self, index: int) -> Loc:
+        if self.locs is None:
+            self.locs = [document.loc for document in _located(self.text)]
+        return self.locs[index]
+
+
 @dataclass
 class Document:
     data: Any
     index: int  # position of the document in its file, from 0
     line: int  # 1-based line where its content starts
-    text: str = field(repr=False)  # the whole file, to find locations again when one is asked for
+    source: _Text = field(repr=False)  # to find locations again when one is asked for
     loc: Loc | None = field(default=None, repr=False)  # made on the first `locate`, unless read with them
 
     def locate(self, path: tuple, at_key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of the value at `path`, or of its key with `at_key`.
         A path that leaves the document stops at the deepest node that exists."""
         if self.loc is None:  # read without locations (the fast path): read again, with them
-            self.loc = _located(self.text)[self.index].loc
+            self.loc = self.source.loc(self.index)
         loc, key_loc = self.loc, None
         for part in path:
             children = loc.children
@@ -85,7 +99,8 @@ def read_documents(text: str) -> list[Document]:
     """Every non-empty document of `text`; raises YamlProblem for anything we cannot use.
     Locations are found when first asked for (`Document.locate`): a valid manifest never needs them."""
     try:
-        return [Document(data, index, line, text) for index, (data, line) in enumerate(read_plain(text))]
+        source = _Text(text)
+        return [Document(data, index, line, source) for index, (data, line) in enumerate(read_plain(text))]
     except (YAMLError, NotPlain):
         return _located(text)  # outside the plain subset, or a problem: the located reading decides and words it
 
@@ -189,6 +204,7 @@ class _Frame:
 class _Builder:
     def __init__(self, text: str, fast: bool):
         self.text, self.fast = text, fast
+        self.source = _Text(text)
         self.stack: list[_Frame] = []
         self.anchors: dict[str, tuple[Any, Loc, int]] = {}
         self.root: list[tuple[Any, Loc]] = []
@@ -208,11 +224,14 @@ class _Builder:
             elif isinstance(event, AliasEvent):
                 self._alias(event)
             elif isinstance(event, DocumentStartEvent):
+                if len(documents) >= MAX_DOCUMENTS:
+                    raise _at(event, f"the file holds more than {MAX_DOCUMENTS} documents",
+                              "split the manifests into several files")
                 self.root, self.anchors = [], {}
             elif isinstance(event, DocumentEndEvent) and self.root:
                 data, loc = self.root[0]
                 if data is not None:
-                    documents.append(Document(data, len(documents), loc.line + 1, self.text, loc))
+                    documents.append(Document(data, len(documents), loc.line + 1, self.source, loc))
         return documents
 
     def _open(self, event) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from ruamel.yaml.events import (
     AliasEvent,
     DocumentEndEvent,
+    DocumentStartEvent,
     MappingEndEvent,
     MappingStartEvent,
     ScalarEvent,
@@ -34,6 +35,7 @@ except ImportError:  # pragma: no cover — the pure parser reads everything, on
 
 MAX_DEPTH = 100  # a manifest nests ~15 levels; GeoJSON adds 4
 MAX_NODES = 500_000  # after alias expansion: stops "billion laughs" documents
+MAX_DOCUMENTS = 1000  # per file: a repository of more jobs splits them into files
 
 _BLOCK_HEADER = re.compile(r"[|>](?:[+-]?[1-9]?|[1-9][+-])(?:[ ]+#.*|[ ]*)$")
 
@@ -90,6 +92,10 @@ def read_plain(text: str) -> list[tuple[Any, int]]:
                 if root is not None:
                     documents.append((root, line))
                 root = None
+                continue
+            elif kind is DocumentStartEvent:
+                if len(documents) >= MAX_DOCUMENTS:
+                    raise NotPlain
                 continue
             elif kind is AliasEvent:
                 raise NotPlain
