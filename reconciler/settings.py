@@ -130,19 +130,24 @@ def is_loopback(host: str) -> bool:
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+MAX_DURATION = 365 * 86400.0  # longer is a typo: a lease or a wait of years cannot be meant
 
 
 def parse_duration(text: str) -> float:
-    """`90`, `90s`, `1.5m`, `10m`, `2h`, `500ms`, `1h30m` → seconds; ValueError otherwise."""
+    """`90`, `90s`, `1.5m`, `10m`, `2h`, `500ms`, `1h30m` → seconds, at most a year; ValueError otherwise."""
     import re
 
     text = text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"{text!r} is not a duration (examples: 30s, 10m, 1h30m, 500ms)")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+        seconds = float(text)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)", text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"{text!r} is not a duration (examples: 30s, 10m, 1h30m, 500ms)")
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{text!r} is out of range: the longest duration is 365d")
+    return seconds
 
 
 def state_location(flag: str | None, environ: Mapping[str, str] = os.environ) -> str:
@@ -158,14 +163,17 @@ def state_location(flag: str | None, environ: Mapping[str, str] = os.environ) ->
 def lease_ttl(flag: float | None, environ: Mapping[str, str] = os.environ) -> float:
     """`--lease-ttl`, else RECONCILER_LEASE_TTL, else 10 minutes."""
     if flag is not None:
-        return flag
-    text = environ.get("RECONCILER_LEASE_TTL")
-    if not text:
+        ttl, source = flag, "--lease-ttl"
+    elif text := environ.get("RECONCILER_LEASE_TTL"):
+        try:
+            ttl, source = parse_duration(text), "RECONCILER_LEASE_TTL"
+        except ValueError as e:
+            raise InvalidSettings(f"RECONCILER_LEASE_TTL: {e}") from None
+    else:
         return 600.0
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise InvalidSettings(f"RECONCILER_LEASE_TTL: {e}") from None
+    if ttl < 1:
+        raise InvalidSettings(f"{source}: a lease must live at least 1s", "the default is 10m; it is renewed while held")
+    return ttl
 
 
 CONFIG_FILE = "reconciler.toml"

@@ -21,8 +21,12 @@ if "RECONCILER_CACHE_DIR" not in os.environ:
 @pytest.fixture(autouse=True)
 def _inside_tmp_path(tmp_path, monkeypatch):
     """Each test runs in its own folder, as a user runs the tool in a repository: manifests are
-    read only from inside the repository (the git top-level, else the current directory)."""
+    read only from inside the repository (the git top-level, else the current directory). And
+    with no secret value known from an earlier test, as a run starts."""
+    from reconciler import redaction
+
     monkeypatch.chdir(tmp_path)
+    redaction.forget()
 
 
 @pytest.fixture

@@ -86,3 +86,17 @@ def test_no_colour_when_not_a_terminal_or_with_no_color(run_cli, monkeypatch):
     assert colour_enabled(Tty()) is False
     monkeypatch.delenv("NO_COLOR")
     assert colour_enabled(Tty()) is True
+
+
+def test_resolve_env_never_prints_a_resolved_value(tmp_path, run_cli, monkeypatch):
+    text = (EXAMPLES / "corsica-max-ndvi.yaml").read_text().replace("state: started", "state: ${env:WANTED_STATE}")
+    text = text.replace("url: s3://reconciler-demo-results/corsica-max-ndvi", "url: ${env:RESULT_URL}")
+    assert "${env:RESULT_URL}" in text
+    (tmp_path / "job.yaml").write_text(text)
+    copy_evalscripts(tmp_path)
+    monkeypatch.setenv("WANTED_STATE", "finished-secret-state")
+    monkeypatch.setenv("RESULT_URL", "ftp://secret-host/secret-path")
+    for fmt in ("text", "json"):
+        code, out, err = run_cli("validate", "--resolve-env", "--format", fmt, str(tmp_path))
+        assert code == 1 and "spec.state" in out and "output.delivery.s3.url" in out, out
+        assert "secret" not in out + err

@@ -207,3 +207,42 @@ def test_same_inputs_same_plan(tmp_path):
     assert first == second and first.fingerprint == second.fingerprint
     moved = kinds([m], [live(status="PROCESSING")], {"job": record(m, status="DONE")})[1]
     assert moved.fingerprint != first.fingerprint
+
+
+def test_a_path_recorded_sensitive_stays_masked_after_the_manifest_stops_referencing_a_secret(tmp_path):
+    """`description: "x ${env:S}"` was applied; the manifest now says "x plain": the live value
+    is still the secret, and the plan shows neither it nor a digest of it (DESIGN §4)."""
+    secret = "the-resolved-secret-value"
+    m = manifest(tmp_path, description="x plain")
+    masked = record(m).model_copy(update={"sensitivePaths": [["description"], ["output", "delivery", "s3", "url"]]})
+    request = json.loads(json.dumps(V2_REQUEST))
+    request["output"]["delivery"]["s3"]["url"] = f"s3://{secret}"
+    _, made = kinds([m], [live(description=f"x {secret}")], {"job": masked})
+    update = next(a for a in made.actions if a.kind is Kind.UPDATE)
+    assert [(c.path, c.before, c.after) for c in update.changes] == [("description", "(sensitive)", "(sensitive)")]
+    _, changed = kinds([m], [live(description="x plain", request=request)], {"job": masked})
+    [blocked] = changed.actions
+    assert blocked.kind is Kind.BLOCKED and [(c.path, c.before, c.after) for c in blocked.changes] == [
+        ("output.delivery.s3.url", "(sensitive)", "(sensitive)")]
+    assert secret not in repr(made) + repr(changed)
+    # a live request that still equals the manifest at a masked path is no change at all
+    _, same = kinds([m], [live(description="x plain")], {"job": masked})
+    assert [a.kind for a in same.actions] == [Kind.START]
+
+
+def test_text_from_the_service_is_scrubbed_and_bounded(tmp_path):
+    from reconciler import redaction
+
+    redaction.remember(["known-secret-value"])
+    m = manifest(tmp_path)
+    error = "refused body {\"secretAccessKey\": \"known-secret-value\"} " + "x" * 10_000
+    failed = LiveJob(id="id-1", api="v2", status="FAILED", description=with_marker("a job", "job"), request=V2_REQUEST,
+                     error=redaction.from_service(error))
+    stranger = LiveJob(id="other", api="v2", status="DONE", description="known-secret-value " + "y" * 10_000,
+                       request=V2_REQUEST)
+    _, made = kinds([m], [failed, stranger], {"job": record(m, status="FAILED")})
+    assert "known-secret-value" not in repr(made)
+    [blocked] = made.actions
+    assert len(blocked.reasons[0]) <= redaction.MAX_TEXT + 10
+    [unmanaged] = made.unmanaged
+    assert unmanaged.description.startswith("(sensitive) yyy") and len(unmanaged.description) == redaction.MAX_TEXT

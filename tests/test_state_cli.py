@@ -103,3 +103,42 @@ def test_no_state_location_is_a_clear_error(run_cli, monkeypatch):
     monkeypatch.delenv("RECONCILER_STATE", raising=False)
     code, _, err = run_cli("state", "list")
     assert code == 1 and "no state location" in err and "RECONCILER_STATE" in err
+
+
+@pytest.mark.parametrize("lease, problem", [
+    ({"id": "x", "operation": "apply", "who": "w", "created": "2026-11-01T00:00:00+00:00", "expires": "not-a-date"},
+     "Invalid isoformat string"),
+    ({"id": "x", "operation": "apply", "who": "w", "created": "2026-11-01T00:00:00+00:00"}, "missing 1 required"),
+    ({"id": 5, "operation": "apply", "who": "w", "created": "c", "expires": "e"}, "not a string"),
+    ("[1, 2]", "must be a mapping"),
+    (None, "not JSON"),
+])
+def test_a_malformed_lease_is_one_line_with_a_hint(location, run_cli, lease, problem):
+    from reconciler.state.lease import lease_key
+
+    state = open_state(location)
+    data = b"{not json" if lease is None else (lease.encode() if isinstance(lease, str) else json.dumps(lease).encode())
+    state.store.put(lease_key(state.key), data)
+    for args in (("lock", "status"), ("state", "rm", "corsica")):
+        code, out, err = run_cli(*args, "--state", location)
+        assert code == 1 and "is unreadable" in err and problem in err and "unexpected" not in err, err
+        assert "hint: if no run holds it, delete that object by hand" in err
+
+
+def test_a_lease_holder_with_terminal_escapes_is_shown_escaped(location, run_cli):
+    held = Lease.acquire(open_state(location).store, open_state(location).key, operation="apply\x1b[2J",
+                         who="evil\x1b]0;title\x07\nsecond line")
+    try:
+        for args in (("lock", "status"), ("state", "rm", "corsica")):
+            code, out, err = run_cli(*args, "--state", location)
+            assert "\x1b" not in out + err and "\x07" not in out + err
+            assert "evil\\x1b]0;title\\x07\\nsecond line" in out + err
+    finally:
+        held.release()
+
+
+@pytest.mark.parametrize("flag", ["999999999d", "366d", "0s", "500ms"])
+def test_an_out_of_range_lease_ttl_is_one_line(location, run_cli, flag):
+    code, _, err = run_cli("state", "rm", "corsica", "--state", location, "--lease-ttl", flag)
+    assert code == 1 and "unexpected" not in err
+    assert ("out of range" in err) if flag.endswith("d") else ("at least 1s" in err)

@@ -14,9 +14,8 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 from reconciler.errors import ReconcilerError
+from reconciler.redaction import from_service, redact, scrub
 
-# Keys whose values are credentials wherever they appear in an echoed body or in error details.
-SECRET_KEYS = frozenset({"secretAccessKey", "accessKey", "client_secret", "access_token", "refresh_token"})
 _MAX_DETAIL = 300
 
 
@@ -39,7 +38,8 @@ class ApiError(ReconcilerError):
         hint: str | None = None,
     ):
         where = f"{method} {path}".strip()
-        super().__init__(f"{where}: {message}" if where else message, hint or self.default_hint)
+        # the message may quote the service, which may echo a secret it was sent (DESIGN §8)
+        super().__init__(scrub(f"{where}: {message}" if where else message), hint or self.default_hint)
         self.method = method
         self.path = path
         self.status = status
@@ -145,7 +145,14 @@ def error_for_status(status: int, body: bytes, *, method: str, path: str, token_
 
 def parse_error_body(body: bytes) -> ErrorFields:
     """Read `{"error": {status, reason, message, code, errors}}`, an OAuth `{"error": "invalid_client",
-    "error_description": …}`, or plain text (a proxy's page); never fails."""
+    "error_description": …}`, or plain text (a proxy's page); never fails. Every text is the
+    service's: known secrets are hidden and its length bounded (reconciler.redaction)."""
+    fields = _error_fields(body)
+    return ErrorFields(from_service(fields.reason), from_service(fields.message), from_service(fields.code),
+                       fields.errors)
+
+
+def _error_fields(body: bytes) -> ErrorFields:
     from pydantic import ValidationError
 
     from reconciler.api.models.common import ErrorBody
@@ -164,15 +171,6 @@ def parse_error_body(body: bytes) -> ErrorFields:
         description = data.get("error_description")
         return ErrorFields(message=str(description) if description else None, code=data["error"])
     return ErrorFields(message=_snippet(body) if body else None)
-
-
-def redact(value: Any) -> Any:
-    """A copy of `value` with credential-named keys masked (the service may echo a rejected body)."""
-    if isinstance(value, dict):
-        return {k: "(sensitive)" if k in SECRET_KEYS else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
 
 
 def _phrase(status: int) -> str:

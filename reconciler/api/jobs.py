@@ -25,6 +25,7 @@ from pydantic import Field
 from reconciler.api.client import BatchClient, V1Client, V2Client
 from reconciler.api.errors import ApiError
 from reconciler.api.models import v1, v2
+from reconciler.redaction import from_service
 
 ApiVersion = Literal["v1", "v2"]
 API_VERSIONS: tuple[ApiVersion, ...] = ("v2", "v1")
@@ -94,7 +95,7 @@ def live_job_from_v2(task: v2.Task, shared: dict[str, str] | None = None) -> Liv
         id=task.id, api="v2", status=str(task.status), description=task.description,
         request=_share_evalscript(task.request, shared) if shared is not None else task.request,
         created=task.created, last_updated=task.lastUpdated, cost_pu=task.costPU,
-        completion=task.completionPercentage, user_action=_text(task.userAction), error=task.error,
+        completion=task.completionPercentage, user_action=_text(task.userAction), error=from_service(task.error),
         stopped_reason=_text(task.stoppedStatusReason),
     )
 
@@ -108,7 +109,7 @@ def live_job_from_v1(request: v1.BatchRequest) -> LiveJob:
     return LiveJob(
         id=request.id, api="v1", status=str(request.status), description=request.description,
         request=body, created=request.created, cost_pu=request.valueEstimate, tile_count=request.tileCount,
-        user_action=_text(request.userAction), error=request.error,
+        user_action=_text(request.userAction), error=from_service(request.error),
     )
 
 

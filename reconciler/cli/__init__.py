@@ -12,6 +12,7 @@ import click
 
 from reconciler.cli import engine, manifests, sandbox, state  # noqa: F401 — each registers its commands
 from reconciler.cli.base import RETAINED, cli
+from reconciler import redaction
 from reconciler.errors import ReconcilerError
 
 __all__ = ["cli", "main"]
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
     debug = "--debug" in args or bool(os.environ.get("RECONCILER_DEBUG"))
+    redaction.forget()
     try:
         code = cli.main(args=args, prog_name="reconciler", standalone_mode=False)
     except click.exceptions.Abort:

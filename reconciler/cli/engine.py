@@ -103,9 +103,8 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
         state_file, progress = _state(unit.state), Progress()
         with BatchClient(api_settings()) as client:
             if saved_file:
-                saved = load(saved_file)
-                show_plan(saved.plan, "text")
-                results, final = apply_saved(client, state_file, saved, settings, progress)
+                results, final = apply_saved(client, state_file, load(saved_file), settings,
+                                             lambda p: show_plan(p, "text"), progress)
             else:
                 selection = _selection(unit.paths, targets, selectors, allow_replace=allow_replace)
                 _, results, final = apply_fresh(client, state_file, selection, settings, lambda p: show_plan(p, "text"),

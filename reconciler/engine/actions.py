@@ -60,9 +60,15 @@ class Action:
     cost_pu: float | None = None
     cost_source: str | None = None  # "estimate" (offline, from the manifest) or "service"
     overrides: tuple[tuple[str, object], ...] = ()  # body changes for a re-run, e.g. skipExisting
+    sends: str | None = None  # digest of the create body or description apply sends (engine.payload)
 
     def sort_key(self) -> tuple:
         return (self.name, self.kind.order)
+
+    def substance(self) -> tuple:
+        """What the action does, as opposed to how it is explained: a saved plan is executed only
+        when a fresh plan has the same substance (DESIGN §4)."""
+        return (self.name, self.kind.name, self.api, self.job_id, self.steps, self.spec_hash, self.overrides, self.sends)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from reconciler.api.jobs import JobsApi, LiveJob
 from reconciler.engine.identity import owner, with_marker, without_marker
 from reconciler.engine.normalize import canonical, spec_hash
 from reconciler.errors import ReconcilerError
-from reconciler.manifests.envrefs import SECRET_KEYS
+from reconciler.redaction import CREDENTIAL_KEYS
 from reconciler.manifests.loader import Manifest
 from reconciler.state.lease import whoami
 from reconciler.state.model import HistoryEntry, JobState
@@ -56,11 +56,12 @@ def import_job(client: BatchClient, state: StateFile, name: str, request_id: str
         if name in snapshot.lockfile.jobs and snapshot.lockfile.jobs[name].id not in (None, request_id):
             raise ReconcilerError(f"{name!r} already manages request {snapshot.lockfile.jobs[name].id}",
                                   f"`reconciler state rm {name}` first if that is intended")
-        manifest_yaml, secrets = manifest_for(name, live)
+        manifest_yaml, secrets, masked = manifest_for(name, live)
         marked = _mark(client, live, name)
         journal = state.journal(state.compact(snapshot))
-        job = JobState(id=live.id, api=live.api, specHash=spec_hash(live.api, live.request), status=live.status,
-                       observedAt=datetime.now(timezone.utc))
+        job = JobState(id=live.id, api=live.api, specHash=spec_hash(live.api, live.request, masked), status=live.status,
+                       observedAt=datetime.now(timezone.utc),
+                       sensitivePaths=JobState.paths(masked))
         journal.record(name, job, HistoryEntry(at=datetime.now(timezone.utc), who=whoami(), action="import",
                                                result="ok", requestId=live.id))
         journal.compact()
@@ -78,13 +79,15 @@ def _mark(client: BatchClient, live: LiveJob, name: str) -> bool:
         return False
 
 
-def manifest_for(name: str, live: LiveJob) -> tuple[str, tuple[str, ...]]:
-    """A manifest reproducing the live request; credentials become `${env:…}` references."""
+def manifest_for(name: str, live: LiveJob) -> tuple[str, tuple[str, ...], frozenset[tuple]]:
+    """A manifest reproducing the live request; credentials become `${env:…}` references. Also
+    the variables it expects and their paths in the body (sensitive from now on)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.scalarstring import LiteralScalarString
 
     request = {k: v for k, v in copy.deepcopy(live.request).items() if k != "description"}
-    secrets = _externalise_secrets(request, name, [])
+    found: list[tuple[str, tuple]] = _externalise_secrets(request, name, [])
+    secrets = [variable for variable, _ in found]
     evalscript = request.get("processRequest", {}).get("evalscript")
     if isinstance(evalscript, str) and "\n" in evalscript:
         request["processRequest"]["evalscript"] = LiteralScalarString(evalscript)
@@ -102,16 +105,16 @@ def manifest_for(name: str, live: LiveJob) -> tuple[str, tuple[str, ...]]:
     text.write("# yaml-language-server: $schema=../schema/batchjob.schema.json\n")
     text.write(f"# Imported from {live.api} request {live.id}.\n")
     yaml.dump(document, text)
-    return text.getvalue(), tuple(secrets)
+    return text.getvalue(), tuple(secrets), frozenset(path for _, path in found)
 
 
-def _externalise_secrets(node, name: str, found: list[str], path: tuple = ()) -> list[str]:
+def _externalise_secrets(node, name: str, found: list[tuple[str, tuple]], path: tuple = ()) -> list[tuple[str, tuple]]:
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in SECRET_KEYS and isinstance(value, str):
+            if key in CREDENTIAL_KEYS and isinstance(value, str):
                 variable = f"{name.upper().replace('-', '_')}_{'_'.join(str(p).upper() for p in (*path, key))}"
                 node[key] = f"${{env:{variable}}}"
-                found.append(variable)
+                found.append((variable, (*path, key)))
             else:
                 _externalise_secrets(value, name, found, (*path, key))
     elif isinstance(node, list):
@@ -145,8 +148,10 @@ def rebuild(client: BatchClient, state: StateFile, manifests: list[Manifest], le
             if record is not None:
                 (kept.append(name) if record.id == job.id else conflicts.append((name, record.id or "-", job.id)))
                 continue
-            journal.record(name, JobState(id=job.id, api=job.api, specHash=_hash(by_name.get(name), job), status=job.status,
-                                          observedAt=datetime.now(timezone.utc)),
+            manifest = by_name.get(name)
+            masked = manifest.sent_sensitive if manifest is not None else frozenset()
+            journal.record(name, JobState(id=job.id, api=job.api, specHash=_hash(manifest, job), status=job.status,
+                                          observedAt=datetime.now(timezone.utc), sensitivePaths=JobState.paths(masked)),
                            HistoryEntry(at=datetime.now(timezone.utc), who=whoami(), action="rebuild", result="ok",
                                         requestId=job.id, detail="recovered from its ownership marker"))
             added.append((name, job.id))

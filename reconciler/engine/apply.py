@@ -9,7 +9,6 @@ others go on. The lease is checked before every step.
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -21,8 +20,10 @@ from reconciler.api.errors import ApiError, BadRequest, CreateOutcomeUnknown
 from reconciler.api.jobs import JobsApi, LiveJob
 from reconciler.engine.actions import Action, Plan
 from reconciler.engine.identity import owner, with_marker
+from reconciler.engine.payload import create_body, sent_digest
 from reconciler.errors import ReconcilerError
 from reconciler.manifests.loader import Manifest
+from reconciler.redaction import from_service
 from reconciler.state.model import HistoryEntry, Intent, JobState
 from reconciler.state.statefile import Journal
 
@@ -64,8 +65,9 @@ class Context:
             self.journal.note(name, job, self._event(action, result, request_id))
 
     def _event(self, action: str, result: str, request_id: str | None, detail: str | None = None) -> HistoryEntry:
-        return HistoryEntry(at=_now(), who=self.who, action=action, result=result, requestId=request_id,
-                            revision=self.revision, detail=detail)
+        # results quote the service's errors: stored with every known secret hidden, and bounded
+        return HistoryEntry(at=_now(), who=self.who, action=action, result=from_service(result), requestId=request_id,
+                            revision=self.revision, detail=from_service(detail))
 
     def current(self, name: str) -> JobState | None:
         with self.lock:
@@ -120,9 +122,10 @@ class _Step:
     def _adopt(self) -> None:
         manifest = self.context.manifests[self.action.name]
         previous = self.context.current(self.action.name)
+        masked = manifest.sent_sensitive | (previous.masked if previous and previous.id == self.job_id else frozenset())
         job = JobState(id=self.job_id, api=self.action.api, specHash=self.action.spec_hash or "",
                        status=self.action.live_status, observedAt=_now(), restarts=previous.restarts if previous else 0,
-                       onRemove=manifest.job.spec.policy.onRemove)
+                       onRemove=manifest.job.spec.policy.onRemove, sensitivePaths=JobState.paths(masked))
         self.context.record(self.action.name, job, "adopt", "ok", self.job_id, "found by its ownership marker")
 
     def _forget(self) -> None:
@@ -136,7 +139,8 @@ class _Step:
     def _create(self) -> None:
         name, manifest = self.action.name, self.context.manifests[self.action.name]
         previous = self.context.current(name)
-        body = _body(manifest, self.action)
+        body = _checked(self.action, manifest, create_body(manifest.body, manifest.job.spec.description, name,
+                                                           self.action.overrides))
         old = self.job_id
         rerun = bool(self.action.overrides)
         base = previous or JobState(api=self.action.api, specHash=self.action.spec_hash)
@@ -154,7 +158,8 @@ class _Step:
             how = "ok (answer lost; found by its marker)"
         restarts = (previous.restarts + 1 if previous else 1) if rerun else (previous.restarts if previous else 0)
         job = JobState(id=live.id, api=self.action.api, specHash=self.action.spec_hash, status=live.status,
-                       observedAt=_now(), restarts=restarts, onRemove=manifest.job.spec.policy.onRemove)
+                       observedAt=_now(), restarts=restarts, onRemove=manifest.job.spec.policy.onRemove,
+                       sensitivePaths=JobState.paths(manifest.sent_sensitive))
         detail = f"replaces {old}" if old else None
         self.context.record(name, job, "create", how, live.id, detail)
         self.job_id = live.id
@@ -168,9 +173,13 @@ class _Step:
         return None
 
     def _update(self) -> None:
-        spec = self.context.manifests[self.action.name].job.spec
-        self.api.update_description(self.job_id, with_marker(spec.description, self.action.name))
-        self._status("update", None)
+        manifest = self.context.manifests[self.action.name]
+        description = _checked(self.action, manifest, with_marker(manifest.job.spec.description, self.action.name))
+        self.api.update_description(self.job_id, description)
+        # the live description is now the manifest's: it is sensitive exactly when the manifest's is
+        previous = self.context.current(self.action.name)
+        kept = (previous.masked if previous else frozenset()) - {("description",)}
+        self._status("update", None, masked=kept | (manifest.sent_sensitive & {("description",)}))
 
     def _analyse(self) -> None:
         self._act(self.api.analyse, lambda job: job.status != "CREATED")
@@ -221,7 +230,8 @@ class _Step:
                 raise ReconcilerError(f"timed out waiting for {self.job_id} (still {live.status})")
             self.context.sleep(self.context.poll_seconds)
 
-    def _status(self, step: str, status: str | None, restarts: int | None = None) -> None:
+    def _status(self, step: str, status: str | None, restarts: int | None = None,
+                masked: frozenset[tuple] | None = None) -> None:
         previous = self.context.current(self.action.name)
         job = None
         if previous is not None:
@@ -230,23 +240,18 @@ class _Step:
                 update["status"] = status
             if restarts is not None:
                 update["restarts"] = restarts
+            if masked is not None:
+                update["sensitivePaths"] = JobState.paths(masked)
             job = previous.model_copy(update=update)
         self.context.record(self.action.name, job, step, "ok", self.job_id)
 
 
-def _body(manifest: Manifest, action: Action) -> dict:
-    _, spec_hash = manifest.desired
-    if spec_hash != action.spec_hash:
-        raise ReconcilerError(f"the manifest of {action.name} changed since the plan was made", "make a new plan")
-    body = copy.deepcopy(manifest.body)
-    body["description"] = with_marker(manifest.job.spec.description, action.name)
-    for path, value in action.overrides:
-        target = body
-        *parents, last = path.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[last] = value
-    return body
+def _checked(action: Action, manifest: Manifest, sent: dict | str) -> dict | str:
+    """`sent`, if it is what the plan's action said apply would send (engine.payload)."""
+    if sent_digest(sent, manifest.sent_sensitive) != action.sends:
+        raise ReconcilerError(f"what {action.name} would send is not what the plan showed (the manifest changed since)",
+                              "make a new plan")
+    return sent
 
 
 def _now() -> datetime:

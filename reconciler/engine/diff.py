@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.engine.normalize import digest
-
-SENSITIVE = "(sensitive)"
+from reconciler.redaction import SENSITIVE
 
 
 @dataclass(frozen=True)

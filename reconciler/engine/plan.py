@@ -17,9 +17,11 @@ from reconciler.api.jobs import LiveJob
 from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
 from reconciler.engine.diff import SENSITIVE, FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
-from reconciler.engine.normalize import canonical, digest, stable_json, text_digest
+from reconciler.engine.normalize import canonical, digest, sensitive_digest, stable_json, text_digest
 from reconciler.engine.pairing import Pair, pair
+from reconciler.engine.payload import create_body, sent_digest
 from reconciler.manifests.loader import Manifest
+from reconciler.redaction import from_service
 from reconciler.state.model import Lockfile
 
 RUNNING = ("ANALYSING", "PROCESSING")
@@ -41,11 +43,11 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
     actions: list[Action] = []
     forms = LiveForms()
     for p in pairing.pairs:
-        actions += _decide(p, options, estimate, forms)
+        actions += [_with_sends(a, p.manifest) if p.manifest is not None else a for a in _decide(p, options, estimate, forms)]
     warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "
                 f"using {p.live.id}" for p in pairing.pairs if p.duplicates]
-    unmanaged = [Unmanaged(j.id, j.api, j.status, j.description or "") for j in pairing.unmanaged]
-    unmanaged += [Unmanaged(j.id, j.api, j.status, j.description or "", "marked for a name no manifest has")
+    unmanaged = [Unmanaged(j.id, j.api, j.status, from_service(j.description) or "") for j in pairing.unmanaged]
+    unmanaged += [Unmanaged(j.id, j.api, j.status, from_service(j.description) or "", "marked for a name no manifest has")
                   for j in pairing.foreign]
     return Plan(tuple(sorted(actions, key=Action.sort_key)), lockfile.lineage, lockfile.serial,
                 fingerprint(pairing.pairs, forms), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings))
@@ -64,6 +66,9 @@ class LiveForms:
     def form(self, job: LiveJob, sensitive: frozenset[tuple] = frozenset()) -> dict:
         return self._made(job.request, sensitive)[0]
 
+    def desired_digest(self, body: dict, sensitive: frozenset[tuple]) -> str:
+        return self._made(body, sensitive)[1]
+
     def _made(self, body: dict, sensitive: frozenset[tuple]) -> tuple[dict, str]:
         key = (id(body), sensitive)
         if key not in self._done:
@@ -73,19 +78,39 @@ class LiveForms:
 
 
 def fingerprint(pairs: Iterable[Pair], forms: LiveForms | None = None) -> str:
-    """What the plan's decisions rest on: each paired job's id, status, description and request."""
+    """What the plan's decisions rest on: each paired job's id, status, description and request
+    (sensitive values as digests, and the description's digest when it is masked)."""
     forms = forms if forms is not None else LiveForms()
-    seen = [(p.name, p.live.id, p.live.status, p.live.description, forms.digest(p.live))
-            for p in pairs if p.live is not None]
+    seen = []
+    for p in pairs:
+        if p.live is not None:
+            hidden = masked(p)
+            shown = p.live.description if ("description",) not in hidden else sensitive_digest(p.live.description)
+            seen.append((p.name, p.live.id, p.live.status, shown, forms.digest(p.live, _body_paths(hidden))))
     return digest(sorted(seen))[:32]
+
+
+def masked(p: Pair) -> frozenset[tuple]:
+    """The paths of what is sent (body paths, and ("description",)) hidden for this job: the
+    manifest's sensitive ones, and those the lockfile recorded for its live request (DESIGN §4:
+    a path once sensitive stays masked until the live value changes)."""
+    recorded = p.record.masked if p.record is not None and p.live is not None and p.record.id == p.live.id else frozenset()
+    return (p.manifest.sent_sensitive if p.manifest is not None else frozenset()) | recorded
+
+
+def _body_paths(hidden: frozenset[tuple]) -> frozenset[tuple]:
+    return frozenset(path for path in hidden if path != ("description",))
 
 
 def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[Action]:
     if p.manifest is None:
         return [_removed(p)]
     m = p.manifest
-    body_sensitive = m.body_sensitive
+    hidden = masked(p)
+    body_sensitive = _body_paths(hidden)
     desired_digest, desired_hash = m.desired
+    if body_sensitive != m.body_sensitive:  # masked for the live request's sake: both sides alike
+        desired_digest = forms.desired_digest(m.body, body_sensitive)
     base = Action(Kind.NOOP, p.name, m.job.spec.api, p.live.id if p.live else None, (),
                   live_status=p.live.status if p.live else None, desired_state=m.job.spec.state, spec_hash=desired_hash)
     if p.live is None:
@@ -99,13 +124,24 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
         return out + [_spec_changed(p, base, diff, options, estimate)]
     wanted = with_marker(m.job.spec.description, p.name)
     if p.live.description != wanted:
-        out.append(_description(p, base, wanted))
+        out.append(_description(p, base, wanted, ("description",) in hidden))
     lifecycle = _lifecycle(p, base, estimate)
     if lifecycle.kind is Kind.WAIT and out and out[-1].kind is Kind.WAIT:  # one job waits once
         out[-1] = replace(out[-1], reasons=(*out[-1].reasons, *lifecycle.reasons))
     else:
         out.append(lifecycle)
     return [a for a in out if a.kind is not Kind.NOOP] or [out[-1]]
+
+
+def _with_sends(action: Action, m: Manifest) -> Action:
+    """The action with the digest of what apply will send for it (engine.payload)."""
+    if "create" in action.steps:
+        sent = create_body(m.body, m.job.spec.description, m.name, action.overrides)
+    elif "update" in action.steps:
+        sent = with_marker(m.job.spec.description, m.name)
+    else:
+        return action
+    return replace(action, sends=sent_digest(sent, m.sent_sensitive))
 
 
 def _removed(p: Pair) -> Action:
@@ -180,10 +216,10 @@ def _replace_allowed(p: Pair, options: PlanOptions) -> bool:
     return options.allow_replace or p.manifest.job.spec.policy.onSpecChange == "replace"
 
 
-def _description(p: Pair, base: Action, wanted: str) -> Action:
+def _description(p: Pair, base: Action, wanted: str, hidden: bool) -> Action:
     before, after = without_marker(p.live.description), p.manifest.job.spec.description
     reason = "description changed" if before != after else "add the ownership marker"
-    shown = (SENSITIVE, SENSITIVE) if ("spec", "description") in p.manifest.sensitive else (before, after)
+    shown = (SENSITIVE, SENSITIVE) if hidden else (from_service(before), after)
     change = (FieldChange("description", *shown),) if before != after else ()
     busy = p.live.status == "PROCESSING" or (p.live.status == "ANALYSING" and p.live.user_action == "START")
     if busy:

@@ -115,8 +115,11 @@ def apply_fresh(client: BatchClient, state: StateFile, selection: Selection, set
 
 
 def apply_saved(client: BatchClient, state: StateFile, saved: SavedPlan, settings: ApplySettings,
+                show: Callable[[Plan], None],
                 progress: Callable[[dict[str, str]], None]) -> tuple[list[applying.ActionResult], dict]:
-    """Execute a saved plan, exactly, if nothing it rests on has moved."""
+    """Execute a saved plan if nothing it rests on has moved. The file is never trusted on its own
+    (DESIGN §4, §8): the plan is made again from the manifests, the lockfile and the live jobs, and
+    only when the fresh plan does what the saved one says is the fresh one executed (and shown)."""
     selection = Selection(paths=saved.paths, targets=frozenset(saved.targets) if saved.targets else None,
                           allow_replace=saved.allow_replace)
     manifests, names = load_manifests(selection)
@@ -132,7 +135,36 @@ def apply_saved(client: BatchClient, state: StateFile, saved: SavedPlan, setting
                             f"{refreshed.snapshot.stored_serial})", "make a new plan: `reconciler plan --out FILE`")
         if again.fingerprint != saved.plan.fingerprint:
             raise StalePlan("the live jobs changed since the plan was made", "make a new plan: `reconciler plan --out FILE`")
-        return _execute(client, state, refreshed, saved.plan, manifests, settings, lease, progress)
+        if differences := plan_differences(saved.plan, again):
+            raise StalePlan("the saved plan is not what the manifests, lockfile and live jobs give now: "
+                            + "; ".join(differences[:3]) + (f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""),
+                            "make a new plan and review it: `reconciler plan --out FILE`")
+        show(again)
+        return _execute(client, state, refreshed, again, manifests, settings, lease, progress)
+
+
+def plan_differences(saved: Plan, fresh: Plan) -> list[str]:
+    """How the actions of a saved plan differ in substance from a fresh plan's, job by job."""
+    mine = {}
+    for action in saved.actions:
+        mine.setdefault(action.name, []).append(action.substance())
+    theirs = {}
+    for action in fresh.actions:
+        theirs.setdefault(action.name, []).append(action.substance())
+    out = []
+    for name in sorted(set(mine) | set(theirs)):
+        if mine.get(name) == theirs.get(name):
+            continue
+        if name not in theirs:
+            out.append(f"{name}: only in the saved plan")
+        elif name not in mine:
+            out.append(f"{name}: not in the saved plan")
+        else:
+            words = lambda substance: "/".join(s[1].lower() for s in substance)  # noqa: E731
+            same_kinds = words(mine[name]) == words(theirs[name])
+            out.append(f"{name}: the saved plan's {words(mine[name])} differs in what it sends or acts on"
+                       if same_kinds else f"{name}: saved {words(mine[name])}, now {words(theirs[name])}")
+    return out
 
 
 def _execute(client, state, refreshed, made: Plan, manifests, settings: ApplySettings, lease, progress):

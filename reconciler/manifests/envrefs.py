@@ -12,9 +12,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reconciler.redaction import CREDENTIAL_KEYS, remember
+
 REFERENCE = re.compile(r"\$\{env:([^}]*)\}")
 VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-SECRET_KEYS = frozenset({"accessKey", "secretAccessKey"})
 
 
 @dataclass
@@ -50,9 +51,10 @@ def scan(data: Any, environ: Mapping[str, str] | None) -> tuple[Any, EnvScan]:
     replacements: dict[tuple, str] = {}
     for path, text in strings(data):
         if "${env:" not in text:
-            if path and path[-1] in SECRET_KEYS:
+            if path and path[-1] in CREDENTIAL_KEYS:
                 result.sensitive.add(path)
                 result.literal_secrets.add(path)
+                remember([text])
             continue
         result.sensitive.add(path)
         names = REFERENCE.findall(text)
@@ -68,6 +70,7 @@ def scan(data: Any, environ: Mapping[str, str] | None) -> tuple[Any, EnvScan]:
             result.unresolved.add(path)
             result.problems.append((path, f"environment variable {missing[0]} is not set", f"export {missing[0]} before running"))
             continue
+        remember(environ[n] for n in names)  # the service may echo them: every output hides them
         replacements[path] = REFERENCE.sub(lambda m: environ[m.group(1)], text)
     return (_replace(data, replacements) if replacements else data), result
 

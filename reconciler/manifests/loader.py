@@ -33,6 +33,7 @@ from reconciler.manifests.files import (
 from reconciler.manifests.messages import translate
 from reconciler.manifests.schema import BatchJob, RequestV1, RequestV2, plain
 from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
+from reconciler.redaction import scrub
 
 _TYPE_ERRORS = {"string_type", "int_type", "float_type", "bool_type", "dict_type", "list_type", "model_type"}
 _OTHER_API_FIELDS = {
@@ -58,6 +59,11 @@ class Manifest:
     def body_sensitive(self) -> frozenset[tuple]:
         """The sensitive paths inside the body (relative to it)."""
         return _in_body(self.sensitive)
+
+    @property
+    def sent_sensitive(self) -> frozenset[tuple]:
+        """The sensitive paths of what is sent: the body's, and ("description",) for the description."""
+        return self.body_sensitive | ({("description",)} if ("spec", "description") in self.sensitive else set())
 
 
 def _in_body(sensitive: frozenset[tuple]) -> frozenset[tuple]:
@@ -195,7 +201,8 @@ class _Reporter:
         line, column = self.document.locate(path, at_key)
         self.errors += not warning
         severity = Severity.WARNING if warning else Severity.ERROR
-        self.out.append(Diagnostic(self.file, line, column, format_path(path), message, hint, severity))
+        hint = scrub(hint) if hint else hint  # a message never quotes a resolved ${env:…} value
+        self.out.append(Diagnostic(self.file, line, column, format_path(path), scrub(message), hint, severity))
 
 
 def _load_document(doc: Document, file: str, root: str, env, evalscripts, out: list[Diagnostic],
@@ -243,7 +250,8 @@ def _validate(data: dict, refs: envrefs.EnvScan, report: _Reporter) -> tuple[Bat
         job = BatchJob.model_validate(data, context=context)
         return job, job.spec.request
     except ValidationError as e:
-        errors = [translate(error, data, BatchJob) for error in e.errors(include_url=False)]
+        hidden = frozenset(refs.sensitive)
+        errors = [translate(error, data, BatchJob, hidden) for error in e.errors(include_url=False)]
     for fe in errors:
         if fe.path in refs.unresolved and fe.kind not in _TYPE_ERRORS:
             continue  # depends on the variable's value: checked with --resolve-env

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from reconciler.redaction import SENSITIVE
+
 _YAML_TYPE = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", dict: "a mapping", list: "a list"}
 
 _EXPECTED = {
@@ -39,9 +41,12 @@ class FieldError:
     kind: str
 
 
-def translate(error: dict[str, Any], data: Any, model: type[BaseModel]) -> FieldError:
+def translate(error: dict[str, Any], data: Any, model: type[BaseModel], hidden: frozenset[tuple] = frozenset()) -> FieldError:
+    """`hidden`: paths whose values are sensitive; a message never quotes them."""
     loc, kind = tuple(error["loc"]), error["type"]
     path, node = _existing_path(loc, data)
+    if path in hidden:
+        error = {**error, "input": SENSITIVE}
     hint = None
     if kind == "missing":
         field = loc[-1]

@@ -21,6 +21,15 @@ def paint(text: str, colour: bool, **style) -> str:
     return click.style(text, **style) if colour else text
 
 
+def plain(text: object) -> str:
+    """Text from outside (service text, descriptions, lease holders) fit for a terminal: known
+    secrets hidden, control characters made visible, so nothing can move the cursor, recolour the
+    terminal or start a new line."""
+    from reconciler.redaction import scrub
+
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in scrub(str(text)))
+
+
 def out(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     click.echo(text, err=err, nl=nl, color=True)  # styling is decided by `paint`, not by click
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from reconciler.engine.actions import Plan
-from reconciler.render import colour_enabled, out, paint
+from reconciler.render import colour_enabled, out, paint, plain
 
 
 def confirm(plan: Plan) -> bool:
@@ -32,13 +32,13 @@ class Progress:
     def __call__(self, statuses: dict[str, str]) -> None:
         if self.tty:
             done = sum(1 for s in statuses.values() if s in ("DONE", "ANALYSIS_DONE", "STOPPED", "CANCELED"))
-            counts = ", ".join(f"{n} {s}" for s, n in sorted(_count(statuses).items()))
+            counts = ", ".join(f"{n} {plain(s)}" for s, n in sorted(_count(statuses).items()))
             bar = "#" * int(20 * done / max(1, len(statuses)))
             click.echo(f"\r[{bar:<20}] {done}/{len(statuses)} · {counts}\x1b[K", nl=False, err=True)
         else:
             for name, status in sorted(statuses.items()):
                 if self.last.get(name) != status:
-                    click.echo(f"{name}: {status}", err=True)
+                    click.echo(f"{name}: {plain(status)}", err=True)
         self.last = dict(statuses)
 
     def finish(self) -> None:
@@ -52,12 +52,12 @@ def show_results(results, waited: dict[str, str] | None = None, behind: list[str
     for result in results:
         mark = paint("✓", colour, fg="green") if result.ok else paint("✗", colour, fg="red")
         what = f"{result.action.kind.word} {result.action.name}"
-        out(f"{mark} {what}: {result.message}" + (f" ({result.job_id})" if result.job_id else ""))
+        out(f"{mark} {what}: {plain(result.message)}" + (f" ({plain(result.job_id)})" if result.job_id else ""))
     for result in results:
         if result.pending:
             out(f"  {result.action.name}: the start waits for the service's estimate; run apply --wait or apply again later")
     if waited:
-        out("Final statuses: " + ", ".join(f"{n} {s}" for n, s in sorted(waited.items())))
+        out("Final statuses: " + ", ".join(f"{n} {plain(s)}" for n, s in sorted(waited.items())))
     if behind:
         out(paint(f"Did not converge: {', '.join(behind)} (see `reconciler status` and `reconciler state show NAME`)",
                   colour, fg="red"))

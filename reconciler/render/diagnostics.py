@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from reconciler.diagnostics import Diagnostic
-from reconciler.render import colour_enabled, out, paint
+from reconciler.render import colour_enabled, out, paint, plain
 
 FORMAT_VERSION = 1
 
@@ -81,6 +81,6 @@ def show_fmt(changed: Sequence[str], check: bool, diffs: Sequence[str] = ()) -> 
 
 def show_error(message: str, hint: str | None = None) -> None:
     colour = colour_enabled(sys.stderr)
-    out(paint("Error: ", colour, fg="red", bold=True) + message, err=True)
+    out(paint("Error: ", colour, fg="red", bold=True) + plain(message), err=True)  # may quote a server or a lease
     if hint:
-        out(f"  hint: {hint}", err=True)
+        out(f"  hint: {plain(hint)}", err=True)

@@ -16,12 +16,11 @@ from typing import Any
 
 from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
 from reconciler.engine.diff import FieldChange
-from reconciler.render import colour_enabled, out, paint
+from reconciler.redaction import SECRET_KEYS, SENSITIVE
+from reconciler.render import colour_enabled, out, paint, plain
 
 FORMAT_VERSION = 1
 GITHUB_COMMENT_LIMIT = 65536
-SENSITIVE = "(sensitive)"
-SECRET_KEYS = ("accessKey", "secretAccessKey")
 VALUE_WIDTH = 100  # characters of a value shown in text and markdown before it is shortened
 MD_WARNINGS = 20  # warnings listed in a PR comment; the rest are counted (the CI log has them all)
 
@@ -90,12 +89,6 @@ def _finite(value: Any) -> Any:
 
 def _cut(text: str) -> str:
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 1] + "…"
-
-
-def plain(text: str) -> str:
-    """Text from outside (descriptions, service errors) with control characters made visible, so
-    nothing can move the cursor, recolour the terminal or start a new line."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
 def pu(value: float) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from reconciler.render import colour_enabled, out, paint
+from reconciler.render import colour_enabled, out, paint, plain
 from reconciler.state.lease import LeaseInfo
 from reconciler.state.model import JobState, Lockfile
 from reconciler.state.format import encode
@@ -32,11 +32,11 @@ def show_job(name: str, job: JobState, fmt: str) -> None:
     if fmt == "json":
         out(json.dumps(_job_json(job), indent=2))
         return
-    out(f"{name}: {job.api} request {job.id or '(none yet)'}, last seen {job.status or '-'}"
+    out(f"{plain(name)}: {job.api} request {plain(job.id or '(none yet)')}, last seen {plain(job.status or '-')}"
         + (f" at {job.observedAt:%Y-%m-%d %H:%M:%S}" if job.observedAt else ""))
     out(f"  spec hash {job.specHash}, restarts {job.restarts}")
     if job.intent:
-        out(f"  in flight: {job.intent.action} by {job.intent.who} at {job.intent.at:%Y-%m-%d %H:%M:%S}")
+        out(f"  in flight: {job.intent.action} by {plain(job.intent.who)} at {job.intent.at:%Y-%m-%d %H:%M:%S}")
     rows = [("WHEN", "WHO", "ACTION", "RESULT", "REQUEST", "REVISION")]
     rows += [(f"{h.at:%Y-%m-%d %H:%M:%S}", h.who, h.action, h.result, h.requestId or "-", (h.revision or "-")[:12])
              for h in job.history]
@@ -55,7 +55,7 @@ def show_lease(holder: LeaseInfo | None, location: str, expired: bool) -> None:
     out(f"{location}: locked{state}")
     for label, value in (("lease id", holder.id), ("holder", holder.who), ("operation", holder.operation),
                          ("since", holder.created), ("expires", holder.expires)):
-        out(f"  {label:<10} {value}")
+        out(f"  {label:<10} {plain(value)}")  # written by another run: shown, never obeyed
 
 
 def show_done(message: str) -> None:
@@ -67,6 +67,7 @@ def _job_json(job: JobState) -> dict:
 
 
 def _table(rows: list[tuple[str, ...]], indent: str = "") -> None:
+    rows = [tuple(plain(cell) for cell in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         out(indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from reconciler.render import colour_enabled, out, paint
+from reconciler.render import colour_enabled, out, paint, plain
 
 _COLOURS = {"DONE": "green", "PROCESSING": "cyan", "ANALYSING": "cyan", "PARTIAL": "yellow", "FAILED": "red",
             "GONE": "red", "STOPPED": "yellow", "CANCELED": "yellow"}
@@ -21,6 +21,7 @@ def show_statuses(rows, fmt: str) -> None:
         table.append((r.name, r.api, r.desired or "(removed)", r.status,
                       f"{r.completion:.0f}%" if r.completion is not None else "-",
                       f"{r.cost_pu:,.1f}" if r.cost_pu is not None else "-", r.job_id or "-", r.last_action or "-"))
+    table = [tuple(plain(cell) for cell in row) for row in table]  # statuses and actions quote the service
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for i, row in enumerate(table):
         cells = [cell.ljust(width) for cell, width in zip(row, widths)]

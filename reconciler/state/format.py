@@ -13,7 +13,9 @@ from reconciler.errors import StateError
 from reconciler.state.model import CURRENT_VERSION, Lockfile
 
 # version N → function turning a version-N document into a version-(N+1) one
-UPGRADES: dict[int, Callable[[dict], dict]] = {}
+UPGRADES: dict[int, Callable[[dict], dict]] = {
+    1: lambda document: {**document, "version": 2},  # 2 adds jobs' sensitivePaths (none recorded before)
+}
 
 
 def encode(lockfile: Lockfile) -> bytes:

@@ -67,10 +67,18 @@ def read_lease(store: ObjectStore, state_key: str) -> tuple[LeaseInfo, str] | No
 
 
 def _parse(blob: Blob, where: str) -> LeaseInfo:
+    """The lease another run wrote, checked: every field a string, the times ISO 8601."""
     try:
-        return LeaseInfo(**json.loads(blob.data))
-    except (ValueError, TypeError):
-        raise StateError(f"the lease {where} is unreadable", "if no run holds it, delete it by hand") from None
+        info = LeaseInfo(**json.loads(blob.data))
+        if not all(isinstance(value, str) for value in asdict(info).values()):
+            raise TypeError("a field is not a string")
+        datetime.fromisoformat(info.created)
+        info.expires_at()
+        return info
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:
+        problem = "not JSON" if isinstance(e, ValueError) and not str(e).startswith("Invalid isoformat") else str(e)
+        raise StateError(f"the lease {where} is unreadable ({problem[:80]})",
+                         "if no run holds it, delete that object by hand (e.g. aws s3 rm)") from None
 
 
 class Lease:

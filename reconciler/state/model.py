@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CURRENT_VERSION = 1
+CURRENT_VERSION = 2
 HISTORY_LIMIT = 50  # entries kept per job; older ones are dropped when new ones arrive
 
 
@@ -49,8 +49,21 @@ class JobState(_Model):
     observedAt: datetime | None = None
     restarts: int = 0
     onRemove: Literal["forget", "stop"] = "forget"  # the manifest's policy, for when it is gone
+    # Paths in the create body ("description" for the description) whose values were ever
+    # sensitive for this request: masked in every output until the live value changes, even once
+    # the manifest stops referencing a secret there (DESIGN §4). Paths only, never values.
+    sensitivePaths: list[list[str | int]] | None = None
     intent: Intent | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
+
+    @property
+    def masked(self) -> frozenset[tuple]:
+        return frozenset(tuple(path) for path in self.sensitivePaths or ())
+
+    @staticmethod
+    def paths(masked: frozenset[tuple]) -> list[list[str | int]] | None:
+        """`sensitivePaths` as recorded: sorted, and absent when there are none."""
+        return sorted((list(path) for path in masked), key=str) or None
 
     def with_event(self, entry: HistoryEntry | None) -> JobState:
         if entry is None:
