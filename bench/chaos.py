@@ -149,6 +149,7 @@ def fuzz(examples: int) -> dict:
 
     escaped = []
     folder = Path(tempfile.mkdtemp())
+    os.chdir(folder)  # as in a repository: manifests are read only from inside it
 
     @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(text=mutated_example())

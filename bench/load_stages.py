@@ -44,6 +44,7 @@ def stage(name: str, folder: Path) -> float:
     cache = folder / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     os.environ["RECONCILER_CACHE_DIR"] = str(cache) if name.endswith("-write") else "off"
+    os.chdir(folder)  # as in a repository: manifests are read only from inside it
     sys.path.insert(0, str(ROOT))
     from _ruamel_yaml import CParser
 
@@ -81,7 +82,7 @@ def stage(name: str, folder: Path) -> float:
         for manifest in manifests:
             desired(manifest.job.spec.api, manifest.body)
     else:
-        result = loader.load([folder / "manifests"])
+        result = loader.load([folder / "manifests"], use_cache=name.endswith("-write"))
         assert len(result.manifests) == len(files) and not result.cached, "every manifest loads, none from a cache"
     return time.process_time() - start
 

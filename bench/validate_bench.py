@@ -32,11 +32,12 @@ def make_corpus(folder: Path, count: int) -> None:
         (folder / f"{i:05d}-{stem}.yaml").write_text(text.replace(f"name: {name}", f"name: {name}-{i}"))
 
 
-def timed(command: list[str], runs: int, cache: str = "off") -> list[float]:
+def timed(command: list[str], runs: int, cache: str = "off", cwd: Path | None = None) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "RECONCILER_CACHE_DIR": cache})
+        result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "RECONCILER_CACHE_DIR": cache},
+                                cwd=cwd)
         times.append(time.perf_counter() - start)
         if result.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
@@ -50,12 +51,14 @@ def main() -> None:
         folder = Path(tmp)
         corpus = folder / "manifests"
         make_corpus(corpus, count)
-        validate = timed([*reconciler, "validate", str(corpus)], runs=5)
-        timed([*reconciler, "validate", str(corpus)], runs=1, cache=str(folder / "cache"))  # fills it
-        cached = timed([*reconciler, "validate", str(corpus)], runs=5, cache=str(folder / "cache"))
+        # run inside the folder, as in a repository: manifests are read only from inside it
+        validate = timed([*reconciler, "validate", str(corpus)], runs=5, cwd=folder)
+        timed([*reconciler, "validate", str(corpus)], runs=1, cache=str(folder / "cache"), cwd=folder)  # fills it
+        cached = timed([*reconciler, "validate", str(corpus)], runs=5, cache=str(folder / "cache"), cwd=folder)
         from reconciler.manifests.loader import load
 
         os.environ["RECONCILER_CACHE_DIR"] = "off"
+        os.chdir(folder)
         start = time.perf_counter()
         result = load([corpus])
         in_process = time.perf_counter() - start

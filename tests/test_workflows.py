@@ -46,3 +46,37 @@ def test_the_templates_are_wired_as_documented():
     assert reconcile["on"]["schedule"] and "workflow_dispatch" in reconcile["on"]
     assert "$GITHUB_STEP_SUMMARY" in reconcile["jobs"]["reconcile"]["steps"][-1]["run"]
     assert reconcile["concurrency"]["group"] == apply["concurrency"]["group"]  # never alongside an apply
+
+
+def test_the_templates_install_this_project_pinned_and_refuse_a_bare_name(tmp_path):
+    """"reconciler" on the public index is an unrelated project: a job holding the credentials
+    installs only this project's distribution, pinned to a version or a commit."""
+    import os
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "sh-batch-reconciler" and project["scripts"] == {"reconciler": "reconciler.cli:main"}
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "pip").write_text('#!/bin/sh\necho "$@" > "$PIP_LOG"\n')
+    (fake / "pip").chmod(0o755)
+    for name in ("plan.yml", "apply.yml", "reconcile.yml"):
+        jobs = load(name)["jobs"]
+        [step] = [s for job in jobs.values() for s in job["steps"] if s.get("name", "").startswith("Install reconciler")]
+        assert step["env"]["PACKAGE"] == f"${{{{ vars.RECONCILER_PACKAGE || 'sh-batch-reconciler=={project['version']}' }}}}"
+        for package, ok in (("reconciler", False), ("sh-batch-reconciler", False), ("sh-batch-reconciler>=0.1", False),
+                            ("sh-batch-reconciler==0.1.0", True),
+                            ("sh-batch-reconciler @ git+https://github.com/owner/repo@0123abc", True),
+                            ("sh-batch-reconciler @ git+https://github.com/owner/repo", False)):
+            log = tmp_path / "pip.log"
+            log.unlink(missing_ok=True)
+            env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "PACKAGE": package, "PIP_LOG": str(log)}
+            result = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True)
+            assert (result.returncode == 0) is ok, (name, package, result.stdout)
+            assert (log.read_text().strip() == f"install {package}") if ok else not log.exists()
+
+
+def test_apply_and_reconcile_restore_no_cache():
+    for name, job in (("apply.yml", "apply"), ("reconcile.yml", "reconcile")):
+        uses = [step.get("uses", "") for step in load(name)["jobs"][job]["steps"]]
+        assert not any(u.startswith("actions/cache") for u in uses), name
