@@ -105,6 +105,7 @@ class EchoingBatchApi(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def echoing_api(monkeypatch, tmp_path):
+    (tmp_path / "state").mkdir()
     server = ThreadingHTTPServer(("127.0.0.1", 0), EchoingBatchApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"

@@ -26,6 +26,7 @@ def seed(location: str, names=("corsica", "zarr")) -> None:
 @pytest.fixture(params=["local", "s3"])
 def location(request, tmp_path, monkeypatch):
     if request.param == "local":
+        (tmp_path / "state").mkdir()
         return str(tmp_path / "state" / "reconciler.json")
     sandbox = request.getfixturevalue("sandbox")
     for key, value in sandbox.env.items():

@@ -224,13 +224,32 @@ def test_open_store_maps_locations(tmp_path, monkeypatch):
     for bad in ("s3://bucket", "s3://bucket/", "s3://bucket/folder/", "s3:///state.json"):
         with pytest.raises(StateError):
             open_store(bad)
+    (tmp_path / "sub").mkdir()
     store, key = open_store(f"file://{tmp_path}/sub/state.json")
     assert isinstance(store, LocalStore) and store.directory == tmp_path / "sub" and key == "state.json"
     monkeypatch.chdir(tmp_path)
+    (tmp_path / ".reconciler").mkdir()
     store, key = open_store(".reconciler/state.json")
     assert store.directory == tmp_path / ".reconciler" and key == "state.json"
     with pytest.raises(StateError, match="folder"):
         open_store(str(tmp_path))
+
+
+@pytest.mark.parametrize("location", ["s3:/bucket/key.json", "S3://bucket/key.json", "gs://bucket/key.json",
+                                      "s3//bucket/key.json", "https://bucket.s3.amazonaws.com/key.json"])
+def test_a_mistyped_or_foreign_url_is_refused_before_anything_is_touched(tmp_path, monkeypatch, run_cli, location):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StateError, match="neither s3://bucket/key, file://path nor a local path"):
+        open_store(location)
+    code, _, err = run_cli("state", "list", "--state", location)
+    assert code == 1 and "neither s3://" in err
+    assert list(tmp_path.iterdir()) == []  # no ./s3:/bucket/key.json made
+
+
+def test_a_local_lockfile_in_a_missing_folder_is_an_error_not_an_empty_state(tmp_path):
+    with pytest.raises(StateError, match="does not exist"):
+        open_store(str(tmp_path / "typo" / "state.json"))
+    assert not (tmp_path / "typo").exists()
 
 
 # --- StateFile -----------------------------------------------------------------------------------

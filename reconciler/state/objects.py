@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,16 +48,28 @@ class ObjectStore(Protocol):
     def url(self, key: str) -> str: ...
 
 
+# Something that looks like a URL (a scheme, or a mistyped one: `s3:/`, `s3//`) but is not one we
+# take: read as a local path it would silently start a second, empty state (DESIGN §3).
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/|^[A-Za-z][A-Za-z0-9+.-]*//")
+
+
 def open_store(location: str) -> tuple[ObjectStore, str]:
-    """`s3://bucket/key.json`, `file:///path/state.json` or a plain path → (store, key)."""
+    """`s3://bucket/key.json`, `file://path/state.json` or a plain path without a scheme → (store,
+    key). Anything else that looks like a URL is refused before anything is read or written."""
     if location.startswith("s3://"):
         bucket, _, key = location.removeprefix("s3://").partition("/")
         if not bucket or not key or key.endswith("/"):
             raise StateError(f"{location!r} is not an S3 object URL", "use s3://bucket/path/state.json")
         return S3Store(bucket), key
+    if not location.startswith("file://") and _URL_LIKE.match(location):
+        raise StateError(f"the state location {location!r} is neither s3://bucket/key, file://path nor a local path",
+                         "spell it s3://bucket/path/state.json (lowercase, two slashes), or give a local path")
     path = Path(location.removeprefix("file://")).expanduser().absolute()
     if path.is_dir():
         raise StateError(f"{path} is a folder", "give the lockfile's path, e.g. .reconciler/state.json")
+    if not path.parent.is_dir():
+        raise StateError(f"the folder of the lockfile {path} does not exist",
+                         "create it first (a mistyped path would otherwise start a second, empty state)")
     return LocalStore(path.parent), path.name
 
 
