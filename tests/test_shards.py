@@ -78,3 +78,30 @@ def test_bad_configuration_and_unknown_shards_are_clear_errors(tmp_path, run_cli
     (tmp_path / "reconciler.toml").write_text("[shards.agri\n")
     code, _, err = run_cli("status")
     assert code == 1 and "reconciler.toml" in err and "Traceback" not in err
+
+
+def test_rebuilding_one_shards_lockfile_takes_only_its_own_jobs(sandbox, tmp_path, run_cli, monkeypatch):
+    """Two shards applied; one lockfile is lost and rebuilt: it takes the jobs of its own manifests
+    only, the other shard's lockfile is untouched and both plans are still empty."""
+    for key, value in sandbox.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RECONCILER_STATE")
+    monkeypatch.setenv("NO_COLOR", "1")
+    prefix = tmp_path.name[-10:].lower().replace("_", "-").strip("-")
+    (tmp_path / "reconciler.toml").write_text(CONFIG.replace("shards/", f"{prefix}/"))
+    write_manifests(tmp_path / "manifests" / "agri", f"agri-{prefix}")
+    write_manifests(tmp_path / "manifests" / "forest", f"forest-{prefix}")
+    code, out, err = run_cli("apply", "--auto-approve", "--wait", "--poll-interval", "100ms")
+    assert code == 0, out + err
+    s3 = sandbox.s3()
+    forest_before = s3.get_object(Bucket="reconciler-state", Key=f"{prefix}/forest.json")["Body"].read()
+    s3.delete_object(Bucket="reconciler-state", Key=f"{prefix}/agri.json")
+
+    code, out, err = run_cli("state", "rebuild", "--shard", "agri")
+    assert code == 0, out + err
+    assert out.count(f"+ agri-{prefix}-") == 4 and "forest-" not in out, out
+    assert s3.get_object(Bucket="reconciler-state", Key=f"{prefix}/forest.json")["Body"].read() == forest_before
+    for shard in ("agri", "forest"):
+        code, out, err = run_cli("plan", "--shard", shard, "--detailed-exitcode")
+        assert code == 0, out + err
+        assert "forget" not in out and "adopt" not in out

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import click
 
-from reconciler.cli.base import FORMAT, LEASE_TTL, LOCK_TIMEOUT, PATHS, STATE, _lease_options, _selection, _state, cli
+from reconciler.cli.base import (
+    FORMAT,
+    LEASE_TTL,
+    LOCK_TIMEOUT,
+    PATHS,
+    SHARD,
+    STATE,
+    _for_each,
+    _lease_options,
+    _selection,
+    _state,
+    _units,
+    cli,
+)
 
 
 @cli.group()
@@ -15,20 +28,30 @@ def state() -> None:
 @state.command("rebuild")
 @PATHS
 @STATE
+@SHARD
 @LEASE_TTL
 @LOCK_TIMEOUT
-def state_rebuild(paths, state_location, lease_ttl, lock_timeout) -> int:
-    """Recover the lockfile from the ownership markers of the live requests."""
+def state_rebuild(paths, state_location, shards, lease_ttl, lock_timeout) -> int:
+    """Recover the lockfile from the ownership markers of the live requests: those marked for its
+    own manifests (its PATHS or shard), and never one another shard's lockfile records."""
     from reconciler.api.client import BatchClient
     from reconciler.engine.adopt import rebuild
     from reconciler.engine.run import load_manifests
     from reconciler.render.status import show_rebuilt
-    from reconciler.settings import api_settings
+    from reconciler.settings import api_settings, load_shards
 
-    manifests, _ = load_manifests(_selection(paths, (), ()))
-    with BatchClient(api_settings()) as client:
-        show_rebuilt(rebuild(client, _state(state_location), manifests, _lease_options(lease_ttl, lock_timeout)))
-    return 0
+    every = load_shards()
+
+    def one(unit) -> int:
+        manifests, _ = load_manifests(_selection(unit.paths, (), ()))
+        state_file = _state(unit.state)
+        others = [_state(shard.state) for shard in every.values() if _state(shard.state).location != state_file.location]
+        taken = frozenset(record.id for other in others for record in other.read().lockfile.jobs.values() if record.id)
+        with BatchClient(api_settings()) as client:
+            show_rebuilt(rebuild(client, state_file, manifests, _lease_options(lease_ttl, lock_timeout), taken))
+        return 0
+
+    return _for_each(_units(paths, state_location, shards), one)
 
 
 @state.command("list")

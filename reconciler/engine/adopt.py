@@ -128,17 +128,26 @@ class Rebuilt:
     added: tuple[tuple[str, str], ...]  # (name, request id)
     kept: tuple[str, ...]
     conflicts: tuple[tuple[str, str, str], ...]  # (name, recorded id, marked id)
+    elsewhere: tuple[tuple[str, str], ...] = ()  # (name, request id) another lockfile records
 
 
-def rebuild(client: BatchClient, state: StateFile, manifests: list[Manifest], lease: LeaseOptions) -> Rebuilt:
-    """Record every live request carrying a marker; names already recorded are kept as they are."""
+def rebuild(client: BatchClient, state: StateFile, manifests: list[Manifest], lease: LeaseOptions,
+            taken: frozenset[str] = frozenset()) -> Rebuilt:
+    """Record the live requests marked for one of `manifests` (this lockfile's own: its paths or
+    shard), unless another lockfile of the repository records them (`taken`, request ids); names
+    already recorded are kept as they are."""
     by_name = {m.name: m for m in manifests}
     with locked(state, "state rebuild", lease):
         marked: dict[str, LiveJob] = {}
+        elsewhere: list[tuple[str, str]] = []
         for api in ("v2", "v1"):
             for job in JobsApi(client, api).list_jobs():
                 name = owner(job.description)
-                if name and (name not in marked or (job.created and marked[name].created and job.created > marked[name].created)):
+                if name not in by_name:
+                    continue  # another shard's, or of a manifest no longer anywhere: not ours to take
+                if job.id in taken:
+                    elsewhere.append((name, job.id))
+                elif name not in marked or (job.created and marked[name].created and job.created > marked[name].created):
                     marked[name] = job
         snapshot = state.compact(state.read())
         journal = state.journal(snapshot)
@@ -156,7 +165,7 @@ def rebuild(client: BatchClient, state: StateFile, manifests: list[Manifest], le
                                         requestId=job.id, detail="recovered from its ownership marker"))
             added.append((name, job.id))
         journal.compact()
-    return Rebuilt(tuple(added), tuple(kept), tuple(conflicts))
+    return Rebuilt(tuple(added), tuple(kept), tuple(conflicts), tuple(sorted(elsewhere)))
 
 
 def _hash(manifest: Manifest | None, job: LiveJob) -> str:

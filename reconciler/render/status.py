@@ -49,4 +49,6 @@ def show_rebuilt(rebuilt) -> None:
         out(f"  {name}: already recorded")
     for name, recorded, marked in rebuilt.conflicts:
         out(f"! {name}: the lockfile says {recorded}, a live request marked for it is {marked}; kept the lockfile's")
+    for name, job_id in rebuilt.elsewhere:
+        out(f"  {name}: {job_id} is recorded by another lockfile of this repository; left to it")
     out(f"Rebuilt: {len(rebuilt.added)} added, {len(rebuilt.kept)} kept, {len(rebuilt.conflicts)} conflict(s).")
