@@ -19,7 +19,7 @@ def test_the_demo_converges_the_examples(tmp_path):
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "5 manifest(s) in 5 file(s) are valid" in out
-    assert "Plan: 5 to create" in out and "Apply complete: 5 action(s) done, 0 failed." in out
+    assert "Plan: 5 to create" in out and "Apply complete: 5 action(s) done, 0 failed, 0 blocked, 0 deferred." in out
     statuses = [line for line in out.splitlines() if line.startswith("corsica-")]
     assert sum(" DONE " in line for line in statuses) >= 4 and any("created  CREATED" in line for line in statuses)
     assert out.rstrip().endswith("The sandbox stops now.")

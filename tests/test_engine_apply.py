@@ -18,7 +18,7 @@ def test_examples_converge_and_a_description_edit_is_an_in_place_update(workspac
     rename_examples(workspace, suffix)
     code, out, err = run_cli("apply", "--auto-approve", "--wait", "--poll-interval", "100ms")
     assert code == 0, out + err
-    assert "Apply complete: 5 action(s) done, 0 failed." in out
+    assert "Apply complete: 5 action(s) done, 0 failed, 0 blocked, 0 deferred." in out
     code, out, _ = run_cli("plan", "--detailed-exitcode")
     assert code == 0 and "No changes" in out, out
     code, out, _ = run_cli("status")
@@ -129,3 +129,18 @@ def test_import_and_state_rebuild(workspace, run_cli, sandbox):
     finally:
         for v in variables:
             os.environ.pop(v, None)
+
+
+def test_a_blocked_change_makes_apply_exit_1_with_one_summary_that_says_so(workspace, run_cli, sandbox):
+    rename_examples(workspace, "blocked-" + workspace.name[-8:].lower().replace("_", "-").strip("-"))
+    for path in (workspace / "manifests").glob("*.yaml"):
+        if "geopackage" not in path.name:
+            path.unlink()
+    assert run_cli("apply", "--auto-approve")[0] == 0
+    [target] = (workspace / "manifests").glob("*.yaml")
+    target.write_text(target.read_text().replace('from: "2019-04-01T00:00:00Z"', 'from: "2019-05-01T00:00:00Z"'))
+    code, out, err = run_cli("apply", "--auto-approve")
+    assert code == 1, out + err
+    assert "! blocked" in out and out.rstrip().endswith(
+        "Apply incomplete: 0 action(s) done, 0 failed, 1 blocked, 0 deferred.")
+    assert "Apply complete" not in out

@@ -50,7 +50,7 @@ def test_a_normal_run_does_only_what_needs_no_review(sandbox, tmp_path, monkeypa
     use(sandbox, monkeypatch, tmp_path, "review")
     names = write_manifests(tmp_path / "manifests", "review")
     code, out, _ = run_cli("reconcile")
-    assert code == 0 and "left for review" in out  # new jobs are not created by a scheduled run
+    assert code == 2 and "left for review" in out  # new jobs are not created by a scheduled run: it alerts
     assert "no lockfile yet" in run_cli("state", "list")[1] or names[0] not in run_cli("state", "list")[1]
     assert run_cli("apply", "--auto-approve")[0] == 0  # a reviewed apply creates them
     code, out, _ = run_cli("reconcile", "--wait")

@@ -86,6 +86,7 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
     """Converge live jobs to the manifests (PATHS), or execute a saved plan (a FILE from plan --out)."""
     from reconciler.api.client import BatchClient
     from reconciler.engine.planfile import is_plan_file, load
+    from reconciler.engine.apply import Outcome
     from reconciler.engine.run import ApplySettings, apply_fresh, apply_saved, converged
     from reconciler.render.apply import Progress, confirm, show_results
     from reconciler.render.plan import show_plan
@@ -103,16 +104,18 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
         state_file, progress = _state(unit.state), Progress()
         with BatchClient(api_settings()) as client:
             if saved_file:
-                results, final = apply_saved(client, state_file, load(saved_file), settings,
-                                             lambda p: show_plan(p, "text"), progress)
+                made, results, final = apply_saved(client, state_file, load(saved_file), settings,
+                                                   lambda p: show_plan(p, "text"), progress)
             else:
                 selection = _selection(unit.paths, targets, selectors, allow_replace=allow_replace)
-                _, results, final = apply_fresh(client, state_file, selection, settings, lambda p: show_plan(p, "text"),
-                                                lambda p: auto_approve or confirm(p), progress)
+                made, results, final = apply_fresh(client, state_file, selection, settings,
+                                                   lambda p: show_plan(p, "text"), lambda p: auto_approve or confirm(p),
+                                                   progress)
         progress.finish()
-        behind = sorted(name for name, (wanted, status) in final.items() if not converged(wanted, status))
-        show_results(results, {name: status for name, (_, status) in final.items()}, behind)
-        return 1 if behind or any(not r.ok for r in results) else 0
+        behind = tuple(sorted(name for name, (wanted, status) in final.items() if not converged(wanted, status)))
+        outcome = Outcome.of(made, results, behind)
+        show_results(outcome, {name: status for name, (_, status) in final.items()})
+        return outcome.exit_code
 
     return _for_each(units, one)
 
@@ -157,7 +160,7 @@ def reconcile(paths, state_location, detect_only, report, wait, timeout, paralle
                 f.write(reconcile_markdown(outcome, detect_only, unit.shard))
         if any(not r.ok for r in outcome.results):
             return 1
-        return 2 if detect_only and outcome.deferred else 0
+        return 2 if outcome.deferred else 0  # left for review (or, detecting only, found): a scheduled run alerts
 
     return _for_each(_units(paths, state_location, shards), one)
 

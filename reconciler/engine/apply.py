@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from reconciler.api.errors import ApiError, BadRequest, CreateOutcomeUnknown
 from reconciler.api.jobs import JobsApi, LiveJob
-from reconciler.engine.actions import Action, Plan
+from reconciler.engine.actions import Action, Kind, Plan
 from reconciler.engine.identity import owner, with_marker
 from reconciler.engine.payload import create_body, sent_digest
 from reconciler.errors import ReconcilerError
@@ -37,6 +37,32 @@ class ActionResult:
     message: str
     job_id: str | None = None
     pending: bool = False  # a step left for later (e.g. a start waiting for the service's estimate)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an apply ended, for its one summary and its exit code (DESIGN §5): 1 when an action
+    failed or was blocked, or (with --wait) a job did not reach its spec.state."""
+
+    done: tuple[ActionResult, ...]
+    failed: tuple[ActionResult, ...]
+    deferred: tuple[ActionResult, ...]  # a step left for a later run (a start waiting for the estimate)
+    blocked: tuple[Action, ...]
+    behind: tuple[str, ...]  # names that did not reach their spec.state (with --wait)
+
+    @classmethod
+    def of(cls, plan: Plan, results: list[ActionResult], behind: tuple[str, ...] = ()) -> Outcome:
+        return cls(tuple(r for r in results if r.ok and not r.pending), tuple(r for r in results if not r.ok),
+                   tuple(r for r in results if r.ok and r.pending), tuple(a for a in plan.actions if a.kind is Kind.BLOCKED),
+                   tuple(behind))
+
+    @property
+    def complete(self) -> bool:
+        return not (self.failed or self.blocked or self.behind)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.complete else 1
 
 
 @dataclass

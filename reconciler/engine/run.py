@@ -116,7 +116,7 @@ def apply_fresh(client: BatchClient, state: StateFile, selection: Selection, set
 
 def apply_saved(client: BatchClient, state: StateFile, saved: SavedPlan, settings: ApplySettings,
                 show: Callable[[Plan], None],
-                progress: Callable[[dict[str, str]], None]) -> tuple[list[applying.ActionResult], dict]:
+                progress: Callable[[dict[str, str]], None]) -> tuple[Plan, list[applying.ActionResult], dict]:
     """Execute a saved plan if nothing it rests on has moved. The file is never trusted on its own
     (DESIGN §4, §8): the plan is made again from the manifests, the lockfile and the live jobs, and
     only when the fresh plan does what the saved one says is the fresh one executed (and shown)."""
@@ -140,7 +140,7 @@ def apply_saved(client: BatchClient, state: StateFile, saved: SavedPlan, setting
                             + "; ".join(differences[:3]) + (f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""),
                             "make a new plan and review it: `reconciler plan --out FILE`")
         show(again)
-        return _execute(client, state, refreshed, again, manifests, settings, lease, progress)
+        return (again, *_execute(client, state, refreshed, again, manifests, settings, lease, progress))
 
 
 def plan_differences(saved: Plan, fresh: Plan) -> list[str]:

@@ -46,23 +46,26 @@ class Progress:
             click.echo("", err=True)
 
 
-def show_results(results, waited: dict[str, str] | None = None, behind: list[str] = ()) -> None:
+def show_results(outcome, waited: dict[str, str] | None = None) -> None:
+    """What each action did, then one summary: done, failed, blocked, deferred, not converged."""
     colour = colour_enabled()
-    failed = [r for r in results if not r.ok]
-    for result in results:
+    for result in sorted((*outcome.done, *outcome.deferred, *outcome.failed), key=lambda r: r.action.sort_key()):
         mark = paint("✓", colour, fg="green") if result.ok else paint("✗", colour, fg="red")
         what = f"{result.action.kind.word} {result.action.name}"
         out(f"{mark} {what}: {plain(result.message)}" + (f" ({plain(result.job_id)})" if result.job_id else ""))
-    for result in results:
-        if result.pending:
-            out(f"  {result.action.name}: the start waits for the service's estimate; run apply --wait or apply again later")
+    for action in outcome.blocked:
+        out(f"{paint('!', colour, fg='red')} blocked {action.name}: {plain(action.reasons[-1]) if action.reasons else ''}")
+    for result in outcome.deferred:
+        out(f"  {result.action.name}: the start is deferred until the service's estimate is known; "
+            "run apply --wait, or apply again later")
     if waited:
         out("Final statuses: " + ", ".join(f"{n} {plain(s)}" for n, s in sorted(waited.items())))
-    if behind:
-        out(paint(f"Did not converge: {', '.join(behind)} (see `reconciler status` and `reconciler state show NAME`)",
-                  colour, fg="red"))
-    summary = f"Apply complete: {len(results) - len(failed)} action(s) done, {len(failed)} failed."
-    out(paint(summary, colour, fg="red" if failed else "green", bold=True))
+    parts = [f"{len(outcome.done)} action(s) done", f"{len(outcome.failed)} failed", f"{len(outcome.blocked)} blocked",
+             f"{len(outcome.deferred)} deferred"]
+    if outcome.behind:
+        parts.append(f"not converged: {', '.join(outcome.behind)} (see `reconciler status`)")
+    word = "Apply complete" if outcome.complete else "Apply incomplete"
+    out(paint(f"{word}: {', '.join(parts)}.", colour, fg="green" if outcome.complete else "red", bold=True))
 
 
 def _count(statuses: dict[str, str]) -> dict[str, int]:
