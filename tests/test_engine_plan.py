@@ -136,7 +136,7 @@ def test_spec_change_is_blocked_unless_replacement_is_allowed(tmp_path):
     assert [(c.path, c.before, c.after) for c in made.actions[0].changes] == [("input.resolution", 60, 20)]
     actions, made = kinds([m], [live(status="PROCESSING")], {"job": record(m, status="PROCESSING")},
                           PlanOptions(allow_replace=True))
-    assert actions == [("job", Kind.REPLACE)] and made.actions[0].steps == ("stop", "create", "start")
+    assert actions == [("job", Kind.REPLACE)] and made.actions[0].steps == ("create", "stop-old", "start")
     m = manifest(tmp_path, request=changed, policy={"onSpecChange": "replace"})
     actions, made = kinds([m], [live(status="DONE")], {"job": record(m, status="DONE")})
     assert actions == [("job", Kind.REPLACE)] and made.actions[0].steps == ("create", "start")

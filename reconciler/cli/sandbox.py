@@ -41,6 +41,8 @@ def sandbox() -> None:
               help="Fault: requests per second above which the answer is 429 with Retry-After (ms); 0 = off.")
 @click.option("--latency", type=Duration(), default=0.0, help="Fault: time added to every request (e.g. 50ms).")
 @click.option("--replica-lag", type=Duration(), default=0.0, help="Fault: a new job answers 404 to GET this long.")
+@click.option("--refuse-creates", metavar="MESSAGE", default=None,
+              help="Fault: answer every create 400 with MESSAGE (also PUT /sandbox/faults while running).")
 @click.option("--stale-after", type=Duration(), default=None,
               help="Delete finished, failed and never-started requests this long after their last change.")
 @click.option("--s3-write-latency", type=Duration(), default=0.0,

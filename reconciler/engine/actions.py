@@ -41,8 +41,26 @@ class Kind(Enum):
         return self.name.lower()
 
 
-# Steps apply can perform; an action lists the ones it needs, in order.
-STEPS = ("adopt", "forget", "create", "update", "analyse", "start", "start-within-budget", "restart", "stop")
+class Step(str, Enum):
+    """What apply can do to a job; an action lists the steps it needs, in order. A str enum: the
+    saved plan and the JSON view write the values."""
+
+    ADOPT = "adopt"
+    FORGET = "forget"
+    CREATE = "create"
+    UPDATE = "update"
+    ANALYSE = "analyse"
+    START = "start"
+    START_WITHIN_BUDGET = "start-within-budget"  # start once the service's estimate is within maxCostPU
+    RESTART = "restart"
+    STOP = "stop"
+    STOP_OLD = "stop-old"  # a replacement stops the request it replaces, once its successor exists
+
+    def __str__(self) -> str:
+        return self.value
+
+
+RUN_STEPS = frozenset({Step.START, Step.START_WITHIN_BUDGET, Step.RESTART})  # the steps that spend PU
 
 
 @dataclass(frozen=True)
@@ -52,7 +70,7 @@ class Action:
     api: str
     job_id: str | None  # the live request acted on (None before a create)
     reasons: tuple[str, ...]
-    steps: tuple[str, ...] = ()
+    steps: tuple[Step, ...] = ()
     changes: tuple[FieldChange, ...] = ()
     live_status: str | None = None
     desired_state: str | None = None
@@ -111,4 +129,4 @@ class Plan:
 
 
 def _runs(action: Action) -> bool:
-    return any(step in ("start", "start-within-budget", "restart") for step in action.steps)
+    return any(step in RUN_STEPS for step in action.steps)

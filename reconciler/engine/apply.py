@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TypeVar
 
-from reconciler.api.errors import ApiError, BadRequest, CreateOutcomeUnknown
+from reconciler.api.errors import ApiError, BadRequest, CreateOutcomeUnknown, NotFound
 from reconciler.api.jobs import JobsApi, LiveJob
-from reconciler.engine.actions import Action, Kind, Plan
+from reconciler.engine.actions import Action, Kind, Plan, Step
 from reconciler.engine.identity import owner, with_marker
 from reconciler.engine.payload import create_body, sent_digest
 from reconciler.errors import ReconcilerError
@@ -122,22 +123,27 @@ def _run_job(actions: list[Action], context: Context) -> list[ActionResult]:
     return results
 
 
+T = TypeVar("T")
+REPLICA_LAG = 30.0  # seconds a request just created may still answer 404 (the service's read replicas lag)
+
+
 class _Step:
     def __init__(self, action: Action, context: Context):
         self.action, self.context = action, context
         self.api = context.apis[action.api]
         self.job_id = action.job_id
+        self.created_at: float | None = None  # when this action created self.job_id (clock time)
         self.pending = False
 
     def run(self) -> ActionResult:
-        done = []
+        done: list[str] = []
         try:
             for step in self.action.steps:
                 self.context.check_lease()
-                getattr(self, "_" + step.replace("-", "_"))()
-                done.append(step)
+                _STEPS[step](self)
+                done.append(str(step))
         except (ApiError, ReconcilerError) as e:
-            self.context.record(self.action.name, None, "/".join(self.action.steps), f"failed: {e.message}",
+            self.context.record(self.action.name, None, "/".join(map(str, self.action.steps)), f"failed: {e.message}",
                                 self.job_id)
             return ActionResult(self.action, False, f"{e.message}", self.job_id)
         message = "pending: " + ", ".join(done) if self.pending else ", ".join(done)
@@ -159,8 +165,14 @@ class _Step:
             self.context.journal.remove(self.action.name)
 
     def _stop(self) -> None:
-        self._act(self.api.stop, lambda job: job.status in ("STOPPED", "CANCELED", "DONE", "PARTIAL", "FAILED"))
+        self._act(self.api.stop, _stopped)
         self._status("stop", "STOPPED" if self.action.api == "v2" else "CANCELED")
+
+    def _stop_old(self) -> None:
+        """A replacement's old request, stopped once its successor exists (the record is the new one's now)."""
+        old = self.action.job_id
+        self._act(self.api.stop, _stopped, old)
+        self.context.record(self.action.name, None, "stop", "ok", old, f"replaced by {self.job_id}")
 
     def _create(self) -> None:
         name, manifest = self.action.name, self.context.manifests[self.action.name]
@@ -188,7 +200,7 @@ class _Step:
                        sensitivePaths=JobState.paths(manifest.sent_sensitive))
         detail = f"replaces {old}" if old else None
         self.context.record(name, job, "create", how, live.id, detail)
-        self.job_id = live.id
+        self.job_id, self.created_at = live.id, self.context.clock()
 
     def _find_created(self, name: str, exclude: set[str]) -> LiveJob | None:
         for attempt in range(5):
@@ -221,14 +233,29 @@ class _Step:
         previous = self.context.current(self.action.name)
         self._status("restart", "PROCESSING", restarts=(previous.restarts if previous else 0) + 1)
 
-    def _act(self, call: Callable[[str], None], took_effect: Callable[[LiveJob], bool]) -> None:
+    def _act(self, call: Callable[[str], None], took_effect: Callable[[LiveJob], bool], job_id: str | None = None) -> None:
         """Call an action; a 400 "does not fit the status" after a retry may mean the first try took
         effect and only its answer was lost: look at the job before calling it a failure."""
+        job_id = job_id or self.job_id
         try:
-            call(self.job_id)
+            self._settled(lambda: call(job_id), job_id)
         except BadRequest:
-            if not took_effect(self.api.get(self.job_id)):
+            if not took_effect(self._settled(lambda: self.api.get(job_id), job_id)):
                 raise
+
+    def _settled(self, attempt: Callable[[], T], job_id: str) -> T:
+        """`attempt()`, tried again while a request this action has just created still answers 404
+        (read replicas lag behind a create), for up to REPLICA_LAG seconds; never a second create."""
+        delay = 0.25
+        while True:
+            try:
+                return attempt()
+            except NotFound:
+                fresh = job_id == self.job_id and self.created_at is not None
+                if not fresh or self.context.clock() - self.created_at > REPLICA_LAG:
+                    raise
+            self.context.sleep(delay)
+            delay = min(delay * 2, 4.0)
 
     def _start_within_budget(self) -> None:
         """Start once the service's own estimate is known and within maxCostPU (only with --wait)."""
@@ -249,7 +276,7 @@ class _Step:
         deadline = self.context.clock() + self.context.timeout
         while True:
             self.context.check_lease()
-            live = self.api.get(self.job_id)
+            live = self._settled(lambda: self.api.get(self.job_id), self.job_id)
             if live.status in statuses:
                 return live
             if self.context.clock() > deadline:
@@ -278,6 +305,17 @@ def _checked(action: Action, manifest: Manifest, sent: dict | str) -> dict | str
         raise ReconcilerError(f"what {action.name} would send is not what the plan showed (the manifest changed since)",
                               "make a new plan")
     return sent
+
+
+def _stopped(job: LiveJob) -> bool:
+    return job.status in ("STOPPED", "CANCELED", "DONE", "PARTIAL", "FAILED")
+
+
+_STEPS: dict[Step, Callable[[_Step], None]] = {
+    Step.ADOPT: _Step._adopt, Step.FORGET: _Step._forget, Step.CREATE: _Step._create, Step.UPDATE: _Step._update,
+    Step.ANALYSE: _Step._analyse, Step.START: _Step._start, Step.START_WITHIN_BUDGET: _Step._start_within_budget,
+    Step.RESTART: _Step._restart, Step.STOP: _Step._stop, Step.STOP_OLD: _Step._stop_old,
+}
 
 
 def _now() -> datetime:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from reconciler.api.jobs import LiveJob
-from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
+from reconciler.engine.actions import Action, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import SENSITIVE, FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
 from reconciler.engine.normalize import canonical, digest, sensitive_digest, stable_json, text_digest
@@ -117,7 +117,7 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
         return [_missing(p, base, options, estimate)]
     out = []
     if p.found_by_marker:
-        out.append(replace(base, kind=Kind.ADOPT, steps=("adopt",), reasons=("found by its ownership marker",)))
+        out.append(replace(base, kind=Kind.ADOPT, steps=(Step.ADOPT,), reasons=("found by its ownership marker",)))
     live_digest = forms.digest(p.live, body_sensitive)
     diff = changes(canonical(m.body, body_sensitive), forms.form(p.live, body_sensitive)) if live_digest != desired_digest else ()
     if diff or p.live.api != m.job.spec.api:
@@ -135,9 +135,9 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
 
 def _with_sends(action: Action, m: Manifest) -> Action:
     """The action with the digest of what apply will send for it (engine.payload)."""
-    if "create" in action.steps:
+    if Step.CREATE in action.steps:
         sent = create_body(m.body, m.job.spec.description, m.name, action.overrides)
-    elif "update" in action.steps:
+    elif Step.UPDATE in action.steps:
         sent = with_marker(m.job.spec.description, m.name)
     else:
         return action
@@ -146,12 +146,12 @@ def _with_sends(action: Action, m: Manifest) -> Action:
 
 def _removed(p: Pair) -> Action:
     record = p.record
-    base = Action(Kind.FORGET, p.name, record.api, p.live.id if p.live else None, (), steps=("forget",),
+    base = Action(Kind.FORGET, p.name, record.api, p.live.id if p.live else None, (), steps=(Step.FORGET,),
                   live_status=p.live.status if p.live else None)
     if p.live is None:
         return replace(base, reasons=("the manifest is gone and so is the request",))
     if record.onRemove == "stop" and p.live.status in RUNNING:
-        return replace(base, steps=("stop", "forget"), reasons=("the manifest is gone; onRemove: stop",))
+        return replace(base, steps=(Step.STOP, Step.FORGET), reasons=("the manifest is gone; onRemove: stop",))
     return replace(base, reasons=(f"the manifest is gone; onRemove: {record.onRemove} (the request is left as it is)",))
 
 
@@ -183,17 +183,17 @@ def _create(p: Pair, base: Action, reasons: tuple[str, ...], estimate) -> Action
     spec = p.manifest.job.spec
     cost = estimate(p.manifest)
     then = _then(spec.state, spec.policy.maxCostPU)
-    action = replace(base, kind=Kind.CREATE, job_id=None, steps=("create", *then), reasons=reasons,
+    action = replace(base, kind=Kind.CREATE, job_id=None, steps=(Step.CREATE, *then), reasons=reasons,
                      cost_pu=cost, cost_source="estimate" if cost is not None else None)
     return _within_budget(action, spec.policy.maxCostPU, cost, "estimate") if then else action
 
 
-def _then(state: str, max_cost: float | None) -> tuple[str, ...]:
+def _then(state: str, max_cost: float | None) -> tuple[Step, ...]:
     if state == "analysed":
-        return ("analyse",)
+        return (Step.ANALYSE,)
     if state == "started":
         # with a budget, the service's own estimate must be known before paying
-        return ("analyse", "start-within-budget") if max_cost is not None else ("start",)
+        return (Step.ANALYSE, Step.START_WITHIN_BUDGET) if max_cost is not None else (Step.START,)
     return ()
 
 
@@ -207,9 +207,12 @@ def _spec_changed(p: Pair, base: Action, diff, options: PlanOptions, estimate) -
     created = _create(p, base, reasons, estimate)
     if created.kind is Kind.BLOCKED:  # over budget: nothing happens, the old request included
         return replace(created, job_id=p.live.id, changes=diff)
-    stop_old = ("stop",) if p.live.status in RUNNING or p.live.status == "ANALYSIS_DONE" else ()
-    return replace(created, kind=Kind.REPLACE, job_id=p.live.id, changes=diff, steps=(*stop_old, *created.steps),
-                   reasons=(*created.reasons, f"the old request {p.live.id} is " + ("stopped" if stop_old else "left as it is")))
+    # create first, then stop the old one, then start the new: if the create is refused, the old one keeps running
+    stop_old = (Step.STOP_OLD,) if p.live.status in RUNNING or p.live.status == "ANALYSIS_DONE" else ()
+    create, *then = created.steps
+    return replace(created, kind=Kind.REPLACE, job_id=p.live.id, changes=diff, steps=(create, *stop_old, *then),
+                   reasons=(*created.reasons, f"the old request {p.live.id} is " +
+                            ("stopped once the new one exists" if stop_old else "left as it is")))
 
 
 def _replace_allowed(p: Pair, options: PlanOptions) -> bool:
@@ -225,7 +228,7 @@ def _description(p: Pair, base: Action, wanted: str, hidden: bool) -> Action:
     if busy:
         return replace(base, kind=Kind.WAIT, changes=change,
                        reasons=(f"{reason}; deferred: the API refuses updates while a job is processing",))
-    return replace(base, kind=Kind.UPDATE, steps=("update",), changes=change, reasons=(reason,))
+    return replace(base, kind=Kind.UPDATE, steps=(Step.UPDATE,), changes=change, reasons=(reason,))
 
 
 def _lifecycle(p: Pair, base: Action, estimate) -> Action:
@@ -235,12 +238,12 @@ def _lifecycle(p: Pair, base: Action, estimate) -> Action:
         return replace(base, kind=Kind.WAIT, reasons=(f"status {status} is unknown to this version: doing nothing",))
     if status in RUNNING:
         if state == "stopped":
-            return replace(base, kind=Kind.STOP, steps=("stop",), reasons=("spec.state: stopped",))
+            return replace(base, kind=Kind.STOP, steps=(Step.STOP,), reasons=("spec.state: stopped",))
         if state == "started" or (state == "analysed" and status == "ANALYSING"):
             return replace(base, kind=Kind.WAIT, reasons=(f"{status.lower().replace('_', ' ')}",))
         return replace(base, reasons=(f"{status} is already past spec.state: {state}",))
     if state == "analysed" and status == "CREATED":
-        return replace(base, kind=Kind.ANALYSE, steps=("analyse",), reasons=("spec.state: analysed",))
+        return replace(base, kind=Kind.ANALYSE, steps=(Step.ANALYSE,), reasons=("spec.state: analysed",))
     if state == "started":
         return _started(p, base, estimate)
     return replace(base, reasons=(f"{status} matches spec.state: {state}",))
@@ -252,27 +255,27 @@ def _started(p: Pair, base: Action, estimate) -> Action:
     if status == "CREATED":
         then = _then("started", budget)
         cost = estimate(p.manifest)
-        action = replace(base, kind=Kind.START if then == ("start",) else Kind.ANALYSE, steps=then,
+        action = replace(base, kind=Kind.START if then == (Step.START,) else Kind.ANALYSE, steps=then,
                          reasons=("spec.state: started",), cost_pu=cost,
                          cost_source="estimate" if cost is not None else None)
         return _within_budget(action, budget, cost, "estimate")
     if status == "ANALYSIS_DONE" or (status == "STOPPED" and live.api == "v2"):
         figure = live.cost_pu
-        action = replace(base, kind=Kind.START, steps=("start",), cost_pu=figure,
+        action = replace(base, kind=Kind.START, steps=(Step.START,), cost_pu=figure,
                          cost_source="service" if figure is not None else None,
                          reasons=("spec.state: started" + (" (resume)" if status == "STOPPED" else ""),))
         return _within_budget(action, budget, figure, "service estimate")
     restarts = record.restarts if record else 0
     if status == "PARTIAL":
         if restarts < spec.policy.maxRestarts:
-            return replace(base, kind=Kind.RESTART, steps=("restart",),
+            return replace(base, kind=Kind.RESTART, steps=(Step.RESTART,),
                            reasons=(f"PARTIAL: restart {restarts + 1} of {spec.policy.maxRestarts} (failed tiles only)",))
         return replace(base, kind=Kind.BLOCKED, reasons=(f"PARTIAL after {restarts} restart(s); maxRestarts is "
                                                          f"{spec.policy.maxRestarts}",))
     if status == "FAILED":
         if live.api == "v2" and restarts < spec.policy.maxRestarts:
             cost = estimate(p.manifest)
-            rerun = replace(base, kind=Kind.REPLACE, job_id=live.id, steps=("create", *_then("started", budget)),
+            rerun = replace(base, kind=Kind.REPLACE, job_id=live.id, steps=(Step.CREATE, *_then("started", budget)),
                             overrides=(("output.skipExisting", True),), cost_pu=cost,
                             cost_source="estimate" if cost is not None else None,
                             reasons=(f"FAILED: re-run {restarts + 1} of {spec.policy.maxRestarts} as a new request with "

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reconciler import __version__
-from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
+from reconciler.engine.actions import Action, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import FieldChange
 from reconciler.errors import ReconcilerError
 
@@ -77,6 +77,6 @@ def _plan(plan: Plan) -> dict:
 
 
 def _action(data: dict) -> Action:
-    return Action(**{**data, "kind": Kind[data["kind"]], "reasons": tuple(data["reasons"]), "steps": tuple(data["steps"]),
+    return Action(**{**data, "kind": Kind[data["kind"]], "reasons": tuple(data["reasons"]), "steps": tuple(Step(s) for s in data["steps"]),
                      "changes": tuple(FieldChange(**c) for c in data["changes"]),
                      "overrides": tuple(tuple(o) for o in data["overrides"])})

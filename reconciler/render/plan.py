@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
+from reconciler.engine.actions import RUN_STEPS, Action, Kind, Plan, Unmanaged
 from reconciler.engine.diff import FieldChange
 from reconciler.redaction import SECRET_KEYS, SENSITIVE
 from reconciler.render import colour_enabled, out, paint, plain
@@ -32,7 +32,6 @@ _COLOURS = {
 }
 _PHRASES = {Kind.WAIT: "waiting", Kind.BLOCKED: "blocked", Kind.NOOP: "unchanged"}  # others: "to <word>"
 _SPENDING = (Kind.CREATE, Kind.REPLACE, Kind.START, Kind.RESTART, Kind.ANALYSE)
-_RUN_STEPS = ("start", "start-within-budget", "restart")
 _DIFF_COLOURS = {"+": "green", "-": "red", "~": "yellow"}
 
 
@@ -115,7 +114,7 @@ def steps_note(action: Action) -> str:
 def unestimated(plan: Plan) -> int:
     """Actions that will spend processing units but have no figure yet (they are not in the total)."""
     return sum(1 for a in plan.actions
-               if a.kind in _SPENDING and a.cost_pu is None and any(s in _RUN_STEPS for s in a.steps))
+               if a.kind in _SPENDING and a.cost_pu is None and any(s in RUN_STEPS for s in a.steps))
 
 
 def summary_line(plan: Plan) -> str:
@@ -256,7 +255,7 @@ def _action_json(a: Action) -> dict:
         "name": a.name,
         "api": a.api,
         "jobId": a.job_id,
-        "steps": list(a.steps),
+        "steps": [str(s) for s in a.steps],
         "reasons": list(a.reasons),
         "changes": [{"path": c.path, "before": redact(c.before, c.path), "after": redact(c.after, c.path)}
                     for c in a.changes],

@@ -124,6 +124,18 @@ def create_app(context: Context, issuer: TokenIssuer) -> Flask:
             return jsonify({"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"}), 401
         return jsonify(issuer.issue())
 
+    @app.put("/sandbox/faults")
+    def set_faults():
+        """Change faults while running (tests: a service that starts refusing creates, say)."""
+        import dataclasses
+
+        changes = json_body()
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(Faults)})
+        if unknown:
+            raise jobs.Refused(400, f"unknown fault {unknown[0]!r}")
+        context.faults = request_faults.faults = dataclasses.replace(context.faults, **changes)
+        return jsonify(dataclasses.asdict(context.faults))
+
     @app.get("/sandbox/stats")
     def stats():
         with context.state.lock:

@@ -24,6 +24,7 @@ class Faults:
     latency: float = 0.0  # seconds added to each request
     replica_lag: float = 0.0  # seconds a new job answers 404 to a GET
     stale_after: float | None = None  # seconds after which stale requests are deleted
+    refuse_creates: str | None = None  # every create answered 400 with this message (no PU left, no bucket access)
 
 
 def tile_fails(faults: Faults, job_id: str, tile_id: int, attempt: int) -> bool:

@@ -39,6 +39,8 @@ def blueprint(context: Context, version: Version) -> Blueprint:
 
     @bp.post("/process")
     def create():
+        if context.faults.refuse_creates:
+            raise jobs.Refused(400, context.faults.refuse_creates)
         body = json_body()
         try:
             findings = version.check(version.model.model_validate(body))
