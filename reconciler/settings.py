@@ -38,6 +38,11 @@ class ApiSettings:
     `max_attempts` times with backoff from `backoff_base` doubling to `backoff_max`, and never past
     `retry_budget` seconds after the call started; a 429 waits the server's `Retry-After` up to
     `rate_limit_budget` seconds of waiting (and `rate_limit_attempts` answers) in one call.
+
+    Bounds against a broken or hostile server (DESIGN §8): one HTTP exchange ends within
+    `request_deadline` seconds however slowly the answer trickles, reads at most
+    `max_response_bytes` of (decoded) body, and a listing stops after `max_pages` pages (10,000
+    pages of 100 is a million jobs).
     """
 
     client_id: str
@@ -52,15 +57,18 @@ class ApiSettings:
     retry_budget: float = 120.0
     rate_limit_budget: float = 120.0
     rate_limit_attempts: int = 30
+    request_deadline: float = 120.0
+    max_response_bytes: int = 64 * 1024 * 1024
+    max_pages: int = 10_000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", _normalise_url(self.base_url, "SH_BASE_URL"))
         object.__setattr__(self, "token_url", _normalise_url(self.token_url, "SH_TOKEN_URL"))
         for name in ("connect_timeout", "read_timeout", "backoff_base", "backoff_max",
-                     "retry_budget", "rate_limit_budget"):
+                     "retry_budget", "rate_limit_budget", "request_deadline"):
             if not getattr(self, name) > 0:
                 raise InvalidSettings(f"API setting `{name}` must be a positive number of seconds")
-        for name in ("max_attempts", "rate_limit_attempts"):
+        for name in ("max_attempts", "rate_limit_attempts", "max_response_bytes", "max_pages"):
             if getattr(self, name) < 1:
                 raise InvalidSettings(f"API setting `{name}` must be at least 1")
 

@@ -22,7 +22,8 @@ from reconciler.api import errors
 from reconciler.api.client import BatchClient
 from reconciler.api.models import common, v2
 from reconciler.api.pacer import Pacer
-from reconciler.api.session import ApiSession, classify_failure
+from reconciler.api.session import ApiSession
+from reconciler.api.transport import classify_failure
 from reconciler.settings import ApiSettings
 from tests.conftest import ROOT
 

@@ -67,18 +67,25 @@ class BatchApiVersion:
 
     def _pages(self, path: str, model: type[M], params: Mapping[str, Any] | None = None,
                page_size: int | None = None) -> Iterator[M]:
-        """Every item of a paged listing: pass `links.nextToken` back as `viewtoken` until it is absent."""
+        """Every item of a paged listing: pass `links.nextToken` back as `viewtoken` until it is absent.
+        A listing that repeats a page or passes `max_pages` pages raises ApiUnavailable."""
         query = {k: v for k, v in {"count": page_size, **(params or {})}.items() if v is not None}
         seen: set[str] = set()
+        limit = self._session.settings.max_pages
         while True:
             page = self._fetch("GET", path, common.Page[model], params=query)  # type: ignore[valid-type]
             yield from page.data
             token = page.links.nextToken
             if not token or not page.data:
                 return
-            if token in seen:  # a server bug would otherwise make the refresh loop forever
+            # A server bug (or a hostile one) would otherwise make the refresh loop forever.
+            if token in seen:
                 raise ApiUnavailable("the listing repeats a page (the same nextToken came back)",
                                      method="GET", path=self.base_path + path, hint=_MALFORMED_HINT)
+            if len(seen) + 1 >= limit:
+                raise ApiUnavailable(f"the listing did not end within {limit} pages (max_pages): every page "
+                                     "names a next one", method="GET", path=self.base_path + path,
+                                     hint=_MALFORMED_HINT)
             seen.add(token)
             query["viewtoken"] = token
 

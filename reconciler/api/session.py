@@ -14,6 +14,12 @@ Retry policy, per call:
 - A non-idempotent request (create) is never re-sent once it may have reached the server: a 5xx,
   a read timeout or a broken connection raise CreateOutcomeUnknown. Only failures known to happen
   before sending (refused connection, unknown host, connect timeout), a 429 and a 401 re-send it.
+- An exchange that outlives `request_deadline` or whose answer passes `max_response_bytes`
+  (`reconciler.api.transport`) is not retried: the server had its chance, and a create may have
+  been carried out.
+- Redirects are followed for reads only, and the bearer token never follows one to another host
+  (it is a header of ours, which `requests` drops on a change of host). The token request and
+  writes are never re-sent to wherever a 3xx points: that answer is an error.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ import logging
 import math
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,8 +39,6 @@ import requests
 from oauthlib.oauth2 import BackendApplicationClient, InsecureTransportError, OAuth2Error
 from pydantic_core import from_json
 from requests_oauthlib import OAuth2Session
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import NewConnectionError
 
 from reconciler.api.errors import (
     ApiError,
@@ -46,6 +49,8 @@ from reconciler.api.errors import (
     parse_error_body,
 )
 from reconciler.api.pacer import Pacer
+from reconciler.redaction import remember
+from reconciler.api.transport import TRANSPORT_ERRORS, BoundedAdapter, classify_failure, no_redirects, redirect_target
 from reconciler.settings import INSECURE_TRANSPORT_VARIABLE, ApiSettings, is_loopback
 
 log = logging.getLogger(__name__)
@@ -61,52 +66,7 @@ def _no_debug(record: logging.LogRecord) -> bool:
 # emits the record, hence the module's own logger.)
 logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_no_debug)
 
-# Everything the transport may raise. RequestException is an OSError; urllib3 lets a few of its
-# own errors through `requests` unwrapped, and certificate-path problems surface as bare OSError.
-TRANSPORT_ERRORS = (requests.RequestException, Urllib3Error, OSError)
-_BEFORE_SENDING = (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                   requests.exceptions.InvalidSchema, requests.exceptions.URLRequired,
-                   requests.exceptions.InvalidHeader, requests.exceptions.InvalidJSONError)
-_AFTER_SENDING = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                  requests.exceptions.ContentDecodingError)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """What a transport failure means for retrying: may the request have reached the server, and
-    is another try worthwhile."""
-
-    description: str
-    sent: bool
-    transient: bool
-
-
-def classify_failure(exc: BaseException) -> Failure:
-    """Sort a transport exception by whether the request may have been received (order matters:
-    ConnectTimeout and SSLError are ConnectionErrors, JSONDecodeError is an InvalidJSONError)."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return Failure("could not connect in time (connect timeout)", sent=False, transient=True)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return Failure("TLS handshake failed (certificate or protocol error)", sent=False, transient=False)
-    if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
-        return Failure("could not connect (connection refused or unknown host)", sent=False, transient=True)
-    if isinstance(exc, requests.exceptions.JSONDecodeError):
-        return Failure("the answer is not valid JSON", sent=True, transient=False)
-    if isinstance(exc, _BEFORE_SENDING):
-        return Failure(f"the request could not be built ({type(exc).__name__})", sent=False, transient=False)
-    if isinstance(exc, requests.Timeout):
-        return Failure("no answer in time (read timeout)", sent=True, transient=True)
-    if isinstance(exc, _AFTER_SENDING):
-        return Failure(f"the connection broke before the answer arrived ({type(exc).__name__})",
-                       sent=True, transient=True)
-    return Failure(f"the request failed ({type(exc).__name__})", sent=True, transient=False)
-
-
-def _never_connected(exc: BaseException) -> bool:
-    # requests wraps urllib3's MaxRetryError, whose `reason` says whether a connection was ever made.
-    inner = exc.args[0] if exc.args else None
-    reason = getattr(inner, "reason", inner)
-    return isinstance(reason, (NewConnectionError, ConnectionRefusedError, socket.gaierror))
+_FOLLOWS_REDIRECTS = ("GET", "HEAD")  # reads; a write's body (and the token request's secret) stays put
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -192,11 +152,16 @@ class ApiSession:
         self._clock = clock
         self._jitter = jitter
         self._http = OAuth2Session(client=BackendApplicationClient(client_id=settings.client_id))
+        self._http.register_compliance_hook("access_token_request", no_redirects)
         self._http.register_compliance_hook("access_token_response", _raise_unless_ok)
+        adapter = BoundedAdapter(deadline=settings.request_deadline, max_bytes=settings.max_response_bytes)
+        for scheme in ("https://", "http://"):
+            self._http.mount(scheme, adapter)
         self._token_lock = threading.Lock()
         self._token: str | None = None
         self.pacer = Pacer(clock, sleep)
         self._refresh_at = math.inf
+        remember([settings.client_secret])  # an answer may echo it: every output hides it
         _allow_plain_http_on_loopback(settings)
 
     def request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
@@ -214,7 +179,7 @@ class ApiSession:
                 # Safe even for a create: the server refused it before doing anything.
                 self._forget_token(token)
                 response = self._send(call.method, url, json, params, self._bearer())
-            if response.status_code >= 400:
+            if response.status_code >= 300:  # a 3xx left over: a write's redirect, or one reads cannot follow
                 raise _Answered(response)
             return response
 
@@ -234,7 +199,8 @@ class ApiSession:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         # withhold_token: the token's lifetime is ours to judge (on the injected clock), not oauthlib's.
         return self._http.request(method, url, json=json, params=params, headers=headers,
-                                  timeout=self.settings.timeout, withhold_token=True)
+                                  timeout=self.settings.timeout, withhold_token=True,
+                                  allow_redirects=method in _FOLLOWS_REDIRECTS)
 
     def _retrying(self, attempt: Callable[[], T], call: _Call) -> T:
         budget = RetryBudget(self.settings, self._clock, self._jitter)
@@ -257,6 +223,8 @@ class ApiSession:
 
     def _after_answer(self, response: requests.Response, call: _Call, budget: RetryBudget) -> float:
         status = response.status_code
+        if status < 400 and (call.token_endpoint or call.method not in _FOLLOWS_REDIRECTS):
+            raise self._redirect_error(response, call)
         if status == 429:
             wait = budget.after_rate_limit(retry_after_seconds(response.headers))
             if wait is None:
@@ -292,6 +260,15 @@ class ApiSession:
     def _status_error(self, response: requests.Response, call: _Call, note: str | None = None) -> ApiError:
         return error_for_status(response.status_code, response.content, method=call.method, path=call.path,
                                 token_endpoint=call.token_endpoint, note=note)
+
+    def _redirect_error(self, response: requests.Response, call: _Call) -> ApiError:
+        # Not retried, and not CreateOutcomeUnknown: the server that got the request answered
+        # "go elsewhere" instead of carrying it out.
+        variable = "SH_TOKEN_URL" if call.token_endpoint else "SH_BASE_URL"
+        status = response.status_code
+        return ApiError(f"the service answered a redirect ({status} {redirect_target(response)}); redirects are "
+                        "not followed for the token request or writes", method=call.method, path=call.path,
+                        status=status, hint=f"point {variable} at the final address (where the redirect leads)")
 
     def _oauth_error(self, exc: OAuth2Error, call: _Call) -> ApiError:
         if isinstance(exc, InsecureTransportError):
@@ -350,6 +327,7 @@ class ApiSession:
         if not isinstance(access, str) or not access:
             raise AuthError("the token endpoint answered without an access token", method=call.method,
                             path=call.path)
+        remember([access])
         return access, self._clock() + _refresh_after(token.get("expires_in"))
 
 
@@ -363,8 +341,8 @@ def _refresh_after(expires_in: Any) -> float:
 
 def _raise_unless_ok(response: requests.Response) -> requests.Response:
     # oauthlib reads any answer body as a token response; a 429 or 5xx must reach the retry loop
-    # instead, and a 4xx is reported with its status rather than as oauthlib's guess.
-    if response.status_code >= 400:
+    # instead, and a 3xx or 4xx is reported with its status rather than as oauthlib's guess.
+    if response.status_code >= 300:
         raise _Answered(response)
     return response
 
