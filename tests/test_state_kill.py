@@ -46,6 +46,7 @@ def target(request, tmp_path) -> Target:
         return Target(f"s3://{STATE_BUCKET}/{key}", S3Store(STATE_BUCKET, s3_client(env)), key, env)
     from reconciler.state.objects import open_store
 
+    (tmp_path / ".reconciler").mkdir()
     location = str(tmp_path / ".reconciler" / "state.json")
     store, key = open_store(location)
     return Target(location, store, key, {})
