@@ -16,6 +16,7 @@ from reconciler.engine.normalize import spec_hash
 from reconciler.engine.plan import PlanOptions, plan
 from reconciler.manifests.loader import load
 from reconciler.state.model import JobState, Lockfile
+from tests.conftest import copy_evalscripts
 
 PROCESS = {
     "input": {"bounds": {"bbox": [8.44, 41.31, 9.66, 43.1]},
@@ -92,13 +93,84 @@ def test_restart_of_partial_v1_within_max_restarts(tmp_path):
     assert "maxRestarts is 2" in made.actions[0].reasons[0]
 
 
-def test_failed_v2_reruns_as_a_replacement_with_skip_existing_within_budget(tmp_path):
+def with_url(url: str) -> dict:
+    request = json.loads(json.dumps(V2_REQUEST))
+    request["output"]["delivery"]["s3"]["url"] = url
+    return request
+
+
+SKIP = ("output.skipExisting", True)
+# delivery URL of the manifest → overrides of a re-run of the FAILED request "id-1": the re-run
+# writes where the failed run wrote, so skipExisting finds its tiles
+RERUN_PATHS = {
+    "s3://bucket/prefix": (SKIP, ("output.delivery.s3.url", "s3://bucket/prefix/id-1/<tileName>/<outputId>.<format>")),
+    "s3://bucket/prefix/": (SKIP, ("output.delivery.s3.url", "s3://bucket/prefix/id-1/<tileName>/<outputId>.<format>")),
+    "s3://bucket/<requestId>/<tileName>.tif": (SKIP, ("output.delivery.s3.url", "s3://bucket/id-1/<tileName>.tif")),
+    "s3://bucket/fixed/<tileName>/<outputId>.<format>": (SKIP,),  # no request id in the path: nothing to pin
+}
+
+
+@pytest.mark.parametrize("url", sorted(RERUN_PATHS))
+def test_failed_v2_reruns_where_the_failed_run_wrote_and_pays_for_the_tiles_left(tmp_path, url):
+    m = manifest(tmp_path, policy={"maxRestarts": 3}, request=with_url(url))
+    failed = live(status="FAILED", request=with_url(url))
+    failed = LiveJob(**{**failed.__dict__, "completion": 70.0})
+    actions, made = kinds([m], [failed], {"job": record(m, status="FAILED")}, estimate=lambda _: 100.0)
+    [rerun] = made.actions
+    assert actions == [("job", Kind.REPLACE)] and rerun.steps == ("create", "start")
+    assert rerun.overrides == RERUN_PATHS[url]
+    assert (rerun.cost_pu, rerun.cost_source) == (30.0, "estimate") and "30% of the tiles left" in rerun.reasons[-1]
+    assert made.cost() == 30.0
+    _, spent = kinds([m], [failed], {"job": record(m, status="FAILED", restarts=3)})
+    assert spent.actions[0].kind is Kind.BLOCKED
+
+
+def test_a_rerun_is_no_spec_change_and_a_second_rerun_writes_where_the_first_run_wrote(tmp_path):
+    m = manifest(tmp_path, policy={"maxRestarts": 3})
+    first = RERUN_PATHS["s3://bucket/prefix"]
+    rerun_request = with_url(dict(first)["output.delivery.s3.url"])
+    rerun_request["output"]["skipExisting"] = True
+    kept = record(m, job_id="id-2", status="PROCESSING", restarts=1).model_copy(update={"overrides": dict(first)})
+    actions, _ = kinds([m], [live(job_id="id-2", status="PROCESSING", request=rerun_request)], {"job": kept})
+    assert actions == [("job", Kind.WAIT)]  # not "blocked: output.skipExisting: true"
+    failed = LiveJob(**{**live(job_id="id-2", status="FAILED", request=rerun_request).__dict__, "completion": 90.0})
+    _, made = kinds([m], [failed], {"job": kept.model_copy(update={"status": "FAILED"})}, estimate=lambda _: 100.0)
+    [again] = made.actions
+    assert again.kind is Kind.REPLACE and again.overrides == first and again.cost_pu == 10.0
+    assert "re-run 2 of 3" in again.reasons[-1]
+
+
+def test_a_failed_request_the_service_deleted_is_rerun_where_it_wrote_and_a_zarr_one_is_not(tmp_path):
     m = manifest(tmp_path, policy={"maxRestarts": 1})
-    actions, made = kinds([m], [live(status="FAILED")], {"job": record(m, status="FAILED")})
-    assert actions == [("job", Kind.REPLACE)]
-    assert made.actions[0].overrides == (("output.skipExisting", True),) and made.actions[0].steps == ("create", "start")
-    actions, _ = kinds([m], [live(status="FAILED")], {"job": record(m, status="FAILED", restarts=1)})
-    assert actions == [("job", Kind.BLOCKED)]
+    _, made = kinds([m], [], {"job": record(m, job_id="gone-1", status="FAILED")}, estimate=lambda _: 100.0)
+    [rerun] = made.actions
+    assert rerun.kind is Kind.CREATE and dict(rerun.overrides)["output.delivery.s3.url"].startswith("s3://bucket/prefix/gone-1/")
+    assert rerun.cost_pu == 100.0 and "not known" in rerun.reasons[-1]
+    from tests.conftest import EXAMPLES
+
+    text = (EXAMPLES / "corsica-max-ndvi-zarr.yaml").read_text().replace("maxCostPU: 5000", "maxRestarts: 2")
+    (tmp_path / "zarr.yaml").write_text(text)
+    copy_evalscripts(tmp_path)
+    [zarr] = load([tmp_path / "zarr.yaml"]).manifests
+    failed = live(zarr.name, status="FAILED", request=zarr.body, description=zarr.job.spec.description)
+    _, made = kinds([zarr], [failed], {zarr.name: record(zarr, status="FAILED")})
+    [blocked] = made.actions
+    assert blocked.kind is Kind.BLOCKED and "a Zarr output cannot skip existing tiles" in blocked.reasons[1]
+
+
+def test_resuming_a_stopped_job_and_restarting_a_partial_one_cost_what_is_left(tmp_path):
+    m = manifest(tmp_path)
+    stopped = LiveJob(**{**live(status="STOPPED", cost=40.0).__dict__, "completion": 25.0})
+    _, made = kinds([m], [stopped], {"job": record(m, status="STOPPED")}, estimate=lambda _: 200.0)
+    [start] = made.actions
+    assert (start.kind, start.cost_pu, start.cost_source) == (Kind.START, 150.0, "estimate")  # not the 40 spent
+    v1 = manifest(tmp_path, name="old", api="v1", policy={"maxRestarts": 1})
+    partial = LiveJob(**{**live("old", api="v1", status="PARTIAL", cost=66.0).__dict__, "tile_count": 66,
+                         "failed_tiles": 6})
+    _, made = kinds([v1], [partial], {"old": record(v1, api="v1", status="PARTIAL")})
+    [restart] = made.actions
+    assert (restart.kind, restart.cost_pu) == (Kind.RESTART, 6.0) and "6 of 66" in restart.reasons[0]
+    assert made.cost() == 6.0
 
 
 def test_max_cost_blocks_a_start_with_the_figure_shown(tmp_path):

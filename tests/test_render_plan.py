@@ -37,6 +37,7 @@ REGENERATE = os.environ.get("REGENERATE_GOLDEN") == "1"
 ESTIMATES = {
     "corsica-max-ndvi": 112.3,
     "corsica-max-ndvi-2020": 118.9,
+    "corsica-max-ndvi-rerun": 112.3,
     "corsica-max-ndvi-v1": 112.4,
     "corsica-max-ndvi-zarr": 731.2,
     "corsica-ndvi-collection": 98.6,
@@ -259,7 +260,7 @@ def test_json_actions_carry_every_documented_field():
               "costPU", "costSource", "specHash", "overrides"}
     document = json.loads(plan_json(made))
     assert all(set(a) == fields for a in document["actions"])
-    assert {"output.skipExisting": True} in [a["overrides"] for a in document["actions"]]
+    assert any(a["overrides"].get("output.skipExisting") is True for a in document["actions"])
     doc = (Path(__file__).parent.parent / "docs" / "plan-json.md").read_text(encoding="utf-8")
     assert all(f"`{name}`" in doc for name in fields | set(document) | set(document["summary"]))
 

@@ -83,6 +83,7 @@ class LiveJob:
     cost_pu: float | None = None  # v2 costPU, v1 valueEstimate: known once analysed
     completion: float | None = None  # v2 completionPercentage; v1 has none
     tile_count: int | None = None  # v1 tileCount
+    failed_tiles: int | None = None  # v1 PARTIAL: its FAILED tiles, counted by refresh for managed jobs
     user_action: str | None = None
     error: str | None = None
     stopped_reason: str | None = None  # v2 stoppedStatusReason

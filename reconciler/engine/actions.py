@@ -83,6 +83,17 @@ class Action:
     def sort_key(self) -> tuple:
         return (self.name, self.kind.order)
 
+    @property
+    def spends(self) -> bool:
+        """Whether the action runs a job, and so spends processing units (a create left at
+        `created` or `analysed` spends none: analysis is free)."""
+        return self.kind.changes and any(step in RUN_STEPS for step in self.steps)
+
+    @property
+    def cost(self) -> float | None:
+        """The PU this action is expected to spend, to the tenth shown (None: no figure yet)."""
+        return round(self.cost_pu, 1) if self.spends and self.cost_pu is not None else None
+
     def substance(self) -> tuple:
         """What the action does, as opposed to how it is explained: a saved plan is executed only
         when a fresh plan has the same substance (DESIGN §4)."""
@@ -123,10 +134,5 @@ class Plan:
         return out
 
     def cost(self) -> float:
-        """PU this plan is expected to spend: jobs it creates/replaces to run, or starts/restarts."""
-        spending = (Kind.CREATE, Kind.REPLACE, Kind.START, Kind.RESTART, Kind.ANALYSE)
-        return round(sum(a.cost_pu or 0 for a in self.actions if a.kind in spending and _runs(a)), 3)
-
-
-def _runs(action: Action) -> bool:
-    return any(step in RUN_STEPS for step in action.steps)
+        """PU this plan is expected to spend: the sum of its actions' figures as shown."""
+        return round(sum(a.cost for a in self.actions if a.cost is not None), 1)

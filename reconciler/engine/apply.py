@@ -25,7 +25,7 @@ from reconciler.engine.payload import create_body, sent_digest
 from reconciler.errors import ReconcilerError
 from reconciler.manifests.loader import Manifest
 from reconciler.redaction import from_service
-from reconciler.state.model import HistoryEntry, Intent, JobState
+from reconciler.state.model import PREVIOUS_LIMIT, HistoryEntry, Intent, JobState
 from reconciler.state.statefile import Journal
 
 TERMINAL = ("DONE", "PARTIAL", "FAILED", "CANCELED", "STOPPED")
@@ -179,27 +179,25 @@ class _Step:
         previous = self.context.current(name)
         body = _checked(self.action, manifest, create_body(manifest.body, manifest.job.spec.description, name,
                                                            self.action.overrides))
-        old = self.job_id
-        rerun = bool(self.action.overrides)
+        old = self.job_id or (previous.id if previous else None)  # what this create replaces, if anything
+        predecessors = [*(previous.previous or [] if previous else []), *([old] if old else [])][-PREVIOUS_LIMIT:]
         base = previous or JobState(api=self.action.api, specHash=self.action.spec_hash)
         intent = Intent(action="create", at=_now(), who=self.context.who, marker=f"[reconciler:{name}]",
                         specHash=self.action.spec_hash)
         self.context.record(name, base.model_copy(update={"intent": intent}), "create", "intent", None)
         try:
-            live = self.api.create(body)
-            how = "ok"
+            live, how = self.api.create(body), "ok"
         except CreateOutcomeUnknown as e:
-            live = self._find_created(name, exclude={old} if old else set())
+            live, how = self._find_created(name, exclude=set(predecessors)), "ok (answer lost; found by its marker)"
             if live is None:
                 raise ReconcilerError(f"the create's outcome is unknown ({e.message}) and no request carries the marker yet",
                                       "the next run looks for it by its marker before creating anything") from None
-            how = "ok (answer lost; found by its marker)"
-        restarts = (previous.restarts + 1 if previous else 1) if rerun else (previous.restarts if previous else 0)
+        restarts = (previous.restarts if previous else 0) + bool(self.action.overrides)  # a re-run counts
         job = JobState(id=live.id, api=self.action.api, specHash=self.action.spec_hash, status=live.status,
                        observedAt=_now(), restarts=restarts, onRemove=manifest.job.spec.policy.onRemove,
-                       sensitivePaths=JobState.paths(manifest.sent_sensitive))
-        detail = f"replaces {old}" if old else None
-        self.context.record(name, job, "create", how, live.id, detail)
+                       sensitivePaths=JobState.paths(manifest.sent_sensitive), overrides=dict(self.action.overrides) or None,
+                       previous=predecessors or None)
+        self.context.record(name, job, "create", how, live.id, f"replaces {old}" if old else None)
         self.job_id, self.created_at = live.id, self.context.clock()
 
     def _find_created(self, name: str, exclude: set[str]) -> LiveJob | None:

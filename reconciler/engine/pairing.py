@@ -49,7 +49,9 @@ def pair(manifests: Iterable[Manifest], live: Iterable[LiveJob], records: Mappin
             continue
         record = records.get(name)
         job = by_id.get(record.id) if record and record.id else None
-        candidates = [j for j in marked.get(name, []) if j.id not in recorded_ids or (record and j.id == record.id)]
+        predecessors = set(record.previous or ()) if record else set()  # replaced, still marked: not duplicates
+        candidates = [j for j in marked.get(name, []) if j.id not in predecessors
+                      and (j.id not in recorded_ids or (record and j.id == record.id))]
         if job is not None:
             pairs.append(Pair(name, manifests.get(name), record, job, False, tuple(c for c in candidates if c.id != job.id)))
         elif candidates:
@@ -57,7 +59,8 @@ def pair(manifests: Iterable[Manifest], live: Iterable[LiveJob], records: Mappin
             pairs.append(Pair(name, manifests.get(name), record, best, True, tuple(rest)))
         else:
             pairs.append(Pair(name, manifests.get(name), record, None))
-    claimed = {p.live.id for p in pairs if p.live} | recorded_ids | {d.id for p in pairs for d in p.duplicates}
+    claimed = ({p.live.id for p in pairs if p.live} | recorded_ids | {d.id for p in pairs for d in p.duplicates}
+               | {i for r in records.values() for i in r.previous or ()})
     known = set(all_names)
     unmanaged = tuple(j for j in live if j.id not in claimed and owner(j.description) is None)
     foreign = tuple(j for j in live if j.id not in claimed and owner(j.description) not in (None, *known))

@@ -19,8 +19,14 @@ from reconciler.redaction import SENSITIVE
 def create_body(body: dict, description: str, name: str, overrides: tuple[tuple[str, Any], ...] = ()) -> dict:
     """The create body of a manifest: its request, the description with the ownership marker, and
     the plan's overrides (dotted paths, e.g. a re-run's `output.skipExisting`)."""
-    sent = copy.deepcopy(body)
+    sent = with_overrides(body, overrides)
     sent["description"] = with_marker(description, name)
+    return sent
+
+
+def with_overrides(body: dict, overrides: tuple[tuple[str, Any], ...]) -> dict:
+    """A copy of `body` with the values at dotted paths set."""
+    sent = copy.deepcopy(body)
     for path, value in overrides:
         target = sent
         *parents, last = path.split(".")

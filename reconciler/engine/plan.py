@@ -20,6 +20,7 @@ from reconciler.engine.identity import with_marker, without_marker
 from reconciler.engine.normalize import canonical, digest, sensitive_digest, stable_json, text_digest
 from reconciler.engine.pairing import Pair, pair
 from reconciler.engine.payload import create_body, sent_digest
+from reconciler.engine.rerun import desired_body, remaining, rerun_overrides
 from reconciler.manifests.loader import Manifest
 from reconciler.redaction import from_service
 from reconciler.state.model import Lockfile
@@ -109,8 +110,11 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
     hidden = masked(p)
     body_sensitive = _body_paths(hidden)
     desired_digest, desired_hash = m.desired
-    if body_sensitive != m.body_sensitive:  # masked for the live request's sake: both sides alike
-        desired_digest = forms.desired_digest(m.body, body_sensitive)
+    # the reconciler's own settings of the live request (a re-run's) are not a change of the manifest
+    recorded = p.record.overrides if p.record is not None and p.live is not None and p.record.id == p.live.id else None
+    body = desired_body(m.body, recorded)
+    if body_sensitive != m.body_sensitive or recorded:  # masked for the live request's sake: both sides alike
+        desired_digest = forms.desired_digest(body, body_sensitive)
     base = Action(Kind.NOOP, p.name, m.job.spec.api, p.live.id if p.live else None, (),
                   live_status=p.live.status if p.live else None, desired_state=m.job.spec.state, spec_hash=desired_hash)
     if p.live is None:
@@ -119,7 +123,7 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
     if p.found_by_marker:
         out.append(replace(base, kind=Kind.ADOPT, steps=(Step.ADOPT,), reasons=("found by its ownership marker",)))
     live_digest = forms.digest(p.live, body_sensitive)
-    diff = changes(canonical(m.body, body_sensitive), forms.form(p.live, body_sensitive)) if live_digest != desired_digest else ()
+    diff = changes(canonical(body, body_sensitive), forms.form(p.live, body_sensitive)) if live_digest != desired_digest else ()
     if diff or p.live.api != m.job.spec.api:
         return out + [_spec_changed(p, base, diff, options, estimate)]
     wanted = with_marker(m.job.spec.description, p.name)
@@ -169,9 +173,7 @@ def _missing(p: Pair, base: Action, options: PlanOptions, estimate) -> Action:
         return replace(base, reasons=(f"{gone}: it finished and the service deleted it as stale; "
                                       f"results stay in the bucket, it is not run again{note}",))
     if record.status == "FAILED" and spec.api == "v2" and record.restarts < spec.policy.maxRestarts:
-        rerun = _create(p, base, (f"{gone}: it failed; re-run {record.restarts + 1} of {spec.policy.maxRestarts} "
-                                  "with skipExisting (only missing tiles)",), estimate)
-        return replace(rerun, overrides=(("output.skipExisting", True),))
+        return _rerun(p, base, record.id, None, f"{gone}: it failed", estimate)
     if changed and _replace_allowed(p, options):
         return _create(p, base, (f"{gone}; the manifest changed and replacement is allowed",), estimate)
     return replace(base, kind=Kind.BLOCKED, reasons=(
@@ -260,32 +262,58 @@ def _started(p: Pair, base: Action, estimate) -> Action:
                          cost_source="estimate" if cost is not None else None)
         return _within_budget(action, budget, cost, "estimate")
     if status == "ANALYSIS_DONE" or (status == "STOPPED" and live.api == "v2"):
-        figure = live.cost_pu
+        figure, source, note = live.cost_pu, "service", " (resume)" if status == "STOPPED" else ""
+        if status == "STOPPED" and live.completion:  # stopped while processing: what remains, not what was spent
+            figure, source = remaining(estimate(p.manifest), live.completion), "estimate"
+            note = f" (resume: {100 - live.completion:.0f}% of the tiles left)"
         action = replace(base, kind=Kind.START, steps=(Step.START,), cost_pu=figure,
-                         cost_source="service" if figure is not None else None,
-                         reasons=("spec.state: started" + (" (resume)" if status == "STOPPED" else ""),))
-        return _within_budget(action, budget, figure, "service estimate")
+                         cost_source=source if figure is not None else None, reasons=(f"spec.state: started{note}",))
+        return _within_budget(action, budget, figure, f"{source} estimate")
     restarts = record.restarts if record else 0
     if status == "PARTIAL":
         if restarts < spec.policy.maxRestarts:
-            return replace(base, kind=Kind.RESTART, steps=(Step.RESTART,),
-                           reasons=(f"PARTIAL: restart {restarts + 1} of {spec.policy.maxRestarts} (failed tiles only)",))
+            cost = _failed_share(live)
+            return replace(base, kind=Kind.RESTART, steps=(Step.RESTART,), cost_pu=cost,
+                           cost_source="estimate" if cost is not None else None,
+                           reasons=(f"PARTIAL: restart {restarts + 1} of {spec.policy.maxRestarts} (failed tiles only"
+                                    + (f": {live.failed_tiles} of {live.tile_count})" if cost is not None else ")"),))
         return replace(base, kind=Kind.BLOCKED, reasons=(f"PARTIAL after {restarts} restart(s); maxRestarts is "
                                                          f"{spec.policy.maxRestarts}",))
     if status == "FAILED":
         if live.api == "v2" and restarts < spec.policy.maxRestarts:
-            cost = estimate(p.manifest)
-            rerun = replace(base, kind=Kind.REPLACE, job_id=live.id, steps=(Step.CREATE, *_then("started", budget)),
-                            overrides=(("output.skipExisting", True),), cost_pu=cost,
-                            cost_source="estimate" if cost is not None else None,
-                            reasons=(f"FAILED: re-run {restarts + 1} of {spec.policy.maxRestarts} as a new request with "
-                                     "skipExisting (only missing tiles)",))
-            return _within_budget(rerun, budget, cost, "estimate")
+            return _rerun(p, base, live.id, live.completion, None, estimate)
         return replace(base, kind=Kind.BLOCKED, reasons=(f"FAILED: {live.error or 'no reason given'}",
                                                          "raise maxRestarts (v2) or fix the cause and replace it"))
     if status == "CANCELED":
         return replace(base, kind=Kind.BLOCKED, reasons=("CANCELED: a v1 request cannot be resumed",))
     return replace(base, reasons=(f"{status}",))
+
+
+def _rerun(p: Pair, base: Action, failed_id: str, completion: float | None, gone: str | None, estimate) -> Action:
+    """A FAILED v2 job run again as a new request that skips the tiles done, where the failed run
+    wrote them (engine.rerun); `gone` says why when the failed request is no longer listed."""
+    spec, record = p.manifest.job.spec, p.record
+    restarts = record.restarts if record else 0
+    recorded = record.overrides if record is not None and record.id == failed_id else None
+    overrides = rerun_overrides(p.manifest.body, failed_id, recorded)
+    head = gone or f"FAILED: {p.live.error or 'no reason given'}"
+    if isinstance(overrides, str):
+        return replace(base, kind=Kind.BLOCKED, reasons=(head, overrides, "fix the cause, then allow replacement"))
+    cost = remaining(estimate(p.manifest), completion)
+    left = "the tiles left are not known: it is gone" if completion is None else f"{100 - completion:.0f}% of the tiles left"
+    action = replace(base, kind=Kind.CREATE if gone else Kind.REPLACE, job_id=None if gone else failed_id,
+                     steps=(Step.CREATE, *_then("started", spec.policy.maxCostPU)), overrides=overrides, cost_pu=cost,
+                     cost_source="estimate" if cost is not None else None,
+                     reasons=(head, f"re-run {restarts + 1} of {spec.policy.maxRestarts}: a new request that skips "
+                                    f"the tiles done ({left})"))
+    return _within_budget(action, spec.policy.maxCostPU, cost, "estimate")
+
+
+def _failed_share(live: LiveJob) -> float | None:
+    """A v1 restart re-processes the failed tiles only: their share of the service's estimate."""
+    if live.cost_pu is None or not live.tile_count or live.failed_tiles is None:
+        return None
+    return round(live.cost_pu * live.failed_tiles / live.tile_count, 1)
 
 
 def _within_budget(action: Action, budget: float | None, cost: float | None, what: str) -> Action:

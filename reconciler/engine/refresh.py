@@ -1,13 +1,16 @@
 """Refresh, first half (I/O): list every live job of the API versions in play — one paged
-listing per version, never a GET per job — and read the lockfile (merged with its journal)."""
+listing per version, never a GET per job — and read the lockfile (merged with its journal).
+A managed v1 job that ended PARTIAL also gets its FAILED tiles counted (one listing each, and such
+jobs are few): a restart re-processes only those, and the plan prices it by their share."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi, LiveJob
+from reconciler.engine.identity import owner
 from reconciler.manifests.loader import Manifest
 from reconciler.state.statefile import Snapshot, StateFile
 
@@ -33,4 +36,12 @@ def refresh(client: BatchClient, state: StateFile, manifests: list[Manifest], ev
     live: list[LiveJob] = []
     for api in apis:
         live += JobsApi(client, api).list_jobs()
+    recorded = {r.id for r in snapshot.lockfile.jobs.values()}
+    names = {m.name for m in manifests}
+    live = [_with_failed_tiles(client, job) if job.api == "v1" and job.status == "PARTIAL"
+            and (job.id in recorded or owner(job.description) in names) else job for job in live]
     return Refreshed(snapshot, tuple(live), apis)
+
+
+def _with_failed_tiles(client: BatchClient, job: LiveJob) -> LiveJob:
+    return replace(job, failed_tiles=sum(1 for _ in JobsApi(client, "v1").tiles(job.id, status="FAILED")))

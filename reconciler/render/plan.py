@@ -14,7 +14,7 @@ import json
 import math
 from typing import Any
 
-from reconciler.engine.actions import RUN_STEPS, Action, Kind, Plan, Unmanaged
+from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
 from reconciler.engine.diff import FieldChange
 from reconciler.redaction import SECRET_KEYS, SENSITIVE
 from reconciler.render import colour_enabled, out, paint, plain
@@ -31,7 +31,6 @@ _COLOURS = {
     Kind.ADOPT: "cyan",
 }
 _PHRASES = {Kind.WAIT: "waiting", Kind.BLOCKED: "blocked", Kind.NOOP: "unchanged"}  # others: "to <word>"
-_SPENDING = (Kind.CREATE, Kind.REPLACE, Kind.START, Kind.RESTART, Kind.ANALYSE)
 _DIFF_COLOURS = {"+": "green", "-": "red", "~": "yellow"}
 
 
@@ -95,11 +94,11 @@ def pu(value: float) -> str:
 
 
 def cost_note(action: Action) -> str:
-    if action.cost_pu is None:
+    if action.cost is None:  # nothing run, nothing spent (or no figure yet: counted in the summary)
         return ""
     if action.cost_source == "estimate":
-        return f"est. {pu(action.cost_pu)}"
-    return f"{pu(action.cost_pu)} ({action.cost_source or 'service'})"
+        return f"est. {pu(action.cost)}"
+    return f"{pu(action.cost)} ({action.cost_source or 'service'})"
 
 
 def steps_note(action: Action) -> str:
@@ -114,7 +113,7 @@ def steps_note(action: Action) -> str:
 def unestimated(plan: Plan) -> int:
     """Actions that will spend processing units but have no figure yet (they are not in the total)."""
     return sum(1 for a in plan.actions
-               if a.kind in _SPENDING and a.cost_pu is None and any(s in RUN_STEPS for s in a.steps))
+               if a.spends and a.cost_pu is None)
 
 
 def summary_line(plan: Plan) -> str:
@@ -261,8 +260,8 @@ def _action_json(a: Action) -> dict:
                     for c in a.changes],
         "liveStatus": a.live_status,
         "desiredState": a.desired_state,
-        "costPU": a.cost_pu,
-        "costSource": a.cost_source,
+        "costPU": a.cost,
+        "costSource": a.cost_source if a.cost is not None else None,
         "specHash": a.spec_hash,
         "overrides": {path: redact(value, path) for path, value in a.overrides},
     }

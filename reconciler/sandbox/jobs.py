@@ -226,7 +226,9 @@ def schedule_tiles(job: Job, now: float, workers: int, tile_seconds: float) -> N
 
 def finish_tile(job: Job, work: TileWork, failed: bool, now: float, v2_failure_threshold: float) -> None:
     work.status, work.finishes_at = ("FAILED" if failed else "PROCESSED"), None
-    job.cost_pu = round(sum(w.pu for w in job.tiles if w.status == "PROCESSED" and not w.skipped), 4)
+    # "all tiles that have been processed or are being processed … are charged for" (seed 001): a
+    # tile that failed was processed too; one skipped because its outputs existed was not
+    job.cost_pu = round(sum(w.pu for w in job.tiles if w.status in ("PROCESSED", "FAILED") and not w.skipped), 4)
     _touch(job, now)
     _finish_if_complete(job, now, v2_failure_threshold)
 

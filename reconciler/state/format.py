@@ -14,7 +14,7 @@ from reconciler.state.model import CURRENT_VERSION, Lockfile
 
 # version N → function turning a version-N document into a version-(N+1) one
 UPGRADES: dict[int, Callable[[dict], dict]] = {
-    1: lambda document: {**document, "version": 2},  # 2 adds jobs' sensitivePaths (none recorded before)
+    1: lambda document: {**document, "version": 2},  # 2 adds jobs' sensitivePaths, overrides, previous (none before)
 }
 
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 CURRENT_VERSION = 2
 HISTORY_LIMIT = 50  # entries kept per job; older ones are dropped when new ones arrive
+PREVIOUS_LIMIT = 20  # replaced requests remembered per job
 
 
 class _Model(BaseModel):
@@ -53,6 +54,12 @@ class JobState(_Model):
     # sensitive for this request: masked in every output until the live value changes, even once
     # the manifest stops referencing a secret there (DESIGN §4). Paths only, never values.
     sensitivePaths: list[list[str | int]] | None = None
+    # What the reconciler itself set in this request's body, by dotted path (a re-run's
+    # skipExisting and delivery path): applied to the manifest's body before comparing.
+    overrides: dict[str, Any] | None = None
+    # Requests this one replaced (re-runs, replacements), newest last: they still carry the
+    # marker until the service deletes them, and are predecessors, not duplicates.
+    previous: list[str] | None = None
     intent: Intent | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
 
