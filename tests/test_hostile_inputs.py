@@ -201,3 +201,34 @@ def test_a_planted_cache_entry_never_changes_what_apply_sends(workspace, run_cli
     [job] = jobs_named(sandbox, name)
     assert job.request["output"]["delivery"]["s3"]["url"] == "s3://reconciler-demo-results/corsica-geopackage"
     assert "attacker-bucket" not in out
+
+
+def test_apply_sends_what_the_saved_plan_showed_for_an_update_and_a_changed_secret(workspace, run_cli, sandbox,
+                                                                                  monkeypatch):
+    """An update reviewed as "rev 1" → "rev 2" never writes "rev 3"; a secret changed since the
+    review is caught by its keyed hash, which the plan file holds instead of the secret."""
+    name = "sends-" + workspace.name[-8:].lower().replace("_", "-").strip("-")
+    manifest = one_job(workspace, name, "rev 1")
+    assert run_cli("apply", "--auto-approve")[0] == 0
+    manifest.write_text(manifest.read_text().replace("rev 1", "rev 2"))
+    assert run_cli("plan", "--out", "saved.plan")[0] == 0
+    manifest.write_text(manifest.read_text().replace("rev 2", "rev 3"))
+    code, _, err = run_cli("apply", "saved.plan")
+    assert code == 1 and f"{name}: the saved plan's update differs in what it sends" in err
+    [job] = jobs_named(sandbox, name)
+    assert job.description.startswith("rev 1 ")
+    manifest.write_text(manifest.read_text().replace("rev 3", "rev 2"))
+    assert run_cli("apply", "saved.plan")[0] == 0
+    assert jobs_named(sandbox, name)[0].description.startswith("rev 2 ")
+
+    monkeypatch.setenv("DESCRIPTION_SECRET", SECRET)
+    manifest.write_text(manifest.read_text().replace("rev 2", "rev ${env:DESCRIPTION_SECRET}"))
+    assert run_cli("plan", "--out", "saved.plan")[0] == 0
+    assert SECRET not in (workspace / "saved.plan").read_text()
+    monkeypatch.setenv("DESCRIPTION_SECRET", SECRET + "-rotated")
+    code, _, err = run_cli("apply", "saved.plan")
+    assert code == 1 and "differs in what it sends" in err
+    monkeypatch.setenv("DESCRIPTION_SECRET", SECRET)
+    code, out, err = run_cli("apply", "saved.plan")
+    assert code == 0, out + err
+    assert jobs_named(sandbox, name)[0].description == f"rev {SECRET} [reconciler:{name}]"

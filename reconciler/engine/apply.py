@@ -79,6 +79,7 @@ class Context:
     poll_seconds: float = 1.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    seal: bytes = field(default=b"", repr=False)  # as the plan hashed sensitive values (engine.payload)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, name: str, job: JobState | None, action: str, result: str, request_id: str | None = None,
@@ -178,7 +179,7 @@ class _Step:
         name, manifest = self.action.name, self.context.manifests[self.action.name]
         previous = self.context.current(name)
         body = _checked(self.action, manifest, create_body(manifest.body, manifest.job.spec.description, name,
-                                                           self.action.overrides))
+                                                           self.action.overrides), self.context.seal)
         old = self.job_id or (previous.id if previous else None)  # what this create replaces, if anything
         predecessors = [*(previous.previous or [] if previous else []), *([old] if old else [])][-PREVIOUS_LIMIT:]
         base = previous or JobState(api=self.action.api, specHash=self.action.spec_hash)
@@ -210,7 +211,8 @@ class _Step:
 
     def _update(self) -> None:
         manifest = self.context.manifests[self.action.name]
-        description = _checked(self.action, manifest, with_marker(manifest.job.spec.description, self.action.name))
+        description = _checked(self.action, manifest, with_marker(manifest.job.spec.description, self.action.name),
+                               self.context.seal)
         self.api.update_description(self.job_id, description)
         # the live description is now the manifest's: it is sensitive exactly when the manifest's is
         previous = self.context.current(self.action.name)
@@ -297,9 +299,9 @@ class _Step:
         self.context.record(self.action.name, job, step, "ok", self.job_id)
 
 
-def _checked(action: Action, manifest: Manifest, sent: dict | str) -> dict | str:
-    """`sent`, if it is what the plan's action said apply would send (engine.payload)."""
-    if sent_digest(sent, manifest.sent_sensitive) != action.sends:
+def _checked(action: Action, manifest: Manifest, sent: dict | str, key: bytes) -> dict | str:
+    """`sent`, if it is what the plan's action said apply would send (engine.payload): secrets too."""
+    if sent_digest(sent, manifest.sent_sensitive, key) != action.sends:
         raise ReconcilerError(f"what {action.name} would send is not what the plan showed (the manifest changed since)",
                               "make a new plan")
     return sent

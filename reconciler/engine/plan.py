@@ -11,7 +11,7 @@ otherwise, and PARTIAL v1 jobs restarted within `maxRestarts`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from reconciler.api.jobs import LiveJob
 from reconciler.engine.actions import Action, Kind, Plan, Step, Unmanaged
@@ -35,6 +35,7 @@ KNOWN = {"CREATED", "ANALYSING", "ANALYSIS_DONE", "PROCESSING", "DONE", "PARTIAL
 class PlanOptions:
     allow_replace: bool = False
     targets: frozenset[str] | None = None  # names; None = all
+    seal: bytes = field(default=b"", repr=False)  # hashes sensitive values into `Action.sends` (engine.payload)
 
 
 def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockfile, options: PlanOptions,
@@ -44,7 +45,8 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
     actions: list[Action] = []
     forms = LiveForms()
     for p in pairing.pairs:
-        actions += [_with_sends(a, p.manifest) if p.manifest is not None else a for a in _decide(p, options, estimate, forms)]
+        actions += [_with_sends(a, p.manifest, options.seal) if p.manifest is not None else a
+                    for a in _decide(p, options, estimate, forms)]
     warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "
                 f"using {p.live.id}" for p in pairing.pairs if p.duplicates]
     unmanaged = [Unmanaged(j.id, j.api, j.status, from_service(j.description) or "") for j in pairing.unmanaged]
@@ -137,7 +139,7 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
     return [a for a in out if a.kind is not Kind.NOOP] or [out[-1]]
 
 
-def _with_sends(action: Action, m: Manifest) -> Action:
+def _with_sends(action: Action, m: Manifest, key: bytes) -> Action:
     """The action with the digest of what apply will send for it (engine.payload)."""
     if Step.CREATE in action.steps:
         sent = create_body(m.body, m.job.spec.description, m.name, action.overrides)
@@ -145,7 +147,7 @@ def _with_sends(action: Action, m: Manifest) -> Action:
         sent = with_marker(m.job.spec.description, m.name)
     else:
         return action
-    return replace(action, sends=sent_digest(sent, m.sent_sensitive))
+    return replace(action, sends=sent_digest(sent, m.sent_sensitive, key))
 
 
 def _removed(p: Pair) -> Action:

@@ -17,6 +17,7 @@ from reconciler.api.jobs import JobsApi
 from reconciler.engine import apply as applying
 from reconciler.engine.actions import Kind, Plan
 from reconciler.engine.estimate import Estimator
+from reconciler.engine.payload import seal
 from reconciler.engine.plan import PlanOptions, plan
 from reconciler.engine.planfile import SavedPlan
 from reconciler.engine.refresh import Refreshed, refresh
@@ -93,7 +94,7 @@ def make_plan(client: BatchClient, state: StateFile, manifests: list[Manifest], 
                               "names: " + ", ".join(sorted(known)[:20]))
     with _bulk(keep=False):
         made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
-                    PlanOptions(selection.allow_replace, names), Estimator())
+                    PlanOptions(selection.allow_replace, names, seal(client.session.settings.client_secret)), Estimator())
     return made, refreshed
 
 
@@ -172,7 +173,8 @@ def _execute(client, state, refreshed, made: Plan, manifests, settings: ApplySet
     journal = state.journal(snapshot)
     apis = {api: JobsApi(client, api) for api in ("v1", "v2")}
     context = applying.Context(apis, journal, {m.name: m for m in manifests}, whoami(), revision(manifests), lease.check,
-                               settings.wait, settings.timeout, settings.poll_seconds)
+                               settings.wait, settings.timeout, settings.poll_seconds,
+                               seal=seal(client.session.settings.client_secret))
     final: dict[str, tuple[str, str]] = {}
     try:
         results = applying.execute(made, context, settings.parallelism)
