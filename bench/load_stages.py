@@ -48,7 +48,7 @@ def stage(name: str, folder: Path) -> float:
     sys.path.insert(0, str(ROOT))
     from _ruamel_yaml import CParser
 
-    from reconciler.engine.normalize import desired
+    from reconciler.canonical import desired
     from reconciler.manifests import loader, yamldoc
     from reconciler.manifests.schema import BatchJob
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.engine.normalize import desired
+from reconciler.canonical import desired
 from reconciler.manifests import cache, loader
 from tests.conftest import EXAMPLES
 from tests.test_loader import write
@@ -131,24 +131,6 @@ def test_the_default_place_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cache.folder() == tmp_path / "home" / ".cache" / "reconciler"
-
-
-def test_loading_makes_no_reference_cycles(cache_dir, examples, monkeypatch):
-    """engine.run pauses the cycle collector while manifests load: that is only sound while
-    loading leaves no cyclic garbage behind, from the YAML parser or the cache."""
-    import gc
-
-    load([examples])  # imports done, cache written
-    for setting in ("off", str(cache_dir)):  # parsed and validated, then from the cache
-        monkeypatch.setenv("RECONCILER_CACHE_DIR", setting)
-        gc.collect()
-        gc.disable()
-        try:
-            result = load([examples])
-            assert result.cached == (0 if setting == "off" else result.files)
-            assert gc.collect() == 0
-        finally:
-            gc.enable()
 
 
 def test_a_cache_in_use_is_not_removed_as_stale(cache_dir, tmp_path):

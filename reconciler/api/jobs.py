@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from reconciler.api.client import BatchClient, V1Client, V2Client
 from reconciler.api.errors import ApiError
 from reconciler.api.models import v1, v2
+from reconciler.api.models.live import API_VERSIONS, ApiVersion, LiveJob
 from reconciler.redaction import from_service
 
-ApiVersion = Literal["v1", "v2"]
-API_VERSIONS: tuple[ApiVersion, ...] = ("v2", "v1")
 
 # The v1 request fields that together are the create body the service echoes back.
 V1_BODY_FIELDS = ("processRequest", "tilingGrid", "output", "bucketName", "zarrOutput", "description")
@@ -66,27 +63,6 @@ class TolerantTile(v1.Tile):
 
 class UnsupportedAction(ApiError):
     """The job's API version has no such action; nothing was sent."""
-
-
-@dataclass(frozen=True)
-class LiveJob:
-    """One live batch job, v1 request or v2 task. `status` is the service's string (it may be one
-    the models do not know); `request` is the create body as the service echoes it."""
-
-    id: str
-    api: ApiVersion
-    status: str
-    description: str | None
-    request: dict[str, Any]
-    created: datetime | None = None
-    last_updated: datetime | None = None  # v2 lastUpdated; v1 has none
-    cost_pu: float | None = None  # v2 costPU, v1 valueEstimate: known once analysed
-    completion: float | None = None  # v2 completionPercentage; v1 has none
-    tile_count: int | None = None  # v1 tileCount
-    failed_tiles: int | None = None  # v1 PARTIAL: its FAILED tiles, counted by refresh for managed jobs
-    user_action: str | None = None
-    error: str | None = None
-    stopped_reason: str | None = None  # v2 stoppedStatusReason
 
 
 def live_job_from_v2(task: v2.Task, shared: dict[str, str] | None = None) -> LiveJob:

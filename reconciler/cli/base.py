@@ -72,7 +72,7 @@ ALLOW_REPLACE = click.option("--allow-replace", is_flag=True,
 
 
 def _selection(paths, targets, selectors, show_unmanaged=False, allow_replace=False):
-    from reconciler.engine.run import Selection
+    from reconciler.operations.run import Selection
 
     pairs = []
     for item in selectors:
@@ -112,9 +112,6 @@ def _units(paths: tuple[str, ...], state_location: str | None, shards: tuple[str
     if configured:
         return [Unit(s.name, s.paths, s.state) for s in configured.values()]
     return [Unit(None, paths, state_location)]
-
-
-RETAINED: list[object] = []  # what a command made, kept to the end: main() exits without freeing it
 
 
 def _for_each(units: list[Unit], run) -> int:

@@ -10,7 +10,6 @@ from reconciler.cli.base import (
     LEASE_TTL,
     LOCK_TIMEOUT,
     PATHS,
-    RETAINED,
     SELECTOR,
     SHARD,
     STATE,
@@ -41,8 +40,8 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
          allow_replace, shards) -> int:
     """Show what apply would change, with the cost, without changing anything."""
     from reconciler.api.client import BatchClient
-    from reconciler.engine.planfile import SavedPlan, save
-    from reconciler.engine.run import load_manifests, make_plan
+    from reconciler.operations.planfile import SavedPlan, save
+    from reconciler.operations.run import load_manifests, make_plan
     from reconciler.errors import UsageError
     from reconciler.render.plan import show_plan
     from reconciler.settings import api_settings
@@ -61,7 +60,6 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
         if out_file:
             save(SavedPlan(made, selection.paths, refreshed.snapshot.lockfile.journalSeq, allow_replace,
                            tuple(sorted(names)) if names is not None else None), out_file)
-        RETAINED.append((manifests, made, refreshed))
         return 2 if detailed_exitcode and made.drift else 0
 
     return _for_each(units, one)
@@ -85,9 +83,10 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
           targets, selectors, allow_replace, shards) -> int:
     """Converge live jobs to the manifests (PATHS), or execute a saved plan (a FILE from plan --out)."""
     from reconciler.api.client import BatchClient
-    from reconciler.engine.planfile import is_plan_file, load
-    from reconciler.engine.apply import Outcome
-    from reconciler.engine.run import ApplySettings, apply_fresh, apply_saved, converged
+    from reconciler.operations.planfile import is_plan_file, load
+    from reconciler.operations.apply import Outcome
+    from reconciler.engine.statuses import converged
+    from reconciler.operations.run import ApplySettings, apply_fresh, apply_saved
     from reconciler.render.apply import Progress, confirm, show_results
     from reconciler.render.plan import show_plan
     from reconciler.settings import api_settings
@@ -139,8 +138,8 @@ def reconcile(paths, state_location, detect_only, report, wait, timeout, paralle
     """For scheduled runs: apply only what needs no review (start, restart within budget, stop,
     description updates, adopt); report creates, replacements, removals and blocked changes."""
     from reconciler.api.client import BatchClient
-    from reconciler.engine.run import ApplySettings
-    from reconciler.engine.run import reconcile as run_reconcile
+    from reconciler.operations.run import ApplySettings
+    from reconciler.operations.run import reconcile as run_reconcile
     from reconciler.render.apply import Progress
     from reconciler.render.plan import show_plan
     from reconciler.render.reconcile import reconcile_markdown, show_reconciled
@@ -177,8 +176,8 @@ def status(paths, state_location, fmt, shards, map_file) -> int:
 
     `status NAME --map FILE` writes the tile map of job NAME instead."""
     from reconciler.api.client import BatchClient
-    from reconciler.engine.run import load_manifests
-    from reconciler.engine.status import statuses
+    from reconciler.operations.run import load_manifests
+    from reconciler.operations.status import statuses
     from reconciler.render.status import show_statuses
     from reconciler.settings import api_settings
 
@@ -207,7 +206,7 @@ def import_command(name, request_id, api, write, state_location, lease_ttl, lock
     from pathlib import Path
 
     from reconciler.api.client import BatchClient
-    from reconciler.engine.adopt import import_job
+    from reconciler.operations.adopt import import_job
     from reconciler.manifests.schema import check_name
     from reconciler.render.status import show_imported
     from reconciler.settings import api_settings
@@ -243,7 +242,7 @@ def grids(api: str, fmt: str) -> int:
 def _tile_map(names: tuple[str, ...], state_location, shards, map_file: str) -> int:
     from reconciler.api.client import BatchClient
     from reconciler.api.jobs import JobsApi
-    from reconciler.engine.tilemap import tile_map
+    from reconciler.operations.tilemap import tile_map
     from reconciler.errors import UsageError
     from reconciler.render.tilemap import write_map
     from reconciler.settings import api_settings

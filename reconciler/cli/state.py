@@ -35,8 +35,8 @@ def state_rebuild(paths, state_location, shards, lease_ttl, lock_timeout) -> int
     """Recover the lockfile from the ownership markers of the live requests: those marked for its
     own manifests (its PATHS or shard), and never one another shard's lockfile records."""
     from reconciler.api.client import BatchClient
-    from reconciler.engine.adopt import rebuild
-    from reconciler.engine.run import load_manifests
+    from reconciler.operations.adopt import rebuild
+    from reconciler.operations.run import load_manifests
     from reconciler.render.status import show_rebuilt
     from reconciler.settings import api_settings, load_shards
 

@@ -1,6 +1,4 @@
-"""The engine (DESIGN §4): pair manifests with live jobs, diff them, plan actions — all pure —
-and apply a plan, the only part that does I/O.
-
-Flow: load manifests → refresh (list live, read lockfile) → pair → plan → render →
-[lease → verify the plan is not stale → execute actions, recording each → release].
-"""
+"""The engine (DESIGN §4, §7): pair manifests with live jobs, diff them, plan actions, and say what
+apply will send and what it will cost. Pure: functions of (manifests, live jobs, lockfile,
+options); no module here imports an HTTP, S3 or YAML library (a test proves it), and the I/O
+around it lives in reconciler.operations."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.engine.normalize import digest
+from reconciler.canonical import digest
 from reconciler.redaction import SENSITIVE
 
 

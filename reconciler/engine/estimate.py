@@ -4,7 +4,7 @@ created. GeoPackage inputs have no offline estimate (their features are in the b
 
 from __future__ import annotations
 
-from reconciler.manifests.loader import Manifest
+from reconciler.manifests.manifest import Manifest
 
 
 class Estimator:

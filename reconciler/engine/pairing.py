@@ -8,9 +8,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from reconciler.api.jobs import LiveJob
+from reconciler.api.models.live import LiveJob
 from reconciler.engine.identity import owner
-from reconciler.manifests.loader import Manifest
+from reconciler.manifests.manifest import Manifest
 from reconciler.state.model import JobState
 
 

@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from reconciler.engine.identity import with_marker
-from reconciler.engine.normalize import digest
+from reconciler.canonical import digest
 from reconciler.redaction import SENSITIVE
 
 

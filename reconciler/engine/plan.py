@@ -13,22 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from reconciler.api.jobs import LiveJob
+from reconciler.api.models.live import LiveJob
 from reconciler.engine.actions import Action, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import SENSITIVE, FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
-from reconciler.engine.normalize import canonical, digest, sensitive_digest, stable_json, text_digest
+from reconciler.canonical import canonical, digest, sensitive_digest
 from reconciler.engine.pairing import Pair, pair
 from reconciler.engine.payload import create_body, sent_digest
 from reconciler.engine.rerun import desired_body, remaining, rerun_overrides
-from reconciler.manifests.loader import Manifest
+from reconciler.engine.statuses import FINISHED, KNOWN, NEVER_STARTED, RUNNING
+from reconciler.manifests.manifest import Manifest
 from reconciler.redaction import from_service
 from reconciler.state.model import Lockfile
 
-RUNNING = ("ANALYSING", "PROCESSING")
-NEVER_STARTED = ("CREATED", "ANALYSIS_DONE")
-FINISHED = ("DONE", "PARTIAL")
-KNOWN = {"CREATED", "ANALYSING", "ANALYSIS_DONE", "PROCESSING", "DONE", "PARTIAL", "FAILED", "STOPPED", "CANCELED"}
 
 
 @dataclass(frozen=True)
@@ -76,7 +73,7 @@ class LiveForms:
         key = (id(body), sensitive)
         if key not in self._done:
             form = canonical(body, sensitive)
-            self._done[key] = form, text_digest(stable_json(form))
+            self._done[key] = form, digest(form)
         return self._done[key]
 
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from reconciler.api.checks import Finding, check_v1, check_v2
 from reconciler.diagnostics import Diagnostic, Severity, format_path
-from reconciler.engine.normalize import desired
+from reconciler.canonical import desired
 from reconciler.manifests import envrefs
 from reconciler.manifests.cache import LoadCache
 from reconciler.manifests.files import (
@@ -30,6 +30,7 @@ from reconciler.manifests.files import (
     read_bytes,
     read_text,
 )
+from reconciler.manifests.manifest import Manifest, in_body
 from reconciler.manifests.messages import translate
 from reconciler.manifests.schema import BatchJob, RequestV1, RequestV2, plain
 from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
@@ -40,34 +41,6 @@ _OTHER_API_FIELDS = {
     "v2": ({"tilingGrid", "bucketName", "zarrOutput"}, "it belongs to the v1 API; set `spec.api: v1`, or use v2's `input`/`output`"),
     "v1": ({"input", "instanceType"}, "it belongs to the v2 API; remove `spec.api: v1`, or use v1's `tilingGrid`/`output`"),
 }
-
-
-@dataclass(frozen=True)
-class Manifest:
-    job: BatchJob  # validated; its spec.request model is dropped (None): the request is `body`
-    file: str
-    line: int
-    body: dict[str, Any]  # the create body to send, evalscript filled in, without `description`
-    sensitive: frozenset[tuple]  # paths (from the document root) whose values must never be shown
-    desired: tuple[str, str]  # the canonical body's digest and the spec hash (engine.normalize.desired)
-
-    @property
-    def name(self) -> str:
-        return self.job.metadata.name
-
-    @property
-    def body_sensitive(self) -> frozenset[tuple]:
-        """The sensitive paths inside the body (relative to it)."""
-        return _in_body(self.sensitive)
-
-    @property
-    def sent_sensitive(self) -> frozenset[tuple]:
-        """The sensitive paths of what is sent: the body's, and ("description",) for the description."""
-        return self.body_sensitive | ({("description",)} if ("spec", "description") in self.sensitive else set())
-
-
-def _in_body(sensitive: frozenset[tuple]) -> frozenset[tuple]:
-    return frozenset(path[2:] for path in sensitive if path[:2] == ("spec", "request")) if sensitive else frozenset()
 
 
 @dataclass
@@ -235,7 +208,7 @@ def _load_document(doc: Document, file: str, root: str, env, evalscripts, out: l
 def _manifest(job: BatchJob, file: str, line: int, body: dict, sensitive: frozenset[tuple]) -> Manifest:
     """The request's model has done its work (validation) and is dropped: what is sent is `body`,
     plain data, and keeping both would double what 10,000 manifests hold in memory."""
-    return Manifest(_without_request(job), file, line, body, sensitive, desired(job.spec.api, body, _in_body(sensitive)))
+    return Manifest(_without_request(job), file, line, body, sensitive, desired(job.spec.api, body, in_body(sensitive)))
 
 
 def _without_request(job: BatchJob) -> BatchJob:

@@ -3,26 +3,28 @@ for the CLI. Rendering is passed in as callbacks: this module never prints."""
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
-from reconciler.engine import apply as applying
+from reconciler.api.models.live import LiveJob
 from reconciler.engine.actions import Kind, Plan
 from reconciler.engine.estimate import Estimator
 from reconciler.engine.payload import seal
 from reconciler.engine.plan import PlanOptions, plan
-from reconciler.engine.planfile import SavedPlan
-from reconciler.engine.refresh import Refreshed, refresh
+from reconciler.engine.statuses import MISSING, settled
 from reconciler.errors import InvalidManifests, ReconcilerError
-from reconciler.manifests.loader import Manifest, load
+from reconciler.manifests.loader import load
+from reconciler.manifests.manifest import Manifest
+from reconciler.operations import apply as applying
+from reconciler.operations.live import joined, recorded_jobs
+from reconciler.operations.planfile import SavedPlan
+from reconciler.operations.refresh import Refreshed, refresh
 from reconciler.state.lease import whoami
 from reconciler.state.operations import LeaseOptions, locked
 from reconciler.state.statefile import StateFile
@@ -49,30 +51,10 @@ class ApplySettings:
     lease: LeaseOptions = LeaseOptions()
 
 
-@contextmanager
-def _bulk(keep: bool = True) -> Iterator[None]:
-    """Loading 10,000 manifests, listing their jobs and planning them make millions of small
-    objects: the cycle collector would only rescan them as they pile up (a fifth of a plan's CPU),
-    so it pauses for that bulk work. With `keep`, what was made lives for the whole run and is
-    frozen out of later collections: loading makes no reference cycles (tests/test_load_cache.py),
-    a listing a few dozen objects per run. Planning is not kept: deepdiff's trees of a changed
-    request are cyclic, and the first collection after the pause frees them."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if keep:
-            gc.freeze()
-        if enabled:
-            gc.enable()
-
-
 def load_manifests(selection: Selection, use_cache: bool = False) -> tuple[list[Manifest], frozenset[str] | None]:
     """The manifests (env resolved) and the names the run is limited to (targets ∩ selector).
     `use_cache` only for a plan that is shown, never for one that is applied (DESIGN §4)."""
-    with _bulk():
-        result = load(selection.paths, resolve_env=True, use_cache=use_cache)
+    result = load(selection.paths, resolve_env=True, use_cache=use_cache)
     if result.errors:
         raise InvalidManifests(result.diagnostics)
     names = selection.targets
@@ -85,16 +67,14 @@ def load_manifests(selection: Selection, use_cache: bool = False) -> tuple[list[
 
 def make_plan(client: BatchClient, state: StateFile, manifests: list[Manifest], names: frozenset[str] | None,
               selection: Selection) -> tuple[Plan, Refreshed]:
-    with _bulk():
-        refreshed = refresh(client, state, manifests, every=selection.show_unmanaged)
+    refreshed = refresh(client, state, manifests, every=selection.show_unmanaged)
     known = {m.name for m in manifests} | set(refreshed.snapshot.lockfile.jobs)
     unknown = sorted(set(selection.targets or ()) - known)
     if unknown:
         raise ReconcilerError(f"--target {unknown[0]}: no manifest or lockfile record has that name",
                               "names: " + ", ".join(sorted(known)[:20]))
-    with _bulk(keep=False):
-        made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
-                    PlanOptions(selection.allow_replace, names, seal(client.session.settings.client_secret)), Estimator())
+    made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
+                PlanOptions(selection.allow_replace, names, seal(client.session.settings.client_secret)), Estimator())
     return made, refreshed
 
 
@@ -180,7 +160,8 @@ def _execute(client, state, refreshed, made: Plan, manifests, settings: ApplySet
         results = applying.execute(made, context, settings.parallelism)
         if settings.wait:
             final = _wait(context, made, manifests, settings, progress)
-        _observe(context, apis, {a.name for a in made.actions} | set(refreshed.snapshot.lockfile.jobs))
+        names = {a.name for a in made.actions} | set(refreshed.snapshot.lockfile.jobs)
+        _observe(context, recorded_jobs(apis.values(), {name: context.current(name) for name in names}))
     finally:
         journal.compact()
     return results, final
@@ -191,15 +172,16 @@ def _wait(context: applying.Context, made: Plan, manifests: list[Manifest], sett
     """Poll (one listing per version per round) until every job of the plan has settled. Every action
     has run by now (starts that waited for an estimate included): jobs only move on their own, so one
     that is not ANALYSING or PROCESSING is as far as this run takes it."""
-    settled = {a.name for a in made.actions if a.kind in (Kind.BLOCKED, Kind.FORGET)}
+    untouched = {a.name for a in made.actions if a.kind in (Kind.BLOCKED, Kind.FORGET)}
     wanted = {m.name: m.job.spec.state for m in manifests
-              if m.name not in settled and any(a.name == m.name for a in made.actions)}
+              if m.name not in untouched and any(a.name == m.name for a in made.actions)}
     deadline = time.monotonic() + settings.timeout
     while True:
         context.check_lease()
-        statuses = _statuses(context, wanted)
+        jobs = recorded_jobs(context.apis.values(), {name: context.current(name) for name in wanted})
+        statuses = {name: job.status if job else MISSING for name, job in jobs.items()}
         progress(statuses)
-        if all(_reached(wanted[name], status) for name, status in statuses.items()):
+        if all(settled(wanted[name], status) for name, status in statuses.items()):
             return {name: (wanted[name], status) for name, status in statuses.items()}
         if time.monotonic() > deadline:
             raise ReconcilerError(f"timed out after {settings.timeout:.0f}s waiting for the jobs to converge",
@@ -207,51 +189,21 @@ def _wait(context: applying.Context, made: Plan, manifests: list[Manifest], sett
         time.sleep(settings.poll_seconds)
 
 
-def _statuses(context: applying.Context, wanted: dict[str, str]) -> dict[str, str]:
-    live = {job.id: job for api in context.apis.values() for job in api.list_jobs()}
-    out = {}
-    for name in wanted:
-        record = context.current(name)
-        job = live.get(record.id) if record and record.id else None
-        out[name] = job.status if job else "MISSING"
-    return out
-
-
-def _reached(state: str, status: str) -> bool:
-    """Settled: nothing will move the job further without another run (waiting longer is useless)."""
-    if state == "created":
-        return True
-    if state == "analysed":
-        return status != "ANALYSING"
-    return status not in ("ANALYSING", "PROCESSING")
-
-
-def converged(state: str | None, status: str) -> bool:
-    """Whether a settled job is where its manifest wants it."""
-    wanted = {"created": None, "analysed": ("ANALYSIS_DONE", "PROCESSING", "DONE", "STOPPED"), "started": ("DONE",),
-              "stopped": ("STOPPED", "CANCELED", "DONE", "PARTIAL", "FAILED", "ANALYSIS_DONE", "CREATED")}.get(state or "")
-    return status != "MISSING" and (wanted is None or status in wanted)
-
-
-def _observe(context: applying.Context, apis: dict[str, JobsApi], names: set[str]) -> None:
+def _observe(context: applying.Context, jobs: dict[str, LiveJob | None]) -> None:
     """Record the status each managed job has now (stale-deletion decisions rest on it), with the
     final lockfile write: one write for all of them."""
-    live = {job.id: job for api in apis.values() for job in api.list_jobs()}
-    for name in sorted(names):
+    for name, job in sorted(jobs.items()):
         record = context.current(name)
-        job = live.get(record.id) if record and record.id else None
-        if job is not None and job.status != record.status:
+        if job is not None and record is not None and job.status != record.status:
             context.note(name, record.model_copy(update={"status": job.status, "observedAt": datetime.now(timezone.utc)}),
                          "observe", job.status, job.id)
 
 
 def _record_observed(client, state, refreshed: Refreshed, made: Plan, manifests, lease) -> None:
-    by_id = {job.id: job for job in refreshed.live}
-    changed = [name for name, record in refreshed.snapshot.lockfile.jobs.items()
-               if record.id in by_id and by_id[record.id].status != record.status]
-    if not changed:
-        return
-    _execute(client, state, refreshed, replace(made, actions=()), manifests, ApplySettings(), lease, lambda s: None)
+    """With nothing to do, still record statuses that moved (from the listing the plan was made on)."""
+    records = refreshed.snapshot.lockfile.jobs
+    if any(job is not None and job.status != records[name].status for name, job in joined(refreshed.live, records).items()):
+        _execute(client, state, refreshed, replace(made, actions=()), manifests, ApplySettings(), lease, lambda s: None)
 
 
 def revision(manifests: Sequence[Manifest]) -> str | None:

@@ -22,13 +22,13 @@ from reconciler.api.jobs import JobsApi, LiveJob
 from reconciler.engine.actions import Action, Kind, Plan, Step
 from reconciler.engine.identity import owner, with_marker
 from reconciler.engine.payload import create_body, sent_digest
+from reconciler.engine.statuses import STOP_TOOK_EFFECT, TERMINAL, start_took_effect
 from reconciler.errors import ReconcilerError
-from reconciler.manifests.loader import Manifest
+from reconciler.manifests.manifest import Manifest
 from reconciler.redaction import from_service
 from reconciler.state.model import PREVIOUS_LIMIT, HistoryEntry, Intent, JobState
 from reconciler.state.statefile import Journal
 
-TERMINAL = ("DONE", "PARTIAL", "FAILED", "CANCELED", "STOPPED")
 
 
 @dataclass
@@ -224,8 +224,7 @@ class _Step:
         self._status("analyse", "ANALYSING")
 
     def _start(self) -> None:
-        self._act(self.api.start, lambda job: job.status in ("PROCESSING", "DONE", "PARTIAL", "FAILED")
-                  or job.user_action == "START")
+        self._act(self.api.start, lambda job: start_took_effect(job.status, job.user_action))
         self._status("start", "PROCESSING")
 
     def _restart(self) -> None:
@@ -308,7 +307,7 @@ def _checked(action: Action, manifest: Manifest, sent: dict | str, key: bytes) -
 
 
 def _stopped(job: LiveJob) -> bool:
-    return job.status in ("STOPPED", "CANCELED", "DONE", "PARTIAL", "FAILED")
+    return job.status in STOP_TOOK_EFFECT
 
 
 _STEPS: dict[Step, Callable[[_Step], None]] = {

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
-from reconciler.manifests.loader import Manifest
+from reconciler.manifests.manifest import Manifest
+from reconciler.operations.live import recorded_jobs
 from reconciler.state.statefile import StateFile
 
 
@@ -26,11 +27,11 @@ def statuses(client: BatchClient, state: StateFile, manifests: list[Manifest]) -
     lockfile = state.read().lockfile
     by_name = {m.name: m for m in manifests}
     apis = {m.job.spec.api for m in manifests} | {r.api for r in lockfile.jobs.values()}
-    live = {job.id: job for api in sorted(apis) for job in JobsApi(client, api).list_jobs()}
+    names = sorted(set(by_name) | set(lockfile.jobs))
+    live = recorded_jobs([JobsApi(client, api) for api in sorted(apis)], {n: lockfile.jobs.get(n) for n in names})
     rows = []
-    for name in sorted(set(by_name) | set(lockfile.jobs)):
-        record, manifest = lockfile.jobs.get(name), by_name.get(name)
-        job = live.get(record.id) if record and record.id else None
+    for name in names:
+        record, manifest, job = lockfile.jobs.get(name), by_name.get(name), live[name]
         status = job.status if job else ("GONE" if record and record.id else "NOT CREATED")
         last = record.history[-1] if record and record.history else None
         rows.append(JobStatus(

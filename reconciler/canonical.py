@@ -2,7 +2,11 @@
 (as the service echoes it) compare equal when they mean the same: the description is left out
 (compared on its own, without the marker), nulls and empty objects dropped, 60 and 60.0 made one
 number, values the service fills in by default dropped, and sensitive values replaced by a hash
-so they can be compared but never shown."""
+so they can be compared but never shown.
+
+Shared by the loader (each manifest's digest and spec hash are made once, when it is loaded) and
+the engine (the live side, and the diff); pure.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ _DEFAULTS: tuple[tuple[tuple[str, ...], Any], ...] = (
     (("arrayParameters", "order"), "C"),
     (("coordinates", "origin"), "topLeft"),
 )
+_DEFAULTS_BY_KEY: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
+for _suffix, _default in _DEFAULTS:
+    _DEFAULTS_BY_KEY.setdefault(_suffix[-1], []).append((_suffix, _default))
 
 
 def sensitive_digest(value: Any) -> str:
@@ -33,11 +40,11 @@ def canonical(body: dict, sensitive: frozenset[tuple] = frozenset(), mask: bool 
     """`sensitive`: paths relative to the body whose values are replaced by their digest (to be
     compared in memory), or with `mask` by a constant (for anything that is stored)."""
     top = {k: v for k, v in body.items() if k != "description"}
-    return (_clean(top, (), sensitive, mask) if sensitive else _plain(top, ())) or {}
+    return _clean(top, (), sensitive, mask) or {}
 
 
 def _clean(value: Any, path: tuple, sensitive: frozenset[tuple], mask: bool) -> Any:
-    if path in sensitive and value is not None:
+    if sensitive and path in sensitive and value is not None:
         return "(sensitive)" if mask else sensitive_digest(value)
     if isinstance(value, dict):
         out = {}
@@ -48,54 +55,10 @@ def _clean(value: Any, path: tuple, sensitive: frozenset[tuple], mask: bool) -> 
             out[key] = cleaned
         return out
     if isinstance(value, list):
-        if all(type(item) in (int, float) for item in value):  # coordinates: the bulk of a large area
-            return [int(item) if type(item) is float and item.is_integer() and abs(item) < 2**53 else item
-                    for item in value]
         return [_clean(item, (*path, i), sensitive, mask) for i, item in enumerate(value)]
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     return value
-
-
-def _plain(value: dict, path: tuple) -> dict:
-    """`_clean` of a dict with nothing sensitive, as a plan runs it for every job: leaves are
-    handled in place, and a path is built only for containers, not for each of the many leaves."""
-    out = {}
-    for key, item in value.items():
-        kind = type(item)
-        if kind is str or kind is int or kind is bool:
-            cleaned = item
-        elif kind is dict:
-            cleaned = _plain(item, (*path, key))
-            if not cleaned:
-                continue
-        elif kind is list:
-            cleaned = _plain_list(item, (*path, key))
-        elif kind is float:
-            cleaned = int(item) if item.is_integer() and abs(item) < 2**53 else item
-        elif item is None:
-            continue
-        else:  # not JSON-shaped (a subclass, say): the general walk decides
-            cleaned = _clean(item, (*path, key), frozenset(), False)
-            if cleaned is None or cleaned == {}:
-                continue
-        if key in _DEFAULTS_BY_KEY and _is_default((*path, key), cleaned):
-            continue
-        out[key] = cleaned
-    return out
-
-
-def _plain_list(value: list, path: tuple) -> list:
-    if all(type(item) in (int, float) for item in value):  # coordinates: the bulk of a large area
-        return [int(item) if type(item) is float and item.is_integer() and abs(item) < 2**53 else item
-                for item in value]
-    return [_plain(item, (*path, i)) if type(item) is dict else _clean(item, (*path, i), frozenset(), False)
-            for i, item in enumerate(value)]
-
-
-_DEFAULTS_BY_KEY: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
-for _suffix, _default in _DEFAULTS:
-    _DEFAULTS_BY_KEY.setdefault(_suffix[-1], []).append((_suffix, _default))
 
 
 def _is_default(path: tuple, value: Any) -> bool:
@@ -113,12 +76,7 @@ def stable_json(data: Any) -> str:
 
 def digest(data: Any) -> str:
     """A stable hash of JSON-shaped data."""
-    return text_digest(stable_json(data))
-
-
-def text_digest(text: str) -> str:
-    """The hash `digest` gives data whose stable_json is `text`."""
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(stable_json(data).encode()).hexdigest()
 
 
 def desired(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> tuple[str, str]:
@@ -126,19 +84,14 @@ def desired(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> 
     kept by the load cache): the digest of its canonical form (sensitive values as digests, so
     in memory only) and its spec hash."""
     form = canonical(body, sensitive)
-    text = stable_json(form)
-    return text_digest(text), spec_hash(api, body, sensitive) if sensitive else hash_canonical(api, form, text)
+    return digest(form), spec_hash(api, body, sensitive) if sensitive else _spec_hash(api, form)
 
 
 def spec_hash(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> str:
     """What the lockfile and saved plans record as `specHash`: the API version and the canonical
     body with sensitive values masked, so nothing stored can be used to confirm a guessed secret."""
-    return hash_canonical(api, canonical(body, sensitive, mask=True))
+    return _spec_hash(api, canonical(body, sensitive, mask=True))
 
 
-def hash_canonical(api: str, body: dict, text: str | None = None) -> str:
-    """`text`, the body's stable_json when already made, saves encoding it again: the sorted keys
-    put "api" before "request", so this is exactly the stable_json of {"api", "request"}."""
-    if text is None:
-        return digest({"api": api, "request": body})[:32]
-    return text_digest('{"api":' + json.dumps(api) + ',"request":' + text + "}")[:32]
+def _spec_hash(api: str, form: dict) -> str:
+    return digest({"api": api, "request": form})[:32]

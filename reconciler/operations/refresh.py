@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi, LiveJob
 from reconciler.engine.identity import owner
-from reconciler.manifests.loader import Manifest
+from reconciler.manifests.manifest import Manifest
 from reconciler.state.statefile import Snapshot, StateFile
 
 
