@@ -27,12 +27,15 @@ MIN_SECRET = 4  # shorter values would mask ordinary words; no credential is tha
 _ENVIRONMENT = ("SH_CLIENT_SECRET", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
-def redact(value: Any) -> Any:
-    """A copy of JSON-shaped `value` with the values of credential keys masked."""
+def redact(value: Any, key: str | None = None) -> Any:
+    """A copy of JSON-shaped `value` with every sensitive part masked: the values of credential
+    keys (`key`: the one `value` itself sits under), and values already hidden ("(sensitive…")."""
+    if (key in SECRET_KEYS and value is not None) or (isinstance(value, str) and value.startswith("(sensitive")):
+        return SENSITIVE
     if isinstance(value, dict):
-        return {k: SENSITIVE if k in SECRET_KEYS and v is not None else redact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
+        return {str(k): redact(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v, key) for v in value]
     return value
 
 

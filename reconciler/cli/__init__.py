@@ -10,9 +10,9 @@ import traceback
 
 import click
 
+from reconciler import redaction
 from reconciler.cli import engine, manifests, sandbox, state  # noqa: F401 — each registers its commands
 from reconciler.cli.base import cli
-from reconciler import redaction
 from reconciler.errors import ReconcilerError
 
 __all__ = ["cli", "main"]

@@ -50,14 +50,14 @@ LOCK_TIMEOUT = click.option("--lock-timeout", type=Duration(), default=0.0,
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 
 
-def _state(location: str | None):
+def lockfile_at(location: str | None):
     from reconciler.settings import state_location
     from reconciler.state.operations import open_state
 
     return open_state(state_location(location))
 
 
-def _lease_options(lease_ttl: float | None, lock_timeout: float):
+def lease_options(lease_ttl: float | None, lock_timeout: float):
     from reconciler.settings import lease_ttl as ttl_setting
     from reconciler.state.operations import LeaseOptions
 
@@ -71,7 +71,7 @@ ALLOW_REPLACE = click.option("--allow-replace", is_flag=True,
                              help="Replace jobs whose request changed even where onSpecChange is refuse.")
 
 
-def _selection(paths, targets, selectors, show_unmanaged=False, allow_replace=False):
+def selection_of(paths, targets, selectors, show_unmanaged=False, allow_replace=False):
     from reconciler.operations.run import Selection
 
     pairs = []
@@ -96,7 +96,7 @@ class Unit:
     state: str | None
 
 
-def _units(paths: tuple[str, ...], state_location: str | None, shards: tuple[str, ...]) -> list[Unit]:
+def units_of(paths: tuple[str, ...], state_location: str | None, shards: tuple[str, ...]) -> list[Unit]:
     """Explicit PATHS/--state win; else the shards of reconciler.toml (those named by --shard, or
     all); else the defaults (manifests/ and RECONCILER_STATE)."""
     from reconciler.errors import UsageError
@@ -114,7 +114,7 @@ def _units(paths: tuple[str, ...], state_location: str | None, shards: tuple[str
     return [Unit(None, paths, state_location)]
 
 
-def _for_each(units: list[Unit], run) -> int:
+def for_each(units: list[Unit], run) -> int:
     """Run per unit, with a heading per shard; with several shards an error in one is shown and the
     others still run. The exit code is the most serious: 1, then 3, then 2, then 0."""
     from reconciler.errors import ReconcilerError

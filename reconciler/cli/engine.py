@@ -15,12 +15,12 @@ from reconciler.cli.base import (
     STATE,
     TARGET,
     Duration,
-    _for_each,
-    _lease_options,
-    _selection,
-    _state,
-    _units,
     cli,
+    for_each,
+    lease_options,
+    lockfile_at,
+    selection_of,
+    units_of,
 )
 
 
@@ -40,20 +40,20 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
          allow_replace, shards) -> int:
     """Show what apply would change, with the cost, without changing anything."""
     from reconciler.api.client import BatchClient
+    from reconciler.errors import UsageError
     from reconciler.operations.planfile import SavedPlan, save
     from reconciler.operations.run import load_manifests, make_plan
-    from reconciler.errors import UsageError
     from reconciler.render.plan import show_plan
     from reconciler.settings import api_settings
 
-    units = _units(paths, state_location, shards)
+    units = units_of(paths, state_location, shards)
     if out_file and len(units) > 1:
         raise UsageError("--out saves the plan of one shard", "add --shard NAME")
 
     def one(unit) -> int:
-        selection = _selection(unit.paths, targets, selectors, show_unmanaged, allow_replace)
+        selection = selection_of(unit.paths, targets, selectors, show_unmanaged, allow_replace)
         manifests, names = load_manifests(selection, use_cache=True)
-        state_file = _state(unit.state)
+        state_file = lockfile_at(unit.state)
         with BatchClient(api_settings()) as client:
             made, refreshed = make_plan(client, state_file, manifests, names, selection)
         show_plan(made, fmt, show_unmanaged=show_unmanaged)
@@ -62,7 +62,7 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
                            tuple(sorted(names)) if names is not None else None), out_file)
         return 2 if detailed_exitcode and made.drift else 0
 
-    return _for_each(units, one)
+    return for_each(units, one)
 
 
 @cli.command()
@@ -83,30 +83,30 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
           targets, selectors, allow_replace, shards) -> int:
     """Converge live jobs to the manifests (PATHS), or execute a saved plan (a FILE from plan --out)."""
     from reconciler.api.client import BatchClient
-    from reconciler.operations.planfile import is_plan_file, load
-    from reconciler.operations.apply import Outcome
     from reconciler.engine.statuses import converged
+    from reconciler.operations.apply import Outcome
+    from reconciler.operations.planfile import is_plan_file, load
     from reconciler.operations.run import ApplySettings, apply_fresh, apply_saved
     from reconciler.render.apply import Progress, confirm, show_results
     from reconciler.render.plan import show_plan
     from reconciler.settings import api_settings
 
-    settings = ApplySettings(parallelism, wait, timeout, poll_interval, _lease_options(lease_ttl, lock_timeout))
+    settings = ApplySettings(parallelism, wait, timeout, poll_interval, lease_options(lease_ttl, lock_timeout))
     saved_file = paths[0] if len(paths) == 1 and is_plan_file(paths[0]) else None
-    units = _units(() if saved_file else paths, state_location, shards)
+    units = units_of(() if saved_file else paths, state_location, shards)
     if saved_file and len(units) > 1:
         from reconciler.errors import UsageError
 
         raise UsageError("a saved plan belongs to one shard", "add --shard NAME (or --state)")
 
     def one(unit) -> int:
-        state_file, progress = _state(unit.state), Progress()
+        state_file, progress = lockfile_at(unit.state), Progress()
         with BatchClient(api_settings()) as client:
             if saved_file:
                 made, results, final = apply_saved(client, state_file, load(saved_file), settings,
                                                    lambda p: show_plan(p, "text"), progress)
             else:
-                selection = _selection(unit.paths, targets, selectors, allow_replace=allow_replace)
+                selection = selection_of(unit.paths, targets, selectors, allow_replace=allow_replace)
                 made, results, final = apply_fresh(client, state_file, selection, settings,
                                                    lambda p: show_plan(p, "text"), lambda p: auto_approve or confirm(p),
                                                    progress)
@@ -116,7 +116,7 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
         show_results(outcome, {name: status for name, (_, status) in final.items()})
         return outcome.exit_code
 
-    return _for_each(units, one)
+    return for_each(units, one)
 
 
 @cli.command()
@@ -145,12 +145,12 @@ def reconcile(paths, state_location, detect_only, report, wait, timeout, paralle
     from reconciler.render.reconcile import reconcile_markdown, show_reconciled
     from reconciler.settings import api_settings
 
-    settings = ApplySettings(parallelism, wait, timeout, 1.0, _lease_options(lease_ttl, lock_timeout))
+    settings = ApplySettings(parallelism, wait, timeout, 1.0, lease_options(lease_ttl, lock_timeout))
 
     def one(unit) -> int:
         progress = Progress()
         with BatchClient(api_settings()) as client:
-            outcome = run_reconcile(client, _state(unit.state), _selection(unit.paths, targets, selectors), settings,
+            outcome = run_reconcile(client, lockfile_at(unit.state), selection_of(unit.paths, targets, selectors), settings,
                                     detect_only, lambda p: show_plan(p, "text"), progress)
         progress.finish()
         show_reconciled(outcome, detect_only)
@@ -161,7 +161,7 @@ def reconcile(paths, state_location, detect_only, report, wait, timeout, paralle
             return 1
         return 2 if outcome.deferred else 0  # left for review (or, detecting only, found): a scheduled run alerts
 
-    return _for_each(_units(paths, state_location, shards), one)
+    return for_each(units_of(paths, state_location, shards), one)
 
 
 @cli.command()
@@ -185,12 +185,12 @@ def status(paths, state_location, fmt, shards, map_file) -> int:
         return _tile_map(paths, state_location, shards, map_file)
 
     def one(unit) -> int:
-        manifests, _ = load_manifests(_selection(unit.paths, (), ()))
+        manifests, _ = load_manifests(selection_of(unit.paths, (), ()))
         with BatchClient(api_settings()) as client:
-            show_statuses(statuses(client, _state(unit.state), manifests), fmt)
+            show_statuses(statuses(client, lockfile_at(unit.state), manifests), fmt)
         return 0
 
-    return _for_each(_units(paths, state_location, shards), one)
+    return for_each(units_of(paths, state_location, shards), one)
 
 
 @cli.command("import")
@@ -206,8 +206,8 @@ def import_command(name, request_id, api, write, state_location, lease_ttl, lock
     from pathlib import Path
 
     from reconciler.api.client import BatchClient
-    from reconciler.operations.adopt import import_job
     from reconciler.manifests.schema import check_name
+    from reconciler.operations.adopt import import_job
     from reconciler.render.status import show_imported
     from reconciler.settings import api_settings
 
@@ -218,7 +218,7 @@ def import_command(name, request_id, api, write, state_location, lease_ttl, lock
     if write and Path(write).exists():
         raise click.BadParameter(f"{write} exists; not overwriting it", param_hint="--write")
     with BatchClient(api_settings()) as client:
-        imported = import_job(client, _state(state_location), name, request_id, api, _lease_options(lease_ttl, lock_timeout))
+        imported = import_job(client, lockfile_at(state_location), name, request_id, api, lease_options(lease_ttl, lock_timeout))
     if write:
         Path(write).write_text(imported.manifest_yaml)
     show_imported(name, imported, write)
@@ -242,16 +242,16 @@ def grids(api: str, fmt: str) -> int:
 def _tile_map(names: tuple[str, ...], state_location, shards, map_file: str) -> int:
     from reconciler.api.client import BatchClient
     from reconciler.api.jobs import JobsApi
-    from reconciler.operations.tilemap import tile_map
     from reconciler.errors import UsageError
+    from reconciler.operations.tilemap import tile_map
     from reconciler.render.tilemap import write_map
     from reconciler.settings import api_settings
 
     if len(names) != 1:
         raise UsageError("--map needs exactly one job NAME", "e.g. reconciler status corsica-max-ndvi --map tiles.png")
     name = names[0]
-    for unit in _units((), state_location, shards):
-        record = _state(unit.state).read().lockfile.jobs.get(name)
+    for unit in units_of((), state_location, shards):
+        record = lockfile_at(unit.state).read().lockfile.jobs.get(name)
         if record is not None and record.id:
             with BatchClient(api_settings()) as client:
                 api = JobsApi(client, record.api)

@@ -11,12 +11,12 @@ from reconciler.cli.base import (
     PATHS,
     SHARD,
     STATE,
-    _for_each,
-    _lease_options,
-    _selection,
-    _state,
-    _units,
     cli,
+    for_each,
+    lease_options,
+    lockfile_at,
+    selection_of,
+    units_of,
 )
 
 
@@ -43,15 +43,15 @@ def state_rebuild(paths, state_location, shards, lease_ttl, lock_timeout) -> int
     every = load_shards()
 
     def one(unit) -> int:
-        manifests, _ = load_manifests(_selection(unit.paths, (), ()))
-        state_file = _state(unit.state)
-        others = [_state(shard.state) for shard in every.values() if _state(shard.state).location != state_file.location]
+        manifests, _ = load_manifests(selection_of(unit.paths, (), ()))
+        state_file = lockfile_at(unit.state)
+        others = [lockfile_at(shard.state) for shard in every.values() if lockfile_at(shard.state).location != state_file.location]
         taken = frozenset(record.id for other in others for record in other.read().lockfile.jobs.values() if record.id)
         with BatchClient(api_settings()) as client:
-            show_rebuilt(rebuild(client, state_file, manifests, _lease_options(lease_ttl, lock_timeout), taken))
+            show_rebuilt(rebuild(client, state_file, manifests, lease_options(lease_ttl, lock_timeout), taken))
         return 0
 
-    return _for_each(_units(paths, state_location, shards), one)
+    return for_each(units_of(paths, state_location, shards), one)
 
 
 @state.command("list")
@@ -61,7 +61,7 @@ def state_list(state_location: str | None, fmt: str) -> int:
     """The managed jobs: name, API, request id, last seen status, last action."""
     from reconciler.render.state import show_jobs
 
-    state_file = _state(state_location)
+    state_file = lockfile_at(state_location)
     snapshot = state_file.read()
     show_jobs(snapshot.lockfile, state_file.location, fmt, exists=snapshot.etag is not None or bool(snapshot.journal))
     return 0
@@ -76,7 +76,7 @@ def state_show(name: str, state_location: str | None, fmt: str) -> int:
     from reconciler.render.state import show_job
     from reconciler.state.operations import job
 
-    show_job(name, job(_state(state_location), name), fmt)
+    show_job(name, job(lockfile_at(state_location), name), fmt)
     return 0
 
 
@@ -90,7 +90,7 @@ def state_rm(name: str, state_location: str | None, lease_ttl: float | None, loc
     from reconciler.render.state import show_done
     from reconciler.state.operations import forget
 
-    removed = forget(_state(state_location), name, _lease_options(lease_ttl, lock_timeout))
+    removed = forget(lockfile_at(state_location), name, lease_options(lease_ttl, lock_timeout))
     show_done(f"Forgot {name}; its request {removed.id or '(none)'} is left as it is.")
     return 0
 
@@ -102,7 +102,7 @@ def state_pull(state_location: str | None) -> int:
     from reconciler.errors import StateError
     from reconciler.render.state import show_lockfile
 
-    state_file = _state(state_location)
+    state_file = lockfile_at(state_location)
     snapshot = state_file.read()
     if snapshot.etag is None and not snapshot.journal:
         raise StateError(f"there is no lockfile at {state_file.location} yet")
@@ -125,7 +125,7 @@ def state_push(file: str, state_location: str | None, force: bool, lease_ttl: fl
     from reconciler.state.operations import push
 
     incoming = decode(Path(file).read_bytes(), file)
-    written = push(_state(state_location), incoming, force, _lease_options(lease_ttl, lock_timeout))
+    written = push(lockfile_at(state_location), incoming, force, lease_options(lease_ttl, lock_timeout))
     show_done(f"Pushed {file}: the state is now at serial {written.stored_serial}.")
     return 0
 
@@ -144,7 +144,7 @@ def lock_status(state_location: str | None) -> int:
     from reconciler.render.state import show_lease
     from reconciler.state.operations import lease_status
 
-    state_file = _state(state_location)
+    state_file = lockfile_at(state_location)
     holder, expired = lease_status(state_file, time.time())
     show_lease(holder, state_file.location, expired)
     return 0
@@ -158,7 +158,7 @@ def force_unlock(lease_id: str, state_location: str | None) -> int:
     from reconciler.render.state import show_done
     from reconciler.state.lease import force_unlock as unlock
 
-    state_file = _state(state_location)
+    state_file = lockfile_at(state_location)
     holder = unlock(state_file.store, state_file.key, lease_id)
     show_done(f"Broke lease {holder.id} held by {holder.who} ({holder.operation}).")
     return 0

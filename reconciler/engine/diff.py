@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.canonical import digest
-from reconciler.redaction import SENSITIVE
+from reconciler.diagnostics import format_path
+from reconciler.redaction import redact
 
 
 @dataclass(frozen=True)
@@ -31,22 +32,5 @@ def changes(desired: dict, live: dict) -> tuple[FieldChange, ...]:
         for item in report.get(kind, []):
             before = None if kind in ("dictionary_item_added", "iterable_item_added") else item.t1
             after = None if kind in ("dictionary_item_removed", "iterable_item_removed") else item.t2
-            found.append(FieldChange(_path(item.path(output_format="list")), _shown(before), _shown(after)))
+            found.append(FieldChange(format_path(tuple(item.path(output_format="list"))), redact(before), redact(after)))
     return tuple(sorted(found, key=lambda c: c.path))
-
-
-def _path(parts: list) -> str:
-    text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _shown(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith("(sensitive:"):
-        return SENSITIVE
-    if isinstance(value, dict):
-        return {k: _shown(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shown(v) for v in value]
-    return value

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from reconciler.api.models.live import LiveJob
 from reconciler.engine.actions import Action, Kind, Plan, Step, Unmanaged
-from reconciler.engine.diff import SENSITIVE, FieldChange, changes
+from reconciler.engine.diff import FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
 from reconciler.canonical import canonical, digest, sensitive_digest
 from reconciler.engine.pairing import Pair, pair
@@ -23,7 +23,7 @@ from reconciler.engine.payload import create_body, sent_digest
 from reconciler.engine.rerun import desired_body, remaining, rerun_overrides
 from reconciler.engine.statuses import FINISHED, KNOWN, NEVER_STARTED, RUNNING
 from reconciler.manifests.manifest import Manifest
-from reconciler.redaction import from_service
+from reconciler.redaction import SENSITIVE, from_service
 from reconciler.state.model import Lockfile
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
 from reconciler.engine.diff import FieldChange
-from reconciler.redaction import SECRET_KEYS, SENSITIVE
+from reconciler import redaction
+from reconciler.redaction import SENSITIVE
 from reconciler.render import colour_enabled, out, paint, plain
 
 FORMAT_VERSION = 1
@@ -47,16 +48,8 @@ def show_plan(plan: Plan, fmt: str, show_unmanaged: bool = False, verbose: bool 
 # ---------------------------------------------------------------- shared: redaction, values, summary
 
 def redact(value: Any, path: str = "") -> Any:
-    """`value` with every sensitive part replaced by "(sensitive)" (credential keys, hidden values)."""
-    if path.rsplit(".", 1)[-1].split("[", 1)[0] in SECRET_KEYS and value is not None:
-        return SENSITIVE
-    if isinstance(value, str) and value.startswith("(sensitive"):
-        return SENSITIVE
-    if isinstance(value, dict):
-        return {str(k): redact(v, f"{path}.{k}") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [redact(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    return value
+    """`value` (found at the dotted `path`) with every sensitive part replaced by "(sensitive)"."""
+    return redaction.redact(value, path.rsplit(".", 1)[-1].split("[", 1)[0] or None)
 
 
 def short_value(value: Any, path: str = "") -> str:
