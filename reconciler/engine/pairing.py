@@ -1,4 +1,4 @@
-"""Refresh, second half: pair each manifest name with its lockfile record and its live job (by
+"""Planning, first step: pair each manifest name with its lockfile record and its live job (by
 the id the lockfile recorded, else by the ownership marker), before any diffing. What is left
 over is unmanaged (no marker, not recorded) and only ever listed."""
 

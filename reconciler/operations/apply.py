@@ -1,5 +1,6 @@
-"""Apply: execute exactly the actions of a plan (the engine's only I/O), recording each step in
-the lockfile's journal as it happens, so a crash at any point loses nothing and duplicates nothing.
+"""Apply: execute exactly the actions of a plan (calls to the Batch API, and the lockfile's
+journal), recording each step as it happens, so a crash at any point loses nothing and duplicates
+nothing. Before it sends a body or a description it checks it against the plan's digest of it.
 
 A create records its intent first; if the answer to the create is lost (CreateOutcomeUnknown)
 the request is looked up by its ownership marker, never posted again blindly. Actions of one job

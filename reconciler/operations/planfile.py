@@ -1,7 +1,8 @@
-"""Saved plans (`plan --out FILE`, `apply FILE`): the plan's actions plus what it was made from —
-the lockfile's lineage and serial, a fingerprint of the live jobs it saw, the manifest paths and
-options — so that apply can refuse it once any of those has moved. No secret is in it: bodies are
-not saved, only each manifest's spec hash, and apply re-reads the manifests and checks them."""
+"""Saved plans (`plan --out FILE`, `apply FILE`), on disk: the plan's actions plus what it was made
+from — the lockfile's lineage and serial, a fingerprint of the live jobs it saw, the manifest paths
+and options. The file is never trusted on its own: apply plans again and compares
+(operations/run.py). No secret is in it: bodies are not saved, only digests of what each action
+sends (secrets keyed by a seal only the account's client secret gives, engine/payload.py)."""
 
 from __future__ import annotations
 
