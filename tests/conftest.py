@@ -94,6 +94,15 @@ class SandboxProcess:
         session.request = lambda method, url, **kw: original(method, base + url if url.startswith("/") else url, timeout=30, **kw)
         return session
 
+    def advance(self, seconds: float) -> float:
+        """Step a `--manual-clock` sandbox: its time moves on by `seconds` and, before this returns,
+        every job as far as that takes it. Returns the new sandbox time (epoch seconds)."""
+        import requests
+
+        response = requests.post(self.env["SH_BASE_URL"] + "/sandbox/clock", json={"advance": seconds}, timeout=60)
+        response.raise_for_status()
+        return response.json()["now"]
+
     def s3(self):
         import boto3
 
@@ -119,6 +128,36 @@ def workspace(sandbox, tmp_path, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def own_sandbox(tmp_path, monkeypatch):
+    """`own_sandbox(*options)`: a sandbox of this test's own (faults, timing), with the environment
+    pointed at it; stopped at the end."""
+    started: list[SandboxProcess] = []
+
+    def start(*options: str) -> SandboxProcess:
+        process = SandboxProcess(tmp_path / f"sandbox-{len(started)}", *options)
+        started.append(process)
+        for key, value in process.env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("NO_COLOR", "1")
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def example_job(folder: Path, policy: str = "") -> Path:
+    """The corsica-max-ndvi example (66 tiles) as folder/manifests/job.yaml, its evalscripts beside
+    it, with `policy` (YAML lines under `policy:`) instead of its budget."""
+    (folder / "manifests").mkdir(exist_ok=True)
+    copy_evalscripts(folder / "manifests")
+    path = folder / "manifests" / "job.yaml"
+    block = f"  policy:\n{policy}" if policy else ""
+    path.write_text((EXAMPLES / "corsica-max-ndvi.yaml").read_text().replace("  policy:\n    maxCostPU: 5000\n", block))
+    return path
 
 
 def copy_evalscripts(folder: Path) -> None:

@@ -9,7 +9,7 @@ from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
 from reconciler.engine.identity import owner
 from reconciler.settings import api_settings
-from tests.conftest import EXAMPLES, rename_examples
+from tests.conftest import EXAMPLES, example_job, rename_examples
 from tests.test_engine_chaos import marked
 
 
@@ -147,74 +147,51 @@ def test_a_blocked_change_makes_apply_exit_1_with_one_summary_that_says_so(works
 
 
 def test_a_replacement_creates_before_it_stops_and_a_refused_create_leaves_the_old_job_running(tmp_path, run_cli,
-                                                                                                  monkeypatch):
+                                                                                                  own_sandbox):
     """DESIGN §4: create the new request, then stop the old one, then start the new one."""
     import time
     from datetime import datetime
 
-    from tests.conftest import SandboxProcess, copy_evalscripts
+    slow = own_sandbox("--tile-seconds", "2", "--workers", "1")  # 66 tiles: minutes
+    manifest = example_job(tmp_path, "    onSpecChange: replace\n")
+    http = slow.http()
 
-    slow = SandboxProcess(tmp_path / "sandbox", "--tile-seconds", "2", "--workers", "1")  # 66 tiles: minutes
-    try:
-        for key, value in slow.env.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("NO_COLOR", "1")
-        (tmp_path / "manifests").mkdir()
-        copy_evalscripts(tmp_path / "manifests")
-        manifest = tmp_path / "manifests" / "job.yaml"
-        manifest.write_text((EXAMPLES / "corsica-max-ndvi.yaml").read_text().replace(
-            "  policy:\n    maxCostPU: 5000\n", "  policy:\n    onSpecChange: replace\n"))
-        http = slow.http()
+    def task(job_id: str) -> dict:
+        return http.get(f"/api/v2/batch/process/{job_id}").json()
 
-        def task(job_id: str) -> dict:
-            return http.get(f"/api/v2/batch/process/{job_id}").json()
+    def processing() -> dict:
+        deadline = time.monotonic() + 60
+        while True:
+            [job] = [j for j in http.get("/api/v2/batch/process").json()["data"]
+                     if j["status"] not in ("STOPPED", "DONE", "FAILED")]
+            if job["status"] == "PROCESSING" or time.monotonic() > deadline:
+                return job
+            time.sleep(0.05)
 
-        def processing() -> dict:
-            deadline = time.monotonic() + 60
-            while True:
-                [job] = [j for j in http.get("/api/v2/batch/process").json()["data"]
-                         if j["status"] not in ("STOPPED", "DONE", "FAILED")]
-                if job["status"] == "PROCESSING" or time.monotonic() > deadline:
-                    return job
-                time.sleep(0.05)
+    assert run_cli("apply", "--auto-approve")[0] == 0
+    old = processing()
+    manifest.write_text(manifest.read_text().replace('from: "2019-04-01T00:00:00Z"', 'from: "2019-04-15T00:00:00Z"'))
+    code, out, err = run_cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    assert "steps: create, stop old, start" in out
+    new = processing()
+    assert new["id"] != old["id"] and task(old["id"])["status"] == "STOPPED"
+    stopped_at = datetime.fromisoformat(task(old["id"])["userActionUpdated"].replace("Z", "+00:00"))
+    assert datetime.fromisoformat(new["created"].replace("Z", "+00:00")) < stopped_at
 
-        assert run_cli("apply", "--auto-approve")[0] == 0
-        old = processing()
-        manifest.write_text(manifest.read_text().replace('from: "2019-04-01T00:00:00Z"', 'from: "2019-04-15T00:00:00Z"'))
-        code, out, err = run_cli("apply", "--auto-approve")
-        assert code == 0, out + err
-        assert "steps: create, stop old, start" in out
-        new = processing()
-        assert new["id"] != old["id"] and task(old["id"])["status"] == "STOPPED"
-        stopped_at = datetime.fromisoformat(task(old["id"])["userActionUpdated"].replace("Z", "+00:00"))
-        assert datetime.fromisoformat(new["created"].replace("Z", "+00:00")) < stopped_at
-
-        http.put("/sandbox/faults", json={"refuse_creates": "Not enough processing units"}).raise_for_status()
-        manifest.write_text(manifest.read_text().replace('from: "2019-04-15T00:00:00Z"', 'from: "2019-05-01T00:00:00Z"'))
-        code, out, err = run_cli("apply", "--auto-approve")
-        assert code == 1 and "Not enough processing units" in out + err
-        assert task(new["id"])["status"] == "PROCESSING" and task(new["id"])["userAction"] == "START"
-        assert len(http.get("/api/v2/batch/process").json()["data"]) == 2  # nothing more was created
-    finally:
-        slow.stop()
+    http.put("/sandbox/faults", json={"refuse_creates": "Not enough processing units"}).raise_for_status()
+    manifest.write_text(manifest.read_text().replace('from: "2019-04-15T00:00:00Z"', 'from: "2019-05-01T00:00:00Z"'))
+    code, out, err = run_cli("apply", "--auto-approve")
+    assert code == 1 and "Not enough processing units" in out + err
+    assert task(new["id"])["status"] == "PROCESSING" and task(new["id"])["userAction"] == "START"
+    assert len(http.get("/api/v2/batch/process").json()["data"]) == 2  # nothing more was created
 
 
-def test_a_lagging_read_replica_after_a_create_is_waited_out_never_created_twice(tmp_path, run_cli, monkeypatch):
-    from tests.conftest import SandboxProcess, copy_evalscripts
-
-    lagging = SandboxProcess(tmp_path / "sandbox", "--replica-lag", "1500ms", "--speed", "10")
-    try:
-        for key, value in lagging.env.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("NO_COLOR", "1")
-        (tmp_path / "manifests").mkdir()
-        copy_evalscripts(tmp_path / "manifests")
-        (tmp_path / "manifests" / "job.yaml").write_text((EXAMPLES / "corsica-max-ndvi.yaml").read_text().replace(
-            "  policy:\n    maxCostPU: 5000\n", ""))
-        code, out, err = run_cli("apply", "--auto-approve")
-        assert code == 0, out + err
-        assert "create, start" in out
-        jobs = lagging.http().get("/api/v2/batch/process").json()["data"]
-        assert len(jobs) == 1 and jobs[0]["userAction"] == "START"
-    finally:
-        lagging.stop()
+def test_a_lagging_read_replica_after_a_create_is_waited_out_never_created_twice(tmp_path, run_cli, own_sandbox):
+    lagging = own_sandbox("--replica-lag", "1500ms", "--speed", "10")
+    example_job(tmp_path)
+    code, out, err = run_cli("apply", "--auto-approve")
+    assert code == 0, out + err
+    assert "create, start" in out
+    jobs = lagging.http().get("/api/v2/batch/process").json()["data"]
+    assert len(jobs) == 1 and jobs[0]["userAction"] == "START"

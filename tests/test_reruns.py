@@ -9,29 +9,22 @@ import json
 
 import pytest
 
-from tests.conftest import EXAMPLES, SandboxProcess, copy_evalscripts
+from tests.conftest import example_job
 
 
 @pytest.fixture(params=[("0.1", 1), ("0.03", 2)], ids=["threshold-10%", "threshold-3%"])
-def failing(request, tmp_path, monkeypatch):
+def failing(request, own_sandbox):
     """A sandbox where 30 % of tile runs fail; a v2 job FAILS above the threshold of failed tiles.
     At 3 % the first re-run fails too, so re-runs of re-runs are exercised."""
-    threshold, _ = request.param
-    sandbox = SandboxProcess(tmp_path / "sandbox", "--speed", "20", "--tile-failure-rate", "0.3",
-                             "--v2-failure-threshold", threshold, "--seed", "11")
-    sandbox.least_reruns = request.param[1]
-    for key, value in sandbox.env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("NO_COLOR", "1")
-    yield sandbox
-    sandbox.stop()
+    threshold, least_reruns = request.param
+    sandbox = own_sandbox("--speed", "20", "--tile-failure-rate", "0.3", "--v2-failure-threshold", threshold,
+                          "--seed", "11")
+    sandbox.least_reruns = least_reruns
+    return sandbox
 
 
 def test_a_failed_job_is_rerun_where_it_wrote_for_the_tiles_left(failing, tmp_path, run_cli):
-    (tmp_path / "manifests").mkdir()
-    copy_evalscripts(tmp_path / "manifests")
-    (tmp_path / "manifests" / "job.yaml").write_text((EXAMPLES / "corsica-max-ndvi.yaml").read_text().replace(
-        "  policy:\n    maxCostPU: 5000\n", "  policy:\n    maxRestarts: 3\n"))  # the default delivery layout
+    example_job(tmp_path, "    maxRestarts: 3\n")  # with the default delivery layout
     http = failing.http()
 
     def tasks() -> list[dict]:
