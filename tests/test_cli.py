@@ -100,3 +100,21 @@ def test_resolve_env_never_prints_a_resolved_value(tmp_path, run_cli, monkeypatc
         code, out, err = run_cli("validate", "--resolve-env", "--format", fmt, str(tmp_path))
         assert code == 1 and "spec.state" in out and "output.delivery.s3.url" in out, out
         assert "secret" not in out + err
+
+
+def test_debug_works_after_the_command_too(run_cli, monkeypatch):
+    import reconciler.manifests.loader as loader
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(loader, "load", boom)
+    for args in (("--debug", "validate"), ("validate", "--debug")):
+        code, _, err = run_cli(*args)
+        assert code == 1 and "Traceback" in err and "unexpected RuntimeError: kaput" in err
+
+
+def test_validate_of_an_empty_folder_is_an_error(tmp_path, run_cli):
+    (tmp_path / "manifests").mkdir()
+    code, out, _ = run_cli("validate")
+    assert code == 1 and "manifests: no manifest file (*.yaml, *.yml) here" in out and "are valid" not in out

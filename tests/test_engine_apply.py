@@ -100,6 +100,9 @@ def test_import_and_state_rebuild(workspace, run_cli, sandbox):
         path.unlink()
     code, out, _ = run_cli("plan", "--show-unmanaged")
     assert code == 0 and job.id in out
+    code, out, err = run_cli("import", name, job.id)  # a preview: nothing adopted, nothing marked
+    assert code == 0 and f"name: {name}" in out and "Nothing was adopted" in err and "imported-secret-value" not in out
+    assert name not in run_cli("state", "list")[1] and name not in marked(sandbox.env)
     code, out, _ = run_cli("import", name, job.id, "--write", f"manifests/{name}.yaml")
     assert code == 0 and f"as {name}" in out
     written = (workspace / "manifests" / f"{name}.yaml").read_text()

@@ -861,3 +861,9 @@ def test_no_secret_reaches_the_lockfile_the_journal_or_the_lease(backend, tmp_pa
     assert compacted.lockfile.jobs[manifest.name].specHash == digest
     assert backend.state().read().lockfile.jobs[manifest.name].id == created.id
     assert backend.store.get(backend.key) is not None and leaks() == {}
+
+
+def test_a_local_state_path_under_a_file_says_what_to_check(tmp_path, run_cli):
+    (tmp_path / "file").write_text("x")
+    code, _, err = run_cli("state", "list", "--state", str(tmp_path / "file" / "state.json"))
+    assert code == 1 and "is a file, not a folder" in err and "hint: check RECONCILER_STATE" in err

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> None:
 def run(args: list[str]) -> int:
     """Run the command line `args`; the exit code (DESIGN §5)."""
     debug = "--debug" in args or bool(os.environ.get("RECONCILER_DEBUG"))
+    if "--debug" in args:  # a flag of the group, accepted after the command too
+        args = ["--debug", *(a for a in args if a != "--debug")]
     redaction.forget()
     try:
         code = cli.main(args=args, prog_name="reconciler", standalone_mode=False)

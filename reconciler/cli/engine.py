@@ -71,7 +71,8 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
 @click.option("--auto-approve", is_flag=True, help="Do not ask before changing anything.")
 @click.option("--wait", is_flag=True, help="Wait until every job reaches its spec.state (with progress).")
 @click.option("--timeout", type=Duration(), default=3600.0, help="How long --wait waits (default 1h).")
-@click.option("--parallelism", type=click.IntRange(min=1, max=64), default=4, show_default=True)
+@click.option("--parallelism", type=click.IntRange(min=1, max=64), default=4, show_default=True,
+              help="How many jobs are acted on at once (a job's own steps always run in order).")
 @click.option("--poll-interval", type=Duration(), default=1.0, help="How often --wait looks (default 1s).")
 @LOCK_TIMEOUT
 @LEASE_TTL
@@ -127,7 +128,8 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
               help="Append a markdown report here (e.g. \"$GITHUB_STEP_SUMMARY\").")
 @click.option("--wait", is_flag=True, help="Wait for the jobs it moved to settle.")
 @click.option("--timeout", type=Duration(), default=3600.0, help="How long --wait waits (default 1h).")
-@click.option("--parallelism", type=click.IntRange(min=1, max=64), default=4, show_default=True)
+@click.option("--parallelism", type=click.IntRange(min=1, max=64), default=4, show_default=True,
+              help="How many jobs are acted on at once (a job's own steps always run in order).")
 @LOCK_TIMEOUT
 @LEASE_TTL
 @TARGET
@@ -197,12 +199,15 @@ def status(paths, state_location, fmt, shards, map_file) -> int:
 @click.argument("name")
 @click.argument("request_id")
 @click.option("--api", type=click.Choice(["v1", "v2"]), help="The request's API version (default: look in both).")
-@click.option("--write", type=click.Path(dir_okay=False, path_type=str), help="Write the manifest here (else print it).")
+@click.option("--write", type=click.Path(dir_okay=False, path_type=str),
+              help="Write the manifest here and adopt the request; without it, only print the manifest.")
 @STATE
 @LEASE_TTL
 @LOCK_TIMEOUT
 def import_command(name, request_id, api, write, state_location, lease_ttl, lock_timeout) -> int:
-    """Adopt the live request REQUEST_ID as NAME and write its manifest."""
+    """Adopt the live request REQUEST_ID as NAME and write its manifest (--write FILE).
+
+    Without --write nothing changes: the manifest is printed, to review before adopting."""
     from pathlib import Path
 
     from reconciler.api.client import BatchClient
@@ -218,7 +223,8 @@ def import_command(name, request_id, api, write, state_location, lease_ttl, lock
     if write and Path(write).exists():
         raise click.BadParameter(f"{write} exists; not overwriting it", param_hint="--write")
     with BatchClient(api_settings()) as client:
-        imported = import_job(client, lockfile_at(state_location), name, request_id, api, lease_options(lease_ttl, lock_timeout))
+        imported = import_job(client, lockfile_at(state_location), name, request_id, api,
+                              lease_options(lease_ttl, lock_timeout), adopt=bool(write))
     if write:
         Path(write).write_text(imported.manifest_yaml)
     show_imported(name, imported, write)

@@ -15,10 +15,15 @@ def validate(paths: tuple[str, ...], fmt: str, resolve_env: bool) -> int:
     """Check manifests offline: schema, names, files, grids. No API call.
 
     PATHS are files or directories (default: manifests/)."""
-    from reconciler.manifests.loader import load
+    from reconciler.diagnostics import Diagnostic
+    from reconciler.manifests.loader import DEFAULT_PATHS, load
     from reconciler.render.diagnostics import show_validation
 
     result = load(paths, resolve_env=resolve_env, use_cache=True)
+    if not result.files and not result.errors:  # an empty folder is a wrong path far more often than intended
+        where = ", ".join(map(str, paths or DEFAULT_PATHS))
+        result.diagnostics.append(Diagnostic(where, 0, 0, "", "no manifest file (*.yaml, *.yml) here",
+                                             "check the path; manifests live under manifests/ by default"))
     show_validation(result.diagnostics, result.files, [m.name for m in result.manifests], result.deferred, fmt)
     return 1 if result.errors else 0
 

@@ -25,6 +25,9 @@ def sandbox() -> None:
 @click.option("--token-ttl", type=click.IntRange(min=1), default=3600, show_default=True, help="Token lifetime, seconds.")
 @click.option("--speed", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
               help="Divides every phase duration (10 = ten times faster).")
+@click.option("--manual-clock", is_flag=True,
+              help="Sandbox time starts at the real time and moves only by POST /sandbox/clock "
+                   '{"advance": SECONDS}, which answers once every job has caught up (for tests).')
 @click.option("--analysis-seconds", type=click.FloatRange(min=0), default=0.3, show_default=True)
 @click.option("--tile-seconds", type=click.FloatRange(min=0), default=0.05, show_default=True,
               help="Processing time of one tile.")
@@ -48,10 +51,21 @@ def sandbox() -> None:
 @click.option("--s3-write-latency", type=Duration(), default=0.0,
               help="Fault: time added inside every S3 object write (widens race windows in tests).")
 def sandbox_serve(env_file: str | None, data_dir: str | None, client_id: str | None, client_secret: str | None,
-                  host: str, port: int, s3_port: int, token_ttl: int, s3_write_latency: float, **knobs) -> int:
+                  host: str, port: int, s3_port: int, token_ttl: int, s3_write_latency: float, manual_clock: bool,
+                  **knobs) -> int:
     """Serve the sandbox until Ctrl-C or SIGTERM.
 
-    Jobs live in memory unless --data-dir is given; S3 objects always live in memory."""
+    Jobs live in memory unless --data-dir is given; S3 objects always live in memory.
+
+    \b
+    Besides the Batch API, the sandbox answers (no token needed):
+      GET  /sandbox/stats    request counts per endpoint
+      PUT  /sandbox/faults   change faults while running, e.g. {"refuse_creates": "no PUs left"}
+      GET  /sandbox/clock    the sandbox time: {"now": epoch seconds, "time": ISO 8601, "manual": bool}
+      POST /sandbox/clock    with --manual-clock: {"advance": SECONDS} moves the time on and, before
+                             answering, every job as far as that time takes it (analyses, tiles,
+                             stale deletion); the rate limit, Retry-After and replica lag follow
+                             it too. {"advance": 0} runs what is due now. Tokens expire in real time."""
     from pathlib import Path
 
     from reconciler.render.sandbox import show_sandbox
@@ -62,6 +76,6 @@ def sandbox_serve(env_file: str | None, data_dir: str | None, client_id: str | N
     timing = Timing(**{k: knobs.pop(k) for k in ("analysis_seconds", "tile_seconds", "workers", "speed")})
     options = SandboxOptions(host=host, port=port, s3_port=s3_port, client_id=client_id, client_secret=client_secret,
                              token_ttl=token_ttl, timing=timing, faults=Faults(**knobs), s3_write_latency=s3_write_latency,
-                             data_dir=Path(data_dir) if data_dir else None)
+                             data_dir=Path(data_dir) if data_dir else None, manual_clock=manual_clock)
     serve(options, Path(env_file) if env_file else None, lambda s: show_sandbox(s, env_file))
     return 0

@@ -32,6 +32,7 @@ class Imported:
     manifest_yaml: str
     secrets: tuple[str, ...]  # env variables the written manifest expects
     marked: bool  # the marker could be added to the live description now
+    adopted: bool = True  # recorded in the lockfile (not when only previewed)
 
 
 def find_live(client: BatchClient, request_id: str, api: str | None) -> LiveJob:
@@ -44,18 +45,20 @@ def find_live(client: BatchClient, request_id: str, api: str | None) -> LiveJob:
 
 
 def import_job(client: BatchClient, state: StateFile, name: str, request_id: str, api: str | None,
-               lease: LeaseOptions) -> Imported:
+               lease: LeaseOptions, adopt: bool = True) -> Imported:
+    """The manifest of the live request `request_id` as `name`; with `adopt`, also take the
+    request under management (lockfile record and marker). Without it nothing is changed: a
+    request recorded without its manifest would only be forgotten by the next plan."""
     live = find_live(client, request_id, api)
     if (marked_for := owner(live.description)) not in (None, name):
         raise ReconcilerError(f"request {request_id} is marked for {marked_for!r}, not {name!r}")
+    if not adopt:
+        _check_free(state.read().lockfile.jobs, name, request_id)
+        manifest_yaml, secrets, _ = manifest_for(name, live)
+        return Imported(live, manifest_yaml, secrets, marked=False, adopted=False)
     with locked(state, "import", lease):
         snapshot = state.read()
-        for other, record in snapshot.lockfile.jobs.items():
-            if record.id == request_id and other != name:
-                raise ReconcilerError(f"request {request_id} is already managed as {other!r}")
-        if name in snapshot.lockfile.jobs and snapshot.lockfile.jobs[name].id not in (None, request_id):
-            raise ReconcilerError(f"{name!r} already manages request {snapshot.lockfile.jobs[name].id}",
-                                  f"`reconciler state rm {name}` first if that is intended")
+        _check_free(snapshot.lockfile.jobs, name, request_id)
         manifest_yaml, secrets, masked = manifest_for(name, live)
         marked = _mark(client, live, name)
         journal = state.journal(state.compact(snapshot))
@@ -66,6 +69,15 @@ def import_job(client: BatchClient, state: StateFile, name: str, request_id: str
                                                result="ok", requestId=live.id))
         journal.compact()
     return Imported(live, manifest_yaml, secrets, marked)
+
+
+def _check_free(records, name: str, request_id: str) -> None:
+    for other, record in records.items():
+        if record.id == request_id and other != name:
+            raise ReconcilerError(f"request {request_id} is already managed as {other!r}")
+    if name in records and records[name].id not in (None, request_id):
+        raise ReconcilerError(f"{name!r} already manages request {records[name].id}",
+                              f"`reconciler state rm {name}` first if that is intended")
 
 
 def _mark(client: BatchClient, live: LiveJob, name: str) -> bool:
@@ -102,8 +114,9 @@ def manifest_for(name: str, live: LiveJob) -> tuple[str, tuple[str, ...], frozen
     yaml.indent(mapping=2, sequence=4, offset=2)
     yaml.width = 4096
     text = io.StringIO()
-    text.write("# yaml-language-server: $schema=../schema/batchjob.schema.json\n")
     text.write(f"# Imported from {live.api} request {live.id}.\n")
+    text.write("# Editors: `reconciler schema > batchjob.schema.json`, then a first line\n"
+               "# `# yaml-language-server: $schema=<its path>` checks this file as you type.\n")
     yaml.dump(document, text)
     return text.getvalue(), tuple(secrets), frozenset(path for _, path in found)
 

@@ -31,6 +31,11 @@ def show_statuses(rows, fmt: str) -> None:
 
 
 def show_imported(name: str, imported, write: str | None) -> None:
+    if not imported.adopted:
+        out(imported.manifest_yaml, nl=False)
+        out(f"# Nothing was adopted: to manage {imported.job.api} request {imported.job.id} as {name}, "
+            f"run again with --write FILE (a file under your manifests).", err=True)
+        return
     out(f"Imported {imported.job.api} request {imported.job.id} ({imported.job.status}) as {name}.")
     if not imported.marked:
         out("  The ownership marker is added to its description by the next apply (the service refuses it now).")

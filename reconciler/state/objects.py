@@ -67,6 +67,9 @@ def open_store(location: str) -> tuple[ObjectStore, str]:
     path = Path(location.removeprefix("file://")).expanduser().absolute()
     if path.is_dir():
         raise StateError(f"{path} is a folder", "give the lockfile's path, e.g. .reconciler/state.json")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise StateError(f"the lockfile {path} cannot be there: {path.parent} is a file, not a folder",
+                         "check RECONCILER_STATE (or --state): it names the lockfile, in a folder of its own")
     if not path.parent.is_dir():
         raise StateError(f"the folder of the lockfile {path} does not exist",
                          "create it first (a mistyped path would otherwise start a second, empty state)")
@@ -222,7 +225,8 @@ class LocalStore:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.directory / ".reconciler.flock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as e:
-            raise StateError(f"cannot use {self.directory}: {e.strerror}") from None
+            raise StateError(f"cannot use {self.directory} for the lockfile: {e.strerror}",
+                             "check RECONCILER_STATE (or --state) and that this user may write in that folder") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
