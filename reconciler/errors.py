@@ -32,7 +32,8 @@ class InvalidManifests(ReconcilerError):
 
     def __init__(self, diagnostics: list[Diagnostic]):
         errors = [d for d in diagnostics if d.is_error]
-        super().__init__(f"{len(errors)} error(s) in the manifests", "run `reconciler validate` to see them all")
+        super().__init__(f"{len(errors)} error(s) in the manifests, nothing was planned or changed",
+                         "fix them (`reconciler validate` checks manifests offline)")
         self.diagnostics = diagnostics
 
 

@@ -118,3 +118,25 @@ def test_validate_of_an_empty_folder_is_an_error(tmp_path, run_cli):
     (tmp_path / "manifests").mkdir()
     code, out, _ = run_cli("validate")
     assert code == 1 and "manifests: no manifest file (*.yaml, *.yml) here" in out and "are valid" not in out
+
+
+def test_commands_that_load_manifests_show_the_diagnostics_themselves(tmp_path, run_cli, monkeypatch):
+    """plan (and apply, status, reconcile, state rebuild) print what is wrong, where, before any API call."""
+    (tmp_path / "manifests").mkdir()
+    copy_evalscripts(tmp_path / "manifests")
+    text = (EXAMPLES / "corsica-max-ndvi.yaml").read_text()
+    (tmp_path / "manifests" / "typo.yaml").write_text(text.replace("  state: started", "  state: strated"))
+    (tmp_path / "manifests" / "env.yaml").write_text(text.replace("name: corsica-max-ndvi", "name: other").replace(
+        "description: Max NDVI over Corsica", "description: ${env:NOT_SET_ANYWHERE}"))
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    for key, value in {"SH_CLIENT_ID": "id", "SH_CLIENT_SECRET": "secret", "SH_BASE_URL": "http://127.0.0.1:9",
+                       "SH_TOKEN_URL": "http://127.0.0.1:9/token"}.items():  # never reached: nothing is sent
+        monkeypatch.setenv(key, value)
+    for command in (("plan",), ("apply", "--auto-approve"), ("status",), ("reconcile",), ("state", "rebuild")):
+        code, out, err = run_cli(*command, "--state", str(tmp_path / "state.json"))
+        assert code == 1, command
+        assert "manifests/typo.yaml:12:10: spec.state: expected 'created', 'analysed', 'started' or 'stopped'" in err
+        assert "manifests/env.yaml:" in err and "environment variable NOT_SET_ANYWHERE is not set" in err
+        assert "2 error(s) in the manifests" in err
+    code, _, err = run_cli("plan", "nosuchdir", "--state", str(tmp_path / "state.json"))
+    assert code == 1 and "nosuchdir: no such file or directory" in err

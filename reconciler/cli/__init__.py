@@ -14,6 +14,7 @@ from reconciler import redaction
 from reconciler.cli import engine, manifests, sandbox, state  # noqa: F401 — each registers its commands
 from reconciler.cli.base import cli
 from reconciler.errors import ReconcilerError
+from reconciler.render.diagnostics import show_error, show_failure
 
 __all__ = ["cli", "main"]
 
@@ -49,17 +50,13 @@ def run(args: list[str]) -> int:
         e.show()
         code = 1
     except ReconcilerError as e:
-        _show_error(e.message, e.hint)
+        show_failure(e)
         code = e.exit_code
     except Exception as e:  # noqa: BLE001 — the last line of defence
         if debug:
             traceback.print_exc()
-        _show_error(f"unexpected {type(e).__name__}: {e}", None if debug else "run with --debug for the traceback")
+        show_error(f"unexpected {type(e).__name__}: {e}", None if debug else "run with --debug for the traceback")
         code = 1
     return code if isinstance(code, int) else 0
 
 
-def _show_error(message: str, hint: str | None) -> None:
-    from reconciler.render.diagnostics import show_error
-
-    show_error(message, hint)

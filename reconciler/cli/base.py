@@ -119,7 +119,7 @@ def for_each(units: list[Unit], run) -> int:
     others still run. The exit code is the most serious: 1, then 3, then 2, then 0."""
     from reconciler.errors import ReconcilerError
     from reconciler.render import show_heading
-    from reconciler.render.diagnostics import show_error
+    from reconciler.render.diagnostics import show_failure
 
     codes = []
     for unit in units:
@@ -131,6 +131,7 @@ def for_each(units: list[Unit], run) -> int:
         try:
             codes.append(run(unit))
         except ReconcilerError as e:
-            show_error(f"shard {unit.shard}: {e.message}", e.hint)
+            e.message = f"shard {unit.shard}: {e.message}"
+            show_failure(e)
             codes.append(e.exit_code)
     return next((c for c in (1, 3, 2) if c in codes), 0)

@@ -79,6 +79,20 @@ def show_fmt(changed: Sequence[str], check: bool, diffs: Sequence[str] = ()) -> 
         out(f"{len(changed)} file(s) would be reformatted", err=True)
 
 
+SHOWN = 20  # diagnostics printed before an error; the rest are counted
+
+
+def show_failure(error) -> None:
+    """A ReconcilerError as the user sees it: the manifests' diagnostics first (in validate's
+    format, the first SHOWN of them), then the one-line error and its hint."""
+    diagnostics = getattr(error, "diagnostics", None)
+    if diagnostics:
+        show_diagnostics(diagnostics[:SHOWN], err=True)
+        if len(diagnostics) > SHOWN:
+            out(f"… and {len(diagnostics) - SHOWN} more (`reconciler validate` lists them all)", err=True)
+    show_error(error.message, error.hint)
+
+
 def show_error(message: str, hint: str | None = None) -> None:
     colour = colour_enabled(sys.stderr)
     out(paint("Error: ", colour, fg="red", bold=True) + plain(message), err=True)  # may quote a server or a lease
