@@ -8,17 +8,29 @@ still says what was reached."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conformance import DOCUMENT, Conformance, Ledger, Nonconformance, load_document, neutralise_known_errors
+from tests.conformance import (
+    DOCUMENT,
+    Conformance,
+    Ledger,
+    Nonconformance,
+    document_path,
+    load_document,
+    missing_reason,
+    neutralise_known_errors,
+)
 from tests.conftest import SandboxProcess
 from tests.test_sandbox_v2 import example_body
 
-pytestmark = pytest.mark.skipif(not DOCUMENT.exists(), reason=f"{DOCUMENT} not found (set BATCH_OPENAPI)")
+pytestmark = pytest.mark.skipif(not DOCUMENT.exists(), reason=missing_reason(DOCUMENT, dict(os.environ)))
 
 V1, V2 = "/api/v1/batch", "/api/v2/batch"
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
@@ -95,6 +107,16 @@ def test_only_the_four_known_errors_are_neutralised():
         f"{schemas}/S3BucketInfo/properties/regin",
         f"{schemas}/S3BucketInfo/properties/region",
     ]
+
+
+def test_the_document_is_found_beside_the_repository_or_where_batch_openapi_says(tmp_path):
+    beside = tmp_path / "shared" / "reference" / "batch-openapi.yaml"
+    assert document_path({}, tmp_path / "main") == beside
+    assert document_path({"BATCH_OPENAPI": ""}, tmp_path / "main") == beside
+    assert document_path({"BATCH_OPENAPI": "/elsewhere/doc.yaml"}, tmp_path / "main") == Path("/elsewhere/doc.yaml")
+    reason = missing_reason(beside, {})
+    assert "beside the repository" in reason and str(beside) in reason and "set BATCH_OPENAPI" in reason
+    assert "named by BATCH_OPENAPI" in missing_reason(Path("/elsewhere/doc.yaml"), {"BATCH_OPENAPI": "/elsewhere/doc.yaml"})
 
 
 def test_the_raw_document_rejects_a_valid_body_for_each_known_error(conformance):
@@ -177,10 +199,24 @@ def listing(ledger: Ledger, http, api: str, manifest: str) -> None:
 
 
 def grids(ledger: Ledger, http, api: str) -> None:
+    """The grids in one page, then paged four at a time through `links.next`, then each one."""
     found = ledger.check(http.get(f"{api}/tilinggrids"), 200).json()["data"]
     assert found
+    paged, url = [], f"{api}/tilinggrids?count=4"
+    while url:
+        page = ledger.check(http.get(url), 200).json()
+        paged, url = paged + page["data"], page["links"].get("next")
+    assert paged == found
     for grid in found:
         ledger.check(http.get(f"{api}/tilinggrids/{grid['id']}"), 200)
+
+
+def multipart_create(ledger: Ledger, http, api: str, manifest: str) -> None:
+    """A create sent as multipart/form-data: the JSON in part `request`, the evalscript in its own part."""
+    body = example_body(manifest, "conformance multipart")
+    evalscript = body["processRequest"].pop("evalscript")
+    parts = {"request": (None, json.dumps(body), "application/json"), "evalscript": (None, evalscript, "text/plain")}
+    ledger.check(http.post(f"{api}/process", files=parts), 201)
 
 
 def unauthorised(ledger: Ledger, sandbox: SandboxProcess, api: str, ids: dict) -> None:
@@ -265,6 +301,7 @@ def v2_session(conformance, sandbox, slow_sandbox) -> Ledger:
     v2_other_outputs_and_endings(ledger, http)
     listing(ledger, http, V2, "corsica-geopackage")
     grids(ledger, http, V2)
+    multipart_create(ledger, http, V2, "corsica-max-ndvi")
     invalid_creates(ledger, http, V2, "corsica-max-ndvi", "input")
     not_found(ledger, http, V2, ("analyse", "start", "stop"))
     unauthorised(ledger, sandbox, "v2", {"taskId": task_id, "id": 0})
@@ -377,6 +414,7 @@ def v1_session(conformance, sandbox, slow_sandbox, tmp_path_factory) -> Ledger:
     v1_collection_cancel_delete(ledger, http)
     listing(ledger, http, V1, "corsica-max-ndvi-v1")
     grids(ledger, http, V1)
+    multipart_create(ledger, http, V1, "corsica-max-ndvi-v1")
     invalid_creates(ledger, http, V1, "corsica-max-ndvi-v1", "tilingGrid")
     not_found(ledger, http, V1, ("analyse", "start", "cancel", "restartpartial"))
     ledger.check(http.delete(f"{V1}/process/{UNKNOWN}"), 404)

@@ -82,7 +82,10 @@ def test_self_heal_restarts_partial_within_budget_and_never_recreates_a_stale_fi
         assert " DONE " in status
         record = run_cli("state", "show", "heal-v1")[1]
         assert "restart" in record
-        time.sleep(4)  # the service deletes the finished request as stale
+        http, deadline = flaky.http(), time.monotonic() + 30
+        while http.get("/api/v1/batch/process").json()["data"]:  # the service deletes the finished request as stale
+            assert time.monotonic() < deadline, "the finished request was not deleted as stale"
+            time.sleep(0.05)
         code, out, _ = run_cli("status")
         assert "GONE" in out
         before = stats(flaky.env)

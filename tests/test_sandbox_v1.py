@@ -113,26 +113,29 @@ def test_every_tile_failing_fails_the_request_and_v2_fails_past_the_threshold(tm
 
 
 def test_cancel(tmp_path):
-    slow = SandboxProcess(tmp_path, "--tile-seconds", "0.2", "--workers", "1", "--analysis-seconds", "0.5")
+    slow = SandboxProcess(tmp_path, "--tile-seconds", "0.2", "--workers", "1", "--analysis-seconds", "0.5",
+                          "--manual-clock")
     try:
         http = slow.http()
         during_analysis = create(http, v1_body())
         http.post(f"{BASE}/{during_analysis['id']}/analyse")
         assert http.post(f"{BASE}/{during_analysis['id']}/cancel").status_code == 204
         assert http.get(f"{BASE}/{during_analysis['id']}").json()["status"] == "ANALYSING"  # analysis completes first
-        canceled = wait_for(http, during_analysis["id"], ENDED)
+        slow.advance(0.5)
+        canceled = http.get(f"{BASE}/{during_analysis['id']}").json()
         assert canceled["status"] == "CANCELED" and canceled["tileCount"] == 66 and canceled["userAction"] == "CANCEL"
 
         running = create(http, v1_body())
         http.post(f"{BASE}/{running['id']}/start")
-        wait_for(http, running["id"], {"PROCESSING"})
+        slow.advance(0.5)  # analysed; the first tile is being processed
+        assert http.get(f"{BASE}/{running['id']}").json()["status"] == "PROCESSING"
         assert http.put(f"{BASE}/{running['id']}", json={"description": "no"}).status_code == 409
         assert http.delete(f"{BASE}/{running['id']}").status_code == 409
-        time.sleep(0.5)
+        slow.advance(0.5)  # two tiles processed, a third under way
         http.post(f"{BASE}/{running['id']}/cancel")
         canceled = http.get(f"{BASE}/{running['id']}").json()
         assert canceled["status"] == "CANCELED"
-        time.sleep(0.5)
+        slow.advance(0.5)
         assert {t["status"] for t in tiles(http, running["id"])} <= {"PROCESSED", "SCHEDULED"}
         assert http.post(f"{BASE}/{running['id']}/cancel").status_code == 400
         assert http.delete(f"{BASE}/{running['id']}").status_code == 409  # it has processed tiles

@@ -120,24 +120,28 @@ def test_start_from_created_analyses_then_processes(sandbox):
 
 
 def test_stop_and_resume(tmp_path):
-    slow = SandboxProcess(tmp_path, "--tile-seconds", "0.2", "--workers", "1", "--analysis-seconds", "0.1")
+    slow = SandboxProcess(tmp_path, "--tile-seconds", "0.2", "--workers", "1", "--analysis-seconds", "0.1",
+                          "--manual-clock")
     try:
         http = slow.http()
         task = create(http, example_body("corsica-max-ndvi"))
         http.post(f"/api/v2/batch/process/{task['id']}/start")
-        running = wait_for(http, task["id"], {"PROCESSING"})
+        slow.advance(0.1)  # analysed; the first tile is being processed
+        running = http.get(f"/api/v2/batch/process/{task['id']}").json()
+        assert running["status"] == "PROCESSING"
         assert http.put(f"/api/v2/batch/process/{task['id']}", json={"description": "x"}).status_code == 409
-        time.sleep(0.5)
+        slow.advance(0.5)  # two tiles processed, a third under way
         assert http.post(f"/api/v2/batch/process/{task['id']}/stop").status_code == 204
         stopped = http.get(f"/api/v2/batch/process/{task['id']}").json()
         assert stopped["status"] == "STOPPED" and stopped["stoppedStatusReason"] == "USER_ACTION"
         assert 0 < stopped["completionPercentage"] < 100 and running["userAction"] == "START"
-        time.sleep(0.5)
+        slow.advance(0.5)
         assert http.get(f"/api/v2/batch/process/{task['id']}").json()["completionPercentage"] == stopped["completionPercentage"]
         put = http.put(f"/api/v2/batch/process/{task['id']}", json={"description": "renamed while stopped"})
         assert put.status_code == 200 and put.json()["description"] == "renamed while stopped" and "id" not in put.json()
         assert http.post(f"/api/v2/batch/process/{task['id']}/start").status_code == 204
-        done = wait_for(http, task["id"], TERMINAL, timeout=120)
+        slow.advance(66 * 0.2)  # every tile, one at a time, even had none been done
+        done = http.get(f"/api/v2/batch/process/{task['id']}").json()
         assert done["status"] == "DONE" and done["request"]["description"] == "renamed while stopped"
     finally:
         assert slow.stop() == 0
@@ -224,11 +228,17 @@ def test_stats_count_requests_per_endpoint(sandbox):
 
 
 def test_tokens_expire(tmp_path):
+    import base64
+    import json
+
     short = SandboxProcess(tmp_path, "--token-ttl", "1")
     try:
         http = short.http()
+        token = http.headers["Authorization"].removeprefix("Bearer ")
+        expires = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["exp"]
         assert http.get("/api/v2/batch/tilinggrids").status_code == 200
-        time.sleep(1.5)
+        while time.time() < expires:  # tokens live in real time (the job clock does not move them)
+            time.sleep(0.02)
         expired = http.get("/api/v2/batch/tilinggrids")
         assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
     finally:

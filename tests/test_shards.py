@@ -27,6 +27,29 @@ def run(env, cwd, *args) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def wait_for_leases(s3, applies: dict[str, subprocess.Popen], holder: str, timeout: float = 120) -> set[str]:
+    """Poll the sandbox S3 until the lease of every shard in `applies` has been seen while its apply ran
+    (a quick shard may release its lease before a slow one takes its own) and `holder`'s is still held."""
+    from botocore.exceptions import ClientError
+
+    def held(shard: str) -> bool:
+        try:
+            s3.head_object(Bucket="reconciler-state", Key=f"shards/{shard}.json.lease")
+            return True
+        except ClientError:
+            return False
+
+    seen, deadline = set(), time.monotonic() + timeout
+    while not (seen == set(applies) and held(holder)):
+        seen |= {shard for shard in set(applies) - seen if held(shard)}
+        ended = sorted(shard for shard, apply in applies.items()
+                       if apply.poll() is not None and (shard not in seen or shard == holder))
+        assert not ended, f"the apply of {ended} ended first: leases seen {sorted(seen)}"
+        assert time.monotonic() < deadline, f"leases seen after {timeout} s: {sorted(seen)}"
+        time.sleep(0.02)
+    return seen
+
+
 def test_shards_plan_apart_apply_in_parallel_and_contend_only_with_themselves(tmp_path):
     sandbox = SandboxProcess(tmp_path / "sandbox", "--tile-seconds", "0.1", "--workers", "2")
     try:
@@ -45,7 +68,8 @@ def test_shards_plan_apart_apply_in_parallel_and_contend_only_with_themselves(tm
 
         agri = run(env, tmp_path, "apply", "--shard", "agri", "--auto-approve", "--wait", "--poll-interval", "100ms")
         forest = run(env, tmp_path, "apply", "--shard", "forest", "--auto-approve", "--wait", "--poll-interval", "100ms")
-        time.sleep(1.5)  # both hold their own lease now; a second run of one shard must not get in
+        # each shard takes its own lease; with agri's held, a second run of agri must not get in
+        assert wait_for_leases(sandbox.s3(), {"agri": agri, "forest": forest}, holder="agri") == {"agri", "forest"}
         again = run(env, tmp_path, "apply", "--shard", "agri", "--auto-approve")
         out_again, err_again = again.communicate(timeout=120)
         waiting = run(env, tmp_path, "apply", "--shard", "agri", "--auto-approve", "--lock-timeout", "120s")

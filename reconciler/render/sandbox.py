@@ -11,6 +11,9 @@ def show_sandbox(sandbox, env_file: str | None) -> None:
         else f"OAuth client id {sandbox.client_id}; pass --env-file to get the secret")
     if env_file:
         out(f"Settings written to {env_file}: `set -a; . {env_file}; set +a` to use them")
+    if sandbox.options.manual_clock:
+        out(f"Manual clock: time moves only by POST {sandbox.base_url}/sandbox/clock "
+            '{"advance": SECONDS}')
     if sandbox.options.data_dir:
         out(f"Jobs are kept in {sandbox.options.data_dir}; S3 objects live in memory only")
     out("Stop with Ctrl-C.")

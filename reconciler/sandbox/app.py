@@ -1,10 +1,13 @@
 """The sandbox's HTTP API (Flask): the OAuth token endpoint, Batch API v1 and v2 with tiling
-grids, the service's codes and error bodies (BATCH_API.md), request faults, `GET /sandbox/stats`."""
+grids, the service's codes and error bodies (BATCH_API.md), request faults, and the sandbox's own
+endpoints: `GET /sandbox/stats`, `PUT /sandbox/faults`, `GET|POST /sandbox/clock` (manual clock)."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,11 +20,13 @@ from werkzeug.exceptions import HTTPException
 from reconciler.geo.grids import GRIDS
 from reconciler.sandbox import jobs
 from reconciler.sandbox.auth import TokenIssuer
+from reconciler.sandbox.bodies import json_object
 from reconciler.sandbox.faults import Faults, RequestFaults
 from reconciler.sandbox.store import SandboxState
 
 TOKEN_PATH = "/auth/realms/main/protocol/openid-connect/token"
 MAX_PAGE = 100
+INT32 = range(-(2 ** 31), 2 ** 31)  # `count` is an int32 (OpenAPI SearchBeanCount)
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
             503: "Service Unavailable"}
@@ -32,13 +37,16 @@ _CODES = {400: "COMMON_BAD_PAYLOAD", 401: "COMMON_UNAUTHORIZED", 403: "COMMON_IN
 
 @dataclass
 class Context:
-    """What the routes need besides the request: state, clock, timing and S3 buckets."""
+    """What the routes need besides the request: state, clock, timing and S3 buckets. `advance`
+    steps a manual clock (seconds → the new time); None when sandbox time is the real time."""
 
     state: SandboxState
     faults: Faults
     analysis_seconds: Callable[[], float]
     ensure_bucket: Callable[[str], None]
     clock: Callable[[], float] = time.time
+    advance: Callable[[float], float] | None = None
+    faults_changed: Callable[[Faults], None] = lambda faults: None  # the worker's copy follows PUT /sandbox/faults
 
     def job_or_404(self, job_id: str, api: str) -> jobs.Job:
         """The job, or a 404 for an unknown id, another version's id, or a job too new for the replica read."""
@@ -68,7 +76,9 @@ def create_app(context: Context, issuer: TokenIssuer) -> Flask:
 
     app = Flask("reconciler-sandbox")
     app.json.sort_keys = False
-    request_faults = RequestFaults(context.faults)
+    app.config["MAX_FORM_MEMORY_SIZE"] = None  # a multipart `request` part may be as large as a JSON body
+    # A manual clock also drives the rate-limit window and Retry-After; real time keeps the monotonic clock
+    request_faults = RequestFaults(context.faults, clock=context.clock if context.advance else time.monotonic)
 
     @app.before_request
     def _before():
@@ -101,7 +111,11 @@ def create_app(context: Context, issuer: TokenIssuer) -> Flask:
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
-        return error(e.code or 500, e.description or e.name)
+        response = error(e.code or 500, e.description or e.name)
+        for name, value in e.get_headers():  # a 405's `Allow` (RFC 9110: the methods the path has)
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(NotFoundError)
     def _not_found(e: NotFoundError):
@@ -124,26 +138,45 @@ def create_app(context: Context, issuer: TokenIssuer) -> Flask:
             return jsonify({"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"}), 401
         return jsonify(issuer.issue())
 
+    _sandbox_endpoints(app, context, request_faults)
+    app.register_blueprint(blueprint(context, V2), url_prefix="/api/v2/batch")
+    app.register_blueprint(blueprint(context, V1), url_prefix="/api/v1/batch")
+    return app
+
+
+def _sandbox_endpoints(app: Flask, context: Context, request_faults: RequestFaults) -> None:
+    """The sandbox's own endpoints: no token, no injected faults (tests steer the sandbox with them)."""
+
     @app.put("/sandbox/faults")
     def set_faults():
         """Change faults while running (tests: a service that starts refusing creates, say)."""
-        import dataclasses
-
         changes = json_body()
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(Faults)})
         if unknown:
             raise jobs.Refused(400, f"unknown fault {unknown[0]!r}")
         context.faults = request_faults.faults = dataclasses.replace(context.faults, **changes)
+        context.faults_changed(context.faults)
         return jsonify(dataclasses.asdict(context.faults))
+
+    @app.get("/sandbox/clock")
+    @app.post("/sandbox/clock")
+    def clock():
+        """The sandbox time; with a manual clock, POST `{"advance": SECONDS}` moves it and every job with it."""
+        if request.method == "POST":
+            if context.advance is None:
+                raise jobs.Refused(409, "The sandbox clock is the real time; start the sandbox with --manual-clock")
+            seconds = json_body().get("advance")
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
+                    or seconds < 0:
+                raise jobs.Refused(400, "`advance` must be a number of seconds, 0 or more")
+            context.advance(float(seconds))
+        now = context.clock()
+        return jsonify({"now": now, "time": jobs.iso(now), "manual": context.advance is not None})
 
     @app.get("/sandbox/stats")
     def stats():
         with context.state.lock:
             return jsonify({"requests": dict(sorted(context.state.stats.items())), "jobs": len(context.state.jobs())})
-
-    app.register_blueprint(blueprint(context, V2), url_prefix="/api/v2/batch")
-    app.register_blueprint(blueprint(context, V1), url_prefix="/api/v1/batch")
-    return app
 
 
 def grid_descriptor(grid) -> dict:
@@ -153,7 +186,7 @@ def grid_descriptor(grid) -> dict:
 
 
 def grids_page() -> Response:
-    return jsonify({"data": [grid_descriptor(g) for g in GRIDS.values()], "links": {}})
+    return page(list(GRIDS.values()), grid_descriptor)
 
 
 def grid_by_id(grid_id: int) -> Response:
@@ -163,19 +196,20 @@ def grid_by_id(grid_id: int) -> Response:
 
 
 def json_body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise jobs.Refused(400, "The request body must be a JSON object")
-    return body
+    return json_object(request.get_json(silent=True))
 
 
 def page(items: list, render: Callable[[Any], dict]) -> Response:
-    """One page of `items` by `count` and `viewtoken`, with the service's `links`."""
+    """One page of `items` by `count` and `viewtoken`, with the service's `links`. A `count`
+    above the page size gets a full page; one that is not an int32 is refused."""
     try:
-        count = min(max(int(request.args.get("count", MAX_PAGE)), 1), MAX_PAGE)
+        count = int(request.args.get("count", MAX_PAGE))
         offset = _read_token(request.args.get("viewtoken"))
     except ValueError:
         raise jobs.Refused(400, "Invalid count or viewtoken") from None
+    if count not in INT32:
+        raise jobs.Refused(400, "Invalid count: it must be a 32-bit integer")
+    count = min(max(count, 1), MAX_PAGE)
     return jsonify({"data": [render(i) for i in items[offset:offset + count]], "links": _links(offset, count, len(items))})
 
 

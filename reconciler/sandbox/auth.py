@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 import uuid
@@ -40,14 +41,14 @@ class TokenIssuer:
         )
 
     def issue(self) -> dict:
-        now = int(self.clock())
+        now = self.clock()
         header = {"alg": "HS256", "typ": "JWT"}
         payload = {
             "iss": self.issuer,
             "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, self.client_id)),
             "azp": self.client_id,
-            "iat": now,
-            "exp": now + self.ttl,
+            "iat": int(now),
+            "exp": math.ceil(now + self.ttl),  # whole seconds, never short of the ttl
             "jti": str(uuid.uuid4()),
         }
         signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"

@@ -1,6 +1,7 @@
 """GeoPackage input (v2): the sandbox reads the GeoPackage from its S3 and makes one tile per
 feature, as the service does. A GeoPackage is an SQLite file; geometries are WKB behind a small
-`GP` header. Missing or unreadable files end the analysis with the service-like error."""
+`GP` header. Missing or unreadable files end the analysis with the service-like error, and so do
+more features than an analysis may have tiles (counted before any is read)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ from typing import Any
 
 from reconciler.geo.tiles import Tile
 from reconciler.sandbox.delivery import split_s3_url
+from reconciler.sandbox.limits import MAX_TILES_PER_ANALYSIS
 
 _ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+
+
+class TooManyFeatures(ValueError):
+    """More features than one analysis may have tiles: the file is fine, the request too big."""
 
 
 def feature_tiles(geopackage_input: dict, s3: Any) -> list[Tile]:
@@ -30,6 +36,8 @@ def feature_tiles(geopackage_input: dict, s3: Any) -> list[Tile]:
         f.flush()
         try:
             features = _read_features(f.name)
+        except TooManyFeatures:
+            raise
         except (sqlite3.Error, struct.error, ValueError) as e:
             raise ValueError(f"The file at {url} is not a usable GeoPackage: {e}") from None
     if not features:
@@ -47,6 +55,10 @@ def _read_features(path: str) -> list[tuple[int, str, Any, int]]:
         table = row[0]
         column, srs = db.execute(
             "SELECT column_name, srs_id FROM gpkg_geometry_columns WHERE table_name = ?", (table,)).fetchone()
+        (count,) = db.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
+        if count > MAX_TILES_PER_ANALYSIS:
+            raise TooManyFeatures(f"The GeoPackage holds {count:,} features, more than the "
+                                  f"{MAX_TILES_PER_ANALYSIS:,} tiles a request may have")
         columns = [r[1] for r in db.execute(f'PRAGMA table_info("{table}")')]
         name_column = next((c for c in ("identifier", "id", "name") if c in columns), None)
         select = f'SELECT fid, {f"{name_column}," if name_column else ""} "{column}" FROM "{table}" ORDER BY fid'

@@ -156,11 +156,12 @@ def restart_partial(job: Job, now: float) -> None:
     _touch(job, now, "START")
 
 
-def update_description(job: Job, description: str, now: float) -> None:
+def update_request(job: Job, request: dict, now: float) -> None:
+    """A PUT's edited request (description, v1's collection link), refused while processing or queued to."""
     queued = job.status == "ANALYSING" and job.after_analysis == "START"
     if job.status == "PROCESSING" or queued:
         raise Refused(409, "Request is being processed or is waiting to be processed and cannot be updated")
-    job.request = {**job.request, "description": description}
+    job.request = request
     _touch(job, now)
 
 

@@ -1,6 +1,7 @@
-"""Batch API routes (`/api/v2/batch`, `/api/v1/batch`). Both versions share create, list, get,
-PUT description, analyse/start and stop (v1: cancel) and the tiling grids; v1 adds DELETE,
-restartpartial and the tiles endpoints."""
+"""Batch API routes (`/api/v2/batch`, `/api/v1/batch`). Both versions share create (JSON or
+multipart, see `bodies`), list, get, PUT (v2: description; v1: also the linked collection),
+analyse/start and stop (v1: cancel) and the tiling grids; v1 adds DELETE, restartpartial and the
+tiles endpoints."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from reconciler.api.checks import check_v1, check_v2
 from reconciler.api.models import v1, v2
 from reconciler.sandbox import jobs
 from reconciler.sandbox.app import Context, error, grid_by_id, grids_page, json_body, page, sorted_jobs
+from reconciler.sandbox.bodies import create_body, edited_request
 from reconciler.sandbox.delivery import buckets_of
 
 TILE_STATUSES = ("PENDING", "SCHEDULED", "QUEUED", "PROCESSING", "PROCESSED", "FAILED")
@@ -41,7 +43,7 @@ def blueprint(context: Context, version: Version) -> Blueprint:
     def create():
         if context.faults.refuse_creates:
             raise jobs.Refused(400, context.faults.refuse_creates)
-        body = json_body()
+        body = create_body(version.api)
         try:
             findings = version.check(version.model.model_validate(body))
         except ValidationError as e:
@@ -68,12 +70,11 @@ def blueprint(context: Context, version: Version) -> Blueprint:
     @bp.put("/process/<job_id>")
     def put_job(job_id: str):
         body = json_body()
-        if not isinstance(body.get("description", ""), str):
-            return error(400, "`description` must be a string")
         with state.lock:
             job = context.job_or_404(job_id, version.api)
-            if "description" in body:
-                jobs.update_description(job, body["description"], context.clock())
+            edited = edited_request(version.api, job.request, body)
+            if edited is not None:
+                jobs.update_request(job, edited, context.clock())
                 state.save(job)
             return jsonify(version.updated(job))
 

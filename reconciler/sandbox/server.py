@@ -1,7 +1,8 @@
 """Assembles the sandbox: the S3 server, the Batch API server, the worker, the env file.
 
 `Sandbox` is a context manager (tests, demo) and `serve()` runs it until SIGINT/SIGTERM
-(`reconciler sandbox serve`).
+(`reconciler sandbox serve`). With `manual_clock` no worker thread runs: sandbox time and jobs
+move only through `POST /sandbox/clock` (see `clock`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from werkzeug.serving import make_server
 
 from reconciler.sandbox.auth import TokenIssuer
+from reconciler.sandbox.clock import ManualClock, advance
 from reconciler.sandbox.delivery import buckets_of
 from reconciler.sandbox.faults import Faults
 from reconciler.sandbox.s3 import S3Server
 from reconciler.sandbox.store import SandboxState
 from reconciler.sandbox.worker import Timing, Worker
+
+if TYPE_CHECKING:
+    from reconciler.sandbox.app import Context
 
 STATE_BUCKET = "reconciler-state"
 STATE_KEY = "reconciler.json"
@@ -44,6 +50,7 @@ class SandboxOptions:
     faults: Faults = field(default_factory=Faults)
     s3_write_latency: float = 0.0
     data_dir: Path | None = None
+    manual_clock: bool = False  # sandbox time moves only through POST /sandbox/clock
 
 
 class Sandbox:
@@ -55,6 +62,7 @@ class Sandbox:
         self._api_server = None
         self._api_thread: threading.Thread | None = None
         self._worker: Worker | None = None
+        self._context: Context | None = None  # the routes' context, once started
         self.s3 = None
 
     @property
@@ -81,15 +89,35 @@ class Sandbox:
             self.ensure_bucket(bucket)
         o = self.options
         issuer = TokenIssuer(self.client_id, self.client_secret, issuer="reconciler-sandbox", ttl=o.token_ttl)
-        app = create_app(Context(self.state, o.faults, lambda: o.timing.analysis, self.ensure_bucket), issuer)
+        app = create_app(self._clocked(Context(self.state, o.faults, lambda: o.timing.analysis, self.ensure_bucket)),
+                         issuer)
         self._api_server = make_server(o.host, o.port, app, threaded=True)
         self._api_thread = threading.Thread(target=self._api_server.serve_forever, name="sandbox-api", daemon=True)
         self._api_thread.start()
-        self._worker = Worker(self.state, self.s3, o.timing, o.faults)
-        self._worker.start()
+        if not o.manual_clock:
+            self._worker.start()
         for url in (self.base_url, self.s3_url):
             _wait_accepting(url)
         return self
+
+    def _clocked(self, context: Context) -> Context:
+        """The worker, on real time or on a manual clock the context's `advance` steps."""
+        o = self.options
+        if o.manual_clock:
+            clock = ManualClock()
+            self._worker = Worker(self.state, self.s3, o.timing, o.faults, clock=clock, sweep_each_step=True)
+            context.clock, context.advance = clock, lambda seconds: advance(clock, self._worker, seconds)
+        else:
+            self._worker = Worker(self.state, self.s3, o.timing, o.faults)
+        context.faults_changed = lambda faults: setattr(self._worker, "faults", faults)
+        self._context = context
+        return context
+
+    def advance(self, seconds: float) -> float:
+        """In-process `POST /sandbox/clock`: with `manual_clock`, move sandbox time and every job on."""
+        if self._context is None or self._context.advance is None:
+            raise RuntimeError("the sandbox clock is the real time; start it with SandboxOptions(manual_clock=True)")
+        return self._context.advance(seconds)
 
     def stop(self) -> None:
         if self._worker:

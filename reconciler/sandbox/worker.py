@@ -5,7 +5,11 @@ S3, and deletes stale requests.
 
 It runs in its own thread. Decisions are taken under the state lock; slow work (tiling, S3 I/O)
 happens outside it and is applied afterwards only if the job still expects it (a STOP or CANCEL
-may have come in between).
+may have come in between). With a manual clock there is no thread: `clock.advance` calls `settle`
+at each moment `next_due` names, holding the state lock throughout.
+
+An analysis covers at most MAX_TILES_PER_ANALYSIS tiles (see `limits`): a larger area fails it
+before its tiles are listed, as the service refuses what it cannot process.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from reconciler.geo.cost import cost_factors, tile_pu
 from reconciler.geo.tiles import GeoError, tiles_for_bounds
 from reconciler.sandbox import delivery, jobs
 from reconciler.sandbox.faults import Faults, tile_fails
+from reconciler.sandbox.limits import check_tile_count
 from reconciler.sandbox.store import SandboxState
 
 logger = logging.getLogger(__name__)
@@ -55,8 +60,10 @@ def analyse_request(request: dict, s3: Any) -> tuple[list[jobs.TileWork] | None,
 
             tiles = feature_tiles(grid, s3)
         else:
+            check_tile_count(process["input"]["bounds"], grid["id"])
             tiles = tiles_for_bounds(process["input"]["bounds"], grid["id"], grid["resolution"],
                                      grid.get("bufferX") or 0, grid.get("bufferY") or 0)
+            check_tile_count(process["input"]["bounds"], grid["id"], len(tiles))
     except (GeoError, ValueError) as e:
         return None, str(e)
     return [jobs.TileWork(tile, round(tile_pu(tile, factors), 4)) for tile in tiles], None
@@ -70,28 +77,54 @@ class _Due:
 
 
 class Worker(threading.Thread):
-    def __init__(self, state: SandboxState, s3: Any, timing: Timing, faults: Faults, clock=time.time):
+    """`sweep_each_step`: look for stale jobs at every step, not at most once a second (a manual
+    clock jumps, and the step at the new time must find every job that became stale)."""
+
+    def __init__(self, state: SandboxState, s3: Any, timing: Timing, faults: Faults, clock=time.time,
+                 sweep_each_step: bool = False):
         super().__init__(name="sandbox-worker", daemon=True)
         self.state, self.s3, self.timing, self.faults, self.clock = state, s3, timing, faults, clock
+        self.sweep_each_step = sweep_each_step
         self._stop_event = threading.Event()
         self._swept = float("-inf")  # when finished jobs were last checked for staleness
 
     def stop(self) -> None:
         self._stop_event.set()
-        self.join(timeout=10)
+        if self.is_alive():
+            self.join(timeout=10)
 
     def run(self) -> None:
         while not self._stop_event.wait(self.timing.tick_seconds):
             self.step()
 
-    def step(self) -> None:
-        due = self._due()
+    def step(self) -> bool:
+        """One round of due work at the current time; whether anything happened."""
+        due, changed = self._due()
         for job in due.analyses:
             self._guarded(job, lambda job=job: self._analyse(job))
         for job in due.preparations:
             self._guarded(job, lambda job=job: self._prepare(job))
         for job, work in due.tiles:
             self._guarded(job, lambda job=job, work=work: self._process(job, work))
+        return changed or bool(due.analyses or due.preparations or due.tiles)
+
+    def settle(self) -> None:
+        """Step until nothing more happens at the current time. Each busy step moves some job on
+        (an analysis ends, a tile advances a status), so this ends."""
+        while self.step():
+            pass
+
+    def next_due(self, after: float) -> float | None:
+        """The first moment later than `after` at which an analysis ends or a tile finishes."""
+        with self.state.lock:
+            moments = []
+            for job in self.state.active():
+                if job.status == "ANALYSING" and job.analysis_done_at is not None:
+                    moments.append(job.analysis_done_at)
+                elif job.status == "PROCESSING":
+                    moments += [w.finishes_at for w in job.tiles or []
+                                if w.status == "PROCESSING" and w.finishes_at is not None]
+            return min((m for m in moments if m > after), default=None)
 
     def _guarded(self, job: jobs.Job, step) -> None:
         """A step that breaks (e.g. the delivery bucket is gone) fails its job, not the worker."""
@@ -110,14 +143,18 @@ class Worker(threading.Thread):
             jobs.finish_analysis(job, *result, self.clock())
             self.state.save(job)
 
-    def _due(self) -> _Due:
-        now, due = self.clock(), _Due()
+    def _due(self) -> tuple[_Due, bool]:
+        """What is due now, and whether deciding it changed anything (stale jobs gone, tiles queued)."""
+        now, due, changed = self.clock(), _Due(), False
         with self.state.lock:
-            if self.faults.stale_after is not None and now - self._swept >= min(1.0, self.faults.stale_after / 4):
+            stale_after = self.faults.stale_after
+            every = 0.0 if self.sweep_each_step else min(1.0, (stale_after or 0) / 4)
+            if stale_after is not None and now - self._swept >= every:
                 self._swept = now
                 for job in self.state.jobs():
-                    if jobs.is_stale(job, now, self.faults.stale_after):
+                    if jobs.is_stale(job, now, stale_after):
                         self.state.remove(job.id)
+                        changed = True
             for job in self.state.active():
                 if job.status == "ANALYSING" and job.analysis_done_at is not None and job.analysis_done_at <= now:
                     due.analyses.append(job)
@@ -128,8 +165,9 @@ class Worker(threading.Thread):
                     jobs.schedule_tiles(job, now, self.timing.workers, self.timing.tile)
                     if before != [(w.status, w.finishes_at) for w in job.tiles]:
                         self.state.save(job)
+                        changed = True
                     due.tiles += [(job, w) for w in job.tiles if w.status == "PROCESSING" and w.finishes_at <= now]
-        return due
+        return due, changed
 
     def _prepare(self, job: jobs.Job) -> None:
         """Before the first tile, look at what already exists where the outputs go."""
