@@ -79,6 +79,17 @@ def create_app(context: Context, issuer: TokenIssuer) -> Flask:
     app.config["MAX_FORM_MEMORY_SIZE"] = None  # a multipart `request` part may be as large as a JSON body
     # A manual clock also drives the rate-limit window and Retry-After; real time keeps the monotonic clock
     request_faults = RequestFaults(context.faults, clock=context.clock if context.advance else time.monotonic)
+    _guards(app, context, issuer, request_faults)
+    _error_handlers(app)
+    _token_endpoint(app, issuer)
+    _sandbox_endpoints(app, context, request_faults)
+    app.register_blueprint(blueprint(context, V2), url_prefix="/api/v2/batch")
+    app.register_blueprint(blueprint(context, V1), url_prefix="/api/v1/batch")
+    return app
+
+
+def _guards(app: Flask, context: Context, issuer: TokenIssuer, request_faults: RequestFaults) -> None:
+    """Before a request: counted, then faults, then the token; after: a lost answer, if injected."""
 
     @app.before_request
     def _before():
@@ -109,6 +120,10 @@ def create_app(context: Context, issuer: TokenIssuer) -> Flask:
             return error(502, "Injected loss of the answer (the request took effect)")
         return response
 
+
+def _error_handlers(app: Flask) -> None:
+    """Every error answers in the service's error body."""
+
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
         response = error(e.code or 500, e.description or e.name)
@@ -125,6 +140,8 @@ def create_app(context: Context, issuer: TokenIssuer) -> Flask:
     def _refused(e: jobs.Refused):
         return error(e.status, e.message)
 
+
+def _token_endpoint(app: Flask, issuer: TokenIssuer) -> None:
     @app.post(TOKEN_PATH)
     @app.post("/oauth/token")
     def token():
@@ -137,11 +154,6 @@ def create_app(context: Context, issuer: TokenIssuer) -> Flask:
         if not issuer.credentials_match(client_id, client_secret):
             return jsonify({"error": "invalid_client", "error_description": "Invalid client or Invalid client credentials"}), 401
         return jsonify(issuer.issue())
-
-    _sandbox_endpoints(app, context, request_faults)
-    app.register_blueprint(blueprint(context, V2), url_prefix="/api/v2/batch")
-    app.register_blueprint(blueprint(context, V1), url_prefix="/api/v1/batch")
-    return app
 
 
 def _sandbox_endpoints(app: Flask, context: Context, request_faults: RequestFaults) -> None:

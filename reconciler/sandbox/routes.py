@@ -37,6 +37,17 @@ V1 = Version("v1", v1.CreateBody, check_v1, jobs.as_v1_request, jobs.as_v1_reque
 
 def blueprint(context: Context, version: Version) -> Blueprint:
     bp = Blueprint(version.api, __name__)
+    _job_routes(bp, context, version)
+    _action_routes(bp, context, version)
+    if version.api == "v1":
+        _v1_routes(bp, context)
+    bp.add_url_rule("/tilinggrids", f"{version.api}_grids", grids_page)
+    bp.add_url_rule("/tilinggrids/<int:grid_id>", f"{version.api}_grid", grid_by_id)
+    return bp
+
+
+def _job_routes(bp: Blueprint, context: Context, version: Version) -> None:
+    """Create, list, get and update the version's jobs."""
     state = context.state
 
     @bp.post("/process")
@@ -78,6 +89,11 @@ def blueprint(context: Context, version: Version) -> Blueprint:
                 state.save(job)
             return jsonify(version.updated(job))
 
+
+def _action_routes(bp: Blueprint, context: Context, version: Version) -> None:
+    """POST /process/<id>/<action>: 204, or the service's 400 when it does not fit the status."""
+    state = context.state
+
     def action(name: str, apply: Callable[[jobs.Job], None]) -> None:
         def handler(job_id: str):
             with state.lock:
@@ -94,10 +110,6 @@ def blueprint(context: Context, version: Version) -> Blueprint:
     action(stop_name, lambda job: stop(job, context.clock()))
     if version.api == "v1":
         action("restartpartial", lambda job: jobs.restart_partial(job, context.clock()))
-        _v1_routes(bp, context)
-    bp.add_url_rule("/tilinggrids", f"{version.api}_grids", grids_page)
-    bp.add_url_rule("/tilinggrids/<int:grid_id>", f"{version.api}_grid", grid_by_id)
-    return bp
 
 
 def _v1_routes(bp: Blueprint, context: Context) -> None:
