@@ -136,6 +136,9 @@ def test_commands_that_load_manifests_show_the_diagnostics_themselves(tmp_path, 
         code, out, err = run_cli(*command, "--state", str(tmp_path / "state.json"))
         assert code == 1, command
         assert "manifests/typo.yaml:12:10: spec.state: expected 'created', 'analysed', 'started' or 'stopped'" in err
+        if command == ("status",):  # status reads live state: it leaves ${env:…} unresolved, so an unset one is fine
+            assert "manifests/env.yaml:" not in err and "1 error(s) in the manifests" in err
+            continue
         assert "manifests/env.yaml:" in err and "environment variable NOT_SET_ANYWHERE is not set" in err
         assert "2 error(s) in the manifests" in err
     code, _, err = run_cli("plan", "nosuchdir", "--state", str(tmp_path / "state.json"))

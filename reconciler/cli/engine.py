@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import click
 
 from reconciler.cli.base import (
@@ -102,7 +105,7 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
 
     def one(unit) -> int:
         state_file, progress = lockfile_at(unit.state), Progress()
-        with BatchClient(api_settings()) as client:
+        with _reporting_interrupts(progress), BatchClient(api_settings()) as client:
             if saved_file:
                 made, results, final = apply_saved(client, state_file, load(saved_file), settings,
                                                    lambda p: show_plan(p, "text"), progress)
@@ -111,7 +114,6 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
                 made, results, final = apply_fresh(client, state_file, selection, settings,
                                                    lambda p: show_plan(p, "text"), lambda p: auto_approve or confirm(p),
                                                    progress)
-        progress.finish()
         behind = tuple(sorted(name for name, (wanted, status) in final.items() if not converged(wanted, status)))
         outcome = Outcome.of(made, results, behind)
         show_results(outcome, {name: status for name, (_, status) in final.items()})
@@ -151,10 +153,9 @@ def reconcile(paths, state_location, detect_only, report, wait, timeout, paralle
 
     def one(unit) -> int:
         progress = Progress()
-        with BatchClient(api_settings()) as client:
+        with _reporting_interrupts(progress), BatchClient(api_settings()) as client:
             outcome = run_reconcile(client, lockfile_at(unit.state), selection_of(unit.paths, targets, selectors), settings,
                                     detect_only, lambda p: show_plan(p, "text"), progress)
-        progress.finish()
         show_reconciled(outcome, detect_only)
         if report:
             with open(report, "a", encoding="utf-8") as f:
@@ -167,32 +168,66 @@ def reconcile(paths, state_location, detect_only, report, wait, timeout, paralle
 
 
 @cli.command()
-@PATHS
+@click.argument("paths", nargs=-1, metavar="[PATH|NAME]...")
 @STATE
 @FORMAT
 @SHARD
 @click.option("--map", "map_file", type=click.Path(dir_okay=False, path_type=str),
               help="With one NAME: write its tile map (.geojson, or .png/.svg with the map extra).")
 def status(paths, state_location, fmt, shards, map_file) -> int:
-    """Each job: what it should be, its live status, progress, cost and last action.
+    """Each job: what it should be, its live status, progress (% and tiles), PU so far, the cost
+    estimate, request id and last action (JSON: docs/status-json.md).
+
+    PU SO FAR is what the service reports spent (v2 once processing began; v1 reports none).
+    ESTIMATE PU is the service's figure after analysis (`service`) or the manifest's offline
+    estimate (`offline`); a v2 job that ended has none: its PU so far is what it cost.
+
+    An argument that exists as a file or folder, or that cannot be a job name, is a PATH of
+    manifests; any other is a job NAME, and only the jobs named are shown (`status
+    corsica-max-ndvi`). Manifests are read without resolving ${env:…}: status needs no secret.
 
     `status NAME --map FILE` writes the tile map of job NAME instead."""
     from reconciler.api.client import BatchClient
-    from reconciler.operations.run import load_manifests
-    from reconciler.operations.status import statuses
+    from reconciler.errors import UsageError
+    from reconciler.operations.status import read_manifests, statuses
     from reconciler.render.status import show_statuses
     from reconciler.settings import api_settings
 
     if map_file:
         return _tile_map(paths, state_location, shards, map_file)
+    paths, names = _paths_and_names(paths)
+    shown: set[str] = set()
 
     def one(unit) -> int:
-        manifests, _ = load_manifests(selection_of(unit.paths, (), ()))
+        readable = read_manifests(unit.paths)
         with BatchClient(api_settings()) as client:
-            show_statuses(statuses(client, lockfile_at(unit.state), manifests), fmt)
+            rows = statuses(client, lockfile_at(unit.state), readable, names or None)
+        shown.update(row.name for row in rows)
+        if rows or not names:  # named jobs another shard holds: nothing to show here
+            show_statuses(rows, fmt)
         return 0
 
-    return for_each(units_of(paths, state_location, shards), one)
+    code = for_each(units_of(paths, state_location, shards), one)
+    if code == 0 and (unknown := sorted(set(names) - shown)):
+        raise UsageError(f"{unknown[0]}: no such file or folder, and no job of that name in the manifests or the "
+                         "lockfile", "see `reconciler state list`, or give an existing PATH")
+    return code
+
+
+def _paths_and_names(args: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """status's rule: an argument that exists, or that no job could be named, is a PATH; any other a NAME."""
+    import os
+
+    from reconciler.manifests.schema import check_name
+
+    def is_name(arg: str) -> bool:
+        try:
+            check_name(arg)
+        except ValueError:
+            return False
+        return not os.path.exists(arg)
+
+    return tuple(a for a in args if not is_name(a)), tuple(a for a in args if is_name(a))
 
 
 @cli.command("import")
@@ -243,6 +278,17 @@ def grids(api: str, fmt: str) -> int:
     with BatchClient(api_settings()) as client:
         show_grids(getattr(client, api).tiling_grids(), fmt)
     return 0
+
+
+@contextlib.contextmanager
+def _reporting_interrupts(progress) -> Iterator[None]:
+    """Ctrl-C and SIGTERM (SystemExit from the lease's signal handler) go on to their exit codes
+    (130, 143) once the view has said what is left running at the service."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit) as e:
+        progress.interrupted(e)
+        raise
 
 
 def _tile_map(names: tuple[str, ...], state_location, shards, map_file: str) -> int:

@@ -23,15 +23,10 @@ class Estimator:
 def offline_estimate(body: dict) -> float | None:
     # geo (numpy, pyproj, shapely) is imported when a create is priced, not by every plan
     from reconciler.geo.cost import estimate_pu
-    from reconciler.geo.tiles import GeoError, tiles_for_bounds
+    from reconciler.geo.tiles import GeoError, body_tiles
 
-    grid = body.get("tilingGrid") or body.get("input") or {}
-    if grid.get("type") == "geopackage" or "id" not in grid:
-        return None
-    process = body["processRequest"]
     try:
-        tiles = tiles_for_bounds(process["input"]["bounds"], grid["id"], grid["resolution"],
-                                 grid.get("bufferX") or 0, grid.get("bufferY") or 0)
+        tiles = body_tiles(body)
     except GeoError:
         return None
-    return round(estimate_pu(process, tiles), 1)
+    return None if tiles is None else round(estimate_pu(body["processRequest"], tiles), 1)

@@ -39,8 +39,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pyproj
@@ -107,6 +109,16 @@ def tiles_for_bounds(
         for tile in _tiles(grid, epsg, cols, rows, pixels[0] + 2 * buffer_x, pixels[1] + 2 * buffer_y)
     ]
     return sorted(tiles, key=lambda t: t.id)
+
+
+def body_tiles(body: Mapping[str, Any]) -> list[Tile] | None:
+    """The tiles of a create body's area on its grid (v1 `tilingGrid`, v2 `input`): None for a
+    GeoPackage input or a body that names no grid; GeoError when it cannot be tiled."""
+    grid = body.get("tilingGrid") or body.get("input") or {}
+    if not isinstance(grid, dict) or grid.get("type") == "geopackage" or "id" not in grid:
+        return None
+    return tiles_for_bounds(body["processRequest"]["input"]["bounds"], grid["id"], grid.get("resolution"),
+                            grid.get("bufferX") or 0, grid.get("bufferY") or 0)
 
 
 def aoi_lonlat(bounds: dict) -> BaseGeometry:

@@ -17,12 +17,11 @@ from reconciler.engine.actions import Kind, Plan
 from reconciler.engine.estimate import Estimator
 from reconciler.engine.payload import seal
 from reconciler.engine.plan import PlanOptions, plan
-from reconciler.engine.statuses import MISSING, settled
 from reconciler.errors import InvalidManifests, ReconcilerError
 from reconciler.manifests.loader import load
 from reconciler.manifests.manifest import Manifest
 from reconciler.operations import apply as applying
-from reconciler.operations.live import joined, recorded_jobs
+from reconciler.operations.live import JobProgress, Tracker, joined, recorded_jobs
 from reconciler.operations.planfile import SavedPlan
 from reconciler.operations.refresh import Refreshed, refresh
 from reconciler.state.lease import whoami
@@ -80,7 +79,7 @@ def make_plan(client: BatchClient, state: StateFile, manifests: list[Manifest], 
 
 def apply_fresh(client: BatchClient, state: StateFile, selection: Selection, settings: ApplySettings,
                 show: Callable[[Plan], None], confirm: Callable[[Plan], bool],
-                progress: Callable[[dict[str, str]], None]) -> tuple[Plan, list[applying.ActionResult], dict]:
+                progress: Callable[[tuple[JobProgress, ...]], None]) -> tuple[Plan, list[applying.ActionResult], dict]:
     """Plan under the lease, show it, ask, execute it. Returns the plan, what each action did and,
     with `wait`, where each job settled: {name: (spec.state, status)}."""
     manifests, names = load_manifests(selection)
@@ -97,7 +96,7 @@ def apply_fresh(client: BatchClient, state: StateFile, selection: Selection, set
 
 def apply_saved(client: BatchClient, state: StateFile, saved: SavedPlan, settings: ApplySettings,
                 show: Callable[[Plan], None],
-                progress: Callable[[dict[str, str]], None]) -> tuple[Plan, list[applying.ActionResult], dict]:
+                progress: Callable[[tuple[JobProgress, ...]], None]) -> tuple[Plan, list[applying.ActionResult], dict]:
     """Execute a saved plan if nothing it rests on has moved. The file is never trusted on its own
     (DESIGN §4, §8): the plan is made again from the manifests, the lockfile and the live jobs, and
     only when the fresh plan does what the saved one says is the fresh one executed (and shown)."""
@@ -168,21 +167,23 @@ def _execute(client, state, refreshed, made: Plan, manifests, settings: ApplySet
 
 
 def _wait(context: applying.Context, made: Plan, manifests: list[Manifest], settings: ApplySettings,
-          progress) -> dict[str, tuple[str, str]]:
-    """Poll (one listing per version per round) until every job of the plan has settled. Every action
-    has run by now (starts that waited for an estimate included): jobs only move on their own, so one
+          progress: Callable[[tuple[JobProgress, ...]], None]) -> dict[str, tuple[str, str]]:
+    """Poll (one listing per version per round, plus a tile count per processing v1 job) until every
+    job of the plan has settled, handing each round's `JobProgress` to `progress`. Every action has
+    run by now (starts that waited for an estimate included): jobs only move on their own, so one
     that is not ANALYSING or PROCESSING is as far as this run takes it."""
     untouched = {a.name for a in made.actions if a.kind in (Kind.BLOCKED, Kind.FORGET)}
-    wanted = {m.name: m.job.spec.state for m in manifests
-              if m.name not in untouched and any(a.name == m.name for a in made.actions)}
+    acted = {a.name for a in made.actions} - untouched
+    wanted = {m.name: m.job.spec.state for m in manifests if m.name in acted}
+    tracker = Tracker(context.apis, {m.name: m.body for m in manifests if m.name in wanted})
     deadline = time.monotonic() + settings.timeout
     while True:
         context.check_lease()
         jobs = recorded_jobs(context.apis.values(), {name: context.current(name) for name in wanted})
-        statuses = {name: job.status if job else MISSING for name, job in jobs.items()}
-        progress(statuses)
-        if all(settled(wanted[name], status) for name, status in statuses.items()):
-            return {name: (wanted[name], status) for name, status in statuses.items()}
+        rows = tuple(tracker.progress(name, wanted[name], jobs[name]) for name in sorted(wanted))
+        progress(rows)
+        if all(row.settled for row in rows):
+            return {row.name: (wanted[row.name], row.status) for row in rows}
         if time.monotonic() > deadline:
             raise ReconcilerError(f"timed out after {settings.timeout:.0f}s waiting for the jobs to converge",
                                   "they go on running; `reconciler status` shows where they are")
@@ -232,7 +233,7 @@ class Reconciled:
 
 
 def reconcile(client: BatchClient, state: StateFile, selection: Selection, settings: ApplySettings, detect_only: bool,
-              show: Callable[[Plan], None], progress: Callable[[dict[str, str]], None]) -> Reconciled:
+              show: Callable[[Plan], None], progress: Callable[[tuple[JobProgress, ...]], None]) -> Reconciled:
     """Refresh and plan; unless `detect_only`, apply the actions that need no review."""
     manifests, names = load_manifests(selection)
     if detect_only:

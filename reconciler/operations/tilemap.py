@@ -34,7 +34,7 @@ def tile_map(api: JobsApi, job: LiveJob, s3: Any = None) -> dict[str, Any]:
     `s3`: a boto3 S3 client for a GeoPackage job (default: one from the standard chain)."""
     from shapely.geometry import mapping
 
-    from reconciler.geo.tiles import aoi_lonlat
+    from reconciler.geo.tiles import aoi_lonlat, body_tiles
 
     source = job.request.get("input") or {}
     if job.api == "v1":
@@ -42,7 +42,7 @@ def tile_map(api: JobsApi, job: LiveJob, s3: Any = None) -> dict[str, Any]:
     elif source.get("type") == "geopackage":
         tiles, origin, note = _geopackage_tiles(source, s3), "geopackage", NOT_IN_V2
     else:
-        tiles, origin, note = [_tile_feature(t) for t in _grid_tiles(job.request, source)], "grid", NOT_IN_V2
+        tiles, origin, note = [_tile_feature(t) for t in body_tiles(job.request) or []], "grid", NOT_IN_V2
     area = _feature(mapping(aoi_lonlat(job.request["processRequest"]["input"]["bounds"])), {"kind": "aoi"})
     properties = {"requestId": job.id, "api": job.api, "status": job.status, "completion": job.completion,
                   "error": job.error, "tiles": origin, "tileStatus": note}
@@ -50,10 +50,10 @@ def tile_map(api: JobsApi, job: LiveJob, s3: Any = None) -> dict[str, Any]:
 
 
 def _v1_tiles(api: JobsApi, job: LiveJob) -> tuple[list[dict], str, str]:
-    from reconciler.geo.tiles import GeoError
+    from reconciler.geo.tiles import GeoError, body_tiles
 
     try:
-        grid = _grid_tiles(job.request, job.request.get("tilingGrid") or {})
+        grid = body_tiles(job.request) or []
     except GeoError:
         grid = []  # a grid this version does not know: the tiles keep their statuses, without names
     listed = list(api.tiles(job.id))
@@ -62,15 +62,6 @@ def _v1_tiles(api: JobsApi, job: LiveJob) -> tuple[list[dict], str, str]:
     names = _grid_names(listed, grid)
     return [_feature(t.geometry, {"kind": "tile", "id": t.id, "name": names.get(t.id), "status": str(t.status),
                                   "statusOf": "tile"}) for t in listed], "tiles endpoint", PER_TILE
-
-
-def _grid_tiles(request: dict, grid: dict) -> list:
-    from reconciler.geo.tiles import tiles_for_bounds
-
-    if "id" not in grid:
-        return []
-    return tiles_for_bounds(request["processRequest"]["input"]["bounds"], grid["id"], grid.get("resolution"),
-                            grid.get("bufferX") or 0, grid.get("bufferY") or 0)
 
 
 def _grid_names(listed: list, grid: list) -> dict[int, str]:

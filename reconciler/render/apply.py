@@ -1,13 +1,19 @@
-"""Views of an apply: the confirmation prompt, progress while waiting, and what each action did."""
+"""Views of an apply: the confirmation prompt, progress while waiting (and the line an interrupt
+leaves), and what each action did."""
 
 from __future__ import annotations
 
+import math
+import shutil
 import sys
+import time
+from collections.abc import Callable
 
 import click
 
 from reconciler.engine.actions import Plan
 from reconciler.render import colour_enabled, out, paint, plain
+from reconciler.render.status import STATUS_COLOURS
 
 
 def confirm(plan: Plan) -> bool:
@@ -22,28 +28,121 @@ def confirm(plan: Plan) -> bool:
     return answer.strip() == "yes"
 
 
+# Without a terminal, a job's line comes again at most this often while only its figures move
+# (a CI log of a two-hour job stays readable); a new status is shown at once.
+CI_INTERVAL = 10.0
+
+
 class Progress:
-    """A one-line summary per poll on a terminal (rewritten in place), a line per change elsewhere."""
+    """The jobs while `apply --wait` (or `reconcile --wait`) waits, from each poll's `JobProgress`
+    rows. On a terminal: one line per job (status, % done, tiles done/total, PU so far, time since
+    the wait started, which stops when the job settles) and a summary line, redrawn in place;
+    colour unless NO_COLOR. Elsewhere: `name: STATUS 42% (28/66 tiles) 47.3 PU · 1m05s` when the
+    status changes, or when the figures changed and CI_INTERVAL has passed since the job's last line."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.tty = sys.stderr.isatty()
-        self.last: dict[str, str] = {}
+        self.colour = colour_enabled(sys.stderr)
+        self.rows: tuple = ()
+        self._clock = clock
+        self._drawn = 0  # lines of the last drawing, to go back up over
+        self._said: dict[str, tuple[str, str, float]] = {}  # name → (status, figures, when) of its last line
 
-    def __call__(self, statuses: dict[str, str]) -> None:
+    def __call__(self, rows) -> None:
+        self.rows = tuple(rows)
         if self.tty:
-            done = sum(1 for s in statuses.values() if s in ("DONE", "ANALYSIS_DONE", "STOPPED", "CANCELED"))
-            counts = ", ".join(f"{n} {plain(s)}" for s, n in sorted(_count(statuses).items()))
-            bar = "#" * int(20 * done / max(1, len(statuses)))
-            click.echo(f"\r[{bar:<20}] {done}/{len(statuses)} · {counts}\x1b[K", nl=False, err=True)
+            self._draw()
         else:
-            for name, status in sorted(statuses.items()):
-                if self.last.get(name) != status:
-                    click.echo(f"{name}: {plain(status)}", err=True)
-        self.last = dict(statuses)
+            self._log()
 
-    def finish(self) -> None:
-        if self.tty and self.last:
-            click.echo("", err=True)
+    def interrupted(self, cause: BaseException) -> None:
+        """One line after Ctrl-C or SIGTERM: the lease is released by now (the run's `finally` did
+        it), and the batch jobs go on at the service; say which ones are still running."""
+        how = "Interrupted" if isinstance(cause, KeyboardInterrupt) else "Terminated"
+        running = [row for row in self.rows if row.running]
+        if not self.rows:
+            text = (f"{how}: any lease this run held was released; jobs it already created or started go on "
+                    "at the service (`reconciler status` shows them).")
+        elif running:
+            jobs = ", ".join(f"{plain(row.name)} ({' '.join(filter(None, (plain(row.status), _figures(row)[0])))})"
+                             for row in running)
+            text = (f"{how}: the lease was released; still running at the service (stopping reconciler does not "
+                    f"stop them): {jobs}.")
+        else:
+            text = f"{how}: the lease was released; no job of this run is running at the service."
+        out(paint(text, self.colour, fg="yellow"), err=True)
+
+    def _draw(self) -> None:
+        """Over the last drawing; each ends with a new line, so what follows starts on its own."""
+        width, height = shutil.get_terminal_size((100, 24))
+        lines = _screen(self.rows, max(20, width - 1), max(2, height - 1), self.colour)
+        back = f"\x1b[{self._drawn}F" if self._drawn else "\r"
+        out(back + "".join(f"{line}\x1b[K\n" for line in lines) + "\x1b[J", err=True, nl=False)
+        self._drawn = len(lines)
+
+    def _log(self) -> None:
+        now = self._clock()
+        for row in self.rows:
+            figures = " ".join(filter(None, _figures(row)))
+            said = self._said.get(row.name)
+            if said is not None and said[0] == row.status and (said[1] == figures or now - said[2] < CI_INTERVAL):
+                continue
+            self._said[row.name] = (row.status, figures, now)
+            out(f"{plain(row.name)}: {' '.join(filter(None, (plain(row.status), figures)))} · {_duration(row.elapsed)}",
+                err=True)
+
+
+def _screen(rows, width: int, room: int, colour: bool) -> list[str]:
+    """The lines of one drawing, at most `room` of them, none wider than `width` (a wrapped line
+    would break going back up): jobs still moving first when they do not all fit."""
+    shown = list(rows)
+    if len(rows) > room - 1:
+        shown = sorted(rows, key=lambda row: row.settled)[:max(0, room - 2)]
+    lines = []
+    if shown:
+        name_width = max(8, min(max(len(row.name) for row in shown), width - 60))
+        lines = [_line(row, name_width, width, colour) for row in shown]
+    if len(shown) < len(rows):
+        lines.append(f"  … and {len(rows) - len(shown)} more")
+    settled = sum(row.settled for row in rows)
+    bar = "#" * int(20 * settled / max(1, len(rows)))
+    elapsed = max((row.elapsed for row in rows if row.elapsed is not None), default=None)
+    lines.append(f"[{bar:<20}] {settled}/{len(rows)} settled · {_duration(elapsed)}"[:width])
+    return lines
+
+
+def _line(row, name_width: int, width: int, colour: bool) -> str:
+    percent, tiles, pu = _figures(row)
+    name = plain(row.name)
+    name = name if len(name) <= name_width else name[:name_width - 1] + "…"
+    status = plain(row.status)[:12]
+    rest = f" {percent or '-':>4} {tiles:>17} {pu:>13} {_duration(row.elapsed):>7}"
+    text = f"{'✓' if row.settled else '·'} {name:<{name_width}}  {status:<12}{rest}"
+    if len(text) > width or not colour:
+        return text[:width]
+    mark = paint("✓", colour, fg="green") if row.settled else "·"
+    hue = STATUS_COLOURS.get(status)
+    return f"{mark} {name:<{name_width}}  {paint(f'{status:<12}', colour, fg=hue) if hue else f'{status:<12}'}{rest}"
+
+
+def _figures(row) -> tuple[str, str, str]:
+    """'42%', '(28/66 tiles)', '47.3 PU'; each '' when unknown. The percentage is rounded down:
+    99.6% of the tiles is not 100%."""
+    percent = f"{math.floor(row.percent)}%" if row.percent is not None else ""
+    tiles = f"({row.tiles_done}/{row.tiles_total} tiles)" if row.tiles_done is not None and row.tiles_total else ""
+    pu = f"{row.pu_so_far:,.1f} PU" if row.pu_so_far is not None else ""
+    return percent, tiles, pu
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def show_results(outcome, waited: dict[str, str] | None = None) -> None:
@@ -66,10 +165,3 @@ def show_results(outcome, waited: dict[str, str] | None = None) -> None:
         parts.append(f"not converged: {', '.join(outcome.behind)} (see `reconciler status`)")
     word = "Apply complete" if outcome.complete else "Apply incomplete"
     out(paint(f"{word}: {', '.join(parts)}.", colour, fg="green" if outcome.complete else "red", bold=True))
-
-
-def _count(statuses: dict[str, str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for status in statuses.values():
-        counts[status] = counts.get(status, 0) + 1
-    return counts
