@@ -3,11 +3,11 @@ saves), stage by stage, each stage timed in a fresh process (CPU time, the cycle
 as the CLI pauses it) so that no cache of an earlier stage helps a later one.
 
 The manifests are plan_bench's (the GeoPackage example under N names). Stages: libyaml alone
-(ruamel.yaml.clib's raw_parse, no Python objects); the C parser's events; `read_documents` (events
-into plain data); pydantic's validation of the parsed documents alone; the canonical digests of the
-loaded bodies alone (`engine.normalize.desired`); `load` with the load cache off and with it being
-written; and both again with `read_documents` answered from memory, which is what loading would
-cost with a parser that cost nothing.
+(ruamel.yaml.clib's raw_parse, no Python objects); libyaml's events as Python objects, which
+`read_documents` reads; `read_documents` (those events into plain data); pydantic's validation of
+the parsed documents alone; the canonical digests of the loaded bodies alone (`canonical.desired`);
+`load` with the load cache off and with it being written; and both again with `read_documents`
+answered from memory, which is what loading would cost with a parser that cost nothing.
 
 Run: `.venv/bin/python bench/load_stages.py [N] [--runs R]`; the figures are appended to bench/RESULTS.md.
 """
@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = {
     "libyaml": "libyaml alone (raw_parse)",
-    "events": "the C parser's event objects",
-    "read": "read_documents: events into plain data",
+    "events": "libyaml's event objects (ruamel.yaml.clib's CParser)",
+    "read": "read_documents: libyaml's events into plain data",
     "validate": "pydantic's validation of the parsed documents alone",
     "digest": "the canonical digests of the loaded bodies alone",
     "load": "load, load cache off",

@@ -1,14 +1,14 @@
-"""Reading YAML into plain data with line/column for every node."""
+"""Reading YAML into plain data, and the line and column of any field path in it."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ruamel.yaml.error import YAMLError
 
-from reconciler.manifests.yamldoc import MAX_DEPTH, YamlProblem, _located, parse, read_documents
-from reconciler.manifests.yamlplain import NotPlain, read_plain
+from reconciler.manifests.yamldoc import MAX_DEPTH, MAX_DOCUMENTS, YamlProblem, read_documents
 
 TEXT = """\
 apiVersion: reconciler/v1
@@ -26,40 +26,75 @@ spec:
 
 def test_locations_of_values_keys_and_list_items():
     [doc] = read_documents(TEXT)
+    assert doc.locate(()) == (1, 1)
     assert doc.locate(("apiVersion",)) == (1, 13)
     assert doc.locate(("spec", "request", "data", 0, "type")) == (6, 15)
     assert doc.locate(("spec", "request", "data", 0, "type"), at_key=True) == (6, 9)
     assert doc.locate(("spec", "request", "bbox", 2)) == (4, 25)
     # a path that leaves the document stops at the deepest node that exists
     assert doc.locate(("spec", "request", "missing", "deeper"), at_key=True) == (3, 3)
+    assert doc.locate(("spec", "request", "bbox", 9)) == (4, 11)
+
+
+def test_an_empty_value_is_located_at_its_key_or_its_list():
+    [doc] = read_documents("a:\nb:\n  -\n  - x\n")
+    assert doc.data == {"a": None, "b": [None, "x"]}
+    assert doc.locate(("a",)) == (1, 1)  # not the next line, where the parser puts the empty value
+    assert doc.locate(("b", 0)) == (3, 3)
 
 
 def test_scalars_are_json_shaped():
-    [doc] = read_documents(TEXT + "flags: [yes, no, on, true, false, ~, 0x1F, 0o17, 1_000, 1.5e3]\n")
+    [doc] = read_documents(TEXT + "flags: [yes, no, on, true, false, ~, 0x1F, 0o17, 1_000, 1.5e3, '1', <<]\n")
     data = doc.data
     assert data["spec"]["request"]["data"][0]["from"] == "2019-04-01T00:00:00Z"  # the text, not a datetime
     assert data["spec"]["request"]["script"] == "line one\nline two\n"
-    assert data["flags"] == ["yes", "no", "on", True, False, None, 31, 15, 1000, 1500.0]  # YAML 1.2
+    assert data["flags"] == ["yes", "no", "on", True, False, None, 31, 15, 1000, 1500.0, "1", "<<"]  # YAML 1.2
+    assert repr(data["flags"][6:10]) == "[31, 15, 1000, 1500.0]"  # ints stay ints
 
 
 def test_multiple_documents_skip_empty_ones():
-    docs = read_documents("a: 1\n---\n---\nb: 2\n")
+    docs = read_documents("a: 1\n---\n---\n~\n---\nb: 2\n")
     assert [d.data for d in docs] == [{"a": 1}, {"b": 2}]
-    assert [d.line for d in docs] == [1, 4]
+    assert [d.index for d in docs] == [0, 1]
+    assert [d.line for d in docs] == [1, 6]
+    assert docs[1].locate(("b",)) == (6, 4)  # empty documents counted where the stream is composed again
+
+
+def test_aliases_are_copies():
+    [doc] = read_documents("a: &x {b: [1]}\nc: *x\n")
+    assert doc.data == {"a": {"b": [1]}, "c": {"b": [1]}}
+    assert doc.data["a"] is not doc.data["c"] and doc.data["a"]["b"] is not doc.data["c"]["b"]
+
+
+def test_flow_urls_that_libyaml_refuses_are_read():
+    [doc] = read_documents("s3: {url: s3://bucket/prefix, role: arn:aws:iam::1:role/x}\nn: .nan_x\n")
+    assert doc.data == {"s3": {"url": "s3://bucket/prefix", "role": "arn:aws:iam::1:role/x"}, "n": ".nan_x"}
+    assert doc.locate(("s3", "role")) == (1, 37)
 
 
 @pytest.mark.parametrize(
     "text, line, column, message",
     [
         ("a: 1\na: 2\n", 2, 1, "duplicate key 'a' (first at line 1)"),
-        ("a:\n\tb: 1\n", 2, 1, "YAML syntax"),
+        ("a:\n\tb: 1\n", 2, 1, "found character '\\t' that cannot start any token"),
         ("a: !custom x\n", 1, 4, "unsupported tag !custom"),
+        ("a: !!str 1\n", 1, 4, "unsupported tag tag:yaml.org,2002:str"),
+        ("a: !!map {}\n", 1, 4, "unsupported tag"),
         ("<<: {a: 1}\n", 1, 1, "merge keys"),
+        ("b: &x {a: 1}\nc:\n  <<: *x\n", 3, 3, "merge keys"),
         ("1: a\n", 1, 1, "keys must be strings"),
+        ("? [a]\n: 1\n", 1, 3, "keys must be strings"),
         ("a: .nan\n", 1, 4, "not a finite number"),
+        ("a: [1, -.inf]\n", 1, 8, "not a finite number"),
+        ("a: 0x_\n", 1, 4, "not an integer we can use"),
         ("a: &x [*x]\n", 1, 8, "unknown alias *x"),
+        ("a: &x 1\nb: &x 2\n", 2, 4, "the anchor &x is defined twice (first at line 1)"),
+        ("a: 'open\n", 1, 4, "this quoted string is never closed"),
+        ("a: [1, 2\n", 2, 1, "YAML syntax: expected ',' or ']'"),
+        ("a: x\x07\n", 1, 5, "control character U+0007"),
         ("[" * 500 + "]" * 500, 1, MAX_DEPTH + 1, "nests deeper"),
         ("- " * 5000 + "x", 1, 2 * MAX_DEPTH + 1, "nests deeper"),
+        ("---\na: 1\n" * (MAX_DOCUMENTS + 1), 2 * MAX_DOCUMENTS + 1, 1, f"holds more than {MAX_DOCUMENTS} documents"),
     ],
 )
 def test_problems_name_line_and_column(text, line, column, message):
@@ -67,6 +102,16 @@ def test_problems_name_line_and_column(text, line, column, message):
         read_documents(text)
     assert (e.value.line, e.value.column) == (line, column)
     assert message in e.value.message
+
+
+def test_as_many_documents_as_allowed_are_read():
+    assert len(read_documents("---\na: 1\n" * MAX_DOCUMENTS)) == MAX_DOCUMENTS
+
+
+def test_an_unclosed_double_quote_is_named_where_it_opens():
+    with pytest.raises(YamlProblem) as e:
+        read_documents('a: "x\nb: y\nc: "z"\n')
+    assert e.value.hint == 'line 1 opens a " that it does not close'
 
 
 def test_alias_bomb_is_refused():
@@ -78,58 +123,35 @@ def test_alias_bomb_is_refused():
         read_documents(text)
 
 
-def test_flow_urls_that_libyaml_refuses_are_read_by_the_pure_parser():
-    [doc] = read_documents("s3: {url: s3://bucket/prefix, role: arn:aws:iam::1:role/x}\n")
-    assert doc.data == {"s3": {"url": "s3://bucket/prefix", "role": "arn:aws:iam::1:role/x"}}
+def test_a_file_of_many_tiny_documents_is_refused_fast():
+    start = time.process_time()
+    with pytest.raises(YamlProblem, match="documents"):
+        read_documents("---\na: 1\n" * 100_000)
+    assert time.process_time() - start < 1.0  # stops at the limit, not at the end of the file
 
 
-def _read(text: str, fast: bool):
-    return [(d.data, d.loc) for d in parse(text, fast=fast)]
+def test_locations_are_composed_once_per_file_when_first_asked_for():
+    docs = read_documents("a: 1\n---\nb: 2\n")
+    source = docs[0].source
+    assert source.roots is None  # a valid manifest never needs them
+    assert docs[1].locate(("b",)) == (3, 4)
+    roots = source.roots
+    assert docs[0].locate(("a",)) == (1, 4) and source.roots is roots
 
 
 _PIECES = list("ab: -[]{}\n\t#'\"!&*?|>,.0123456789~%@") + ["\u00e9", "  ", "- ", ": ", "\n  ", "|\n  "]
 yaml_text = st.lists(st.sampled_from(_PIECES), max_size=40).map("".join)
 
-
-@settings(max_examples=1500, deadline=None)
-@given(yaml_text)
-def test_fast_and_pure_parsers_agree_whenever_the_fast_path_is_taken(text):
-    """The C parser is trusted only where it reads exactly what the pure parser reads."""
-    try:
-        fast = _read(text, fast=True)
-    except (YAMLError, YamlProblem, NotPlain):
-        return  # the loader falls back to the pure parser: nothing to compare
-    assert fast == _read(text, fast=False)
-
-
-def _assert_readings_agree(text: str) -> None:
-    """Valid manifests are read without locations, which are found again only when a diagnostic
-    needs one: both readings must give the same documents (repr: True, 1 and 1.0 are told apart)."""
-    try:
-        read_plain(text)
-    except (YAMLError, NotPlain):
-        return  # read_documents reads it with locations
-    fast, located = read_documents(text), _located(text)  # read_documents takes read_plain's reading
-    assert repr([(d.data, d.index, d.line) for d in fast]) == repr([(d.data, d.index, d.line) for d in located])
-    for doc, other in zip(fast, located):
-        assert doc.locate(()) == other.locate(())
-
-
-@settings(max_examples=1500, deadline=None)
-@given(yaml_text)
-def test_the_reading_without_locations_agrees_with_the_located_one_whenever_it_is_taken(text):
-    _assert_readings_agree(text)
-
-
 _SCALARS = ["1", "-0", "0x1F", "0o17", "1_000", "1.5e3", ".5", "1.", ".inf", ".nan", "yes", "True", "FALSE", "~",
             "null", "", "'q'", '"d"', "2019-04-01T00:00:00Z", "a b", "<<", "s3://x/y", "!t x", "&a x", "*a", "x # c",
-            "|\n{i}  block\n", ">-\n{i}  folded\n", "|+\n\n{i}  late\n", "[1, yes, 'a']", "{a: 1, b: ~}", "[]"]
+            "|\n{i}  block\n", ">-\n{i}  folded\n", "|+\n\n{i}  late\n", "[1, yes, 'a']", "{a: 1, b: ~}", "[]",
+            "{u: s3://b/p}", "&b [1, {c: 2}]", "*b", "x\t# tab"]
 _KEYS = ["a", "b", "c", "d", "e", "f", "g", "k y", "'q'", "1", "<<", "~"]
 
 
 @st.composite
 def block_yaml(draw, depth: int = 0) -> str:
-    """Block-style YAML with unquoted tricky scalars: the texts the fast path is meant for."""
+    """Block-style YAML with unquoted tricky scalars, anchors and aliases: manifests and their mistakes."""
     indent = "  " * depth
     lines = []
     sequence = draw(st.booleans())
@@ -143,25 +165,26 @@ def block_yaml(draw, depth: int = 0) -> str:
     return "".join(lines)
 
 
-@settings(max_examples=1500, deadline=None)
-@given(st.lists(block_yaml(), min_size=1, max_size=3).map("---\n".join))
-def test_both_readings_agree_on_block_yaml(text):
-    _assert_readings_agree(text)
+def _paths(data, prefix: tuple = ()):
+    yield prefix
+    children = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for part, value in children:
+        yield from _paths(value, (*prefix, part))
 
 
-def test_locations_are_found_when_first_asked_for():
-    [doc] = read_documents(TEXT)
-    assert doc.loc is None  # plain block YAML: read without them
-    assert doc.locate(("spec", "request", "data", 0, "type"), at_key=True) == (6, 9)
-    assert doc.loc is not None
-
-
-@settings(max_examples=500, deadline=None)
-@given(yaml_text)
-def test_random_text_gives_documents_or_our_error(text):
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(yaml_text, st.lists(block_yaml(), min_size=1, max_size=3).map("---\n".join)))
+def test_any_text_gives_documents_whose_every_field_is_located_or_our_error(text):
+    """Diagnostics never crash: whatever is read, each of its values can be pointed at."""
     try:
         documents = read_documents(text)
     except YamlProblem as e:
         assert e.line >= 1 and e.column >= 1 and e.message
-    else:
-        assert all(d.line >= 1 for d in documents)
+        return
+    lines = text.count("\n") + 1
+    for document in documents:
+        assert 1 <= document.line <= lines
+        for path in _paths(document.data):
+            for at_key in (False, True):
+                line, column = document.locate(path, at_key)
+                assert 1 <= line <= lines and column >= 1

@@ -1,42 +1,53 @@
-"""Step 1 of loading manifests: YAML text → documents of plain data, each with the line and
-column of every key and value, so any field path can be pointed at in a diagnostic.
+"""Step 1 of loading manifests: YAML text → the plain data of each document, and, when a diagnostic
+asks, the line and column of any field path in it. loader.py (step 2) validates the data.
 
-ruamel.yaml parses (YAML 1.2, its own implicit-type rules); we build the data from its events,
-because manifests are JSON-shaped: string keys, no tags, no merge keys, and scalars as
-yamlscalar reads them (timestamps kept as the text written, no NaN). The C parser
-(ruamel.yaml.clib) is used when the text stays inside the plain subset on which it agrees with
-the pure-Python parser (a property test holds them to it); anchors, tags, tabs, odd block
-scalars or a C refusal send the text to the pure parser, which has the last word on what is
-valid and words the errors.
+One reading makes the data: ruamel.yaml's parser events, built here into JSON-shaped values —
+string keys, no tags, no merge keys, plain scalars resolved by YAML 1.2 (ruamel's own table) except
+that timestamps stay the text written (the API wants strings) and NaN and infinity are refused.
+Anchors and aliases are allowed, copied and counted against MAX_NODES ("billion laughs"); nesting,
+documents per file and values are bounded, and each limit is checked as the events arrive, so a
+hostile file is refused after reading no more than the limit.
 
-A valid manifest never needs its locations, so `read_documents` first tries yamlplain, which
-turns the C parser's events straight into plain data (the bulk of a plan's first run); a
-document's locations are made by reading its text again here when a diagnostic first asks for
-one (`Document.locate`).
+The events come from libyaml (ruamel.yaml.clib), about ten times faster than the pure-Python
+parser. libyaml (0.1.7) cannot read ':' inside a flow plain scalar (`{url: s3://b/p}`), which YAML
+1.2 allows, and words its errors tersely: a text it refuses is read by ruamel's pure parser instead,
+which reads it or says precisely what is wrong. Either way one parser reads a text, and the same
+code turns its events into data.
+
+A valid manifest never needs a location, so none is kept: the first `locate` of a file composes
+its text with the parser that read it (ruamel's nodes carry their start marks), once for all its
+documents.
 """
 
 from __future__ import annotations
 
-import sys
-import threading
+import functools
+import math
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.events import (
     AliasEvent,
     CollectionEndEvent,
-    DocumentEndEvent,
     DocumentStartEvent,
     MappingStartEvent,
     ScalarEvent,
     SequenceStartEvent,
 )
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.resolver import implicit_resolvers
 
-from reconciler.manifests.yamlplain import MAX_DEPTH, MAX_DOCUMENTS, MAX_NODES, CParser, NotPlain, c_readable, plain_block, read_plain
-from reconciler.manifests.yamlscalar import MERGE, SHARED_UP_TO, BadScalar, scalar_value
+try:
+    from _ruamel_yaml import CParser  # ruamel.yaml.clib: libyaml
+except ImportError:  # pragma: no cover — the pure parser reads everything, only slower
+    CParser = None
+
+MAX_DEPTH = 100  # a manifest nests ~15 levels; GeoJSON adds 4
+MAX_NODES = 500_000  # values per document, aliases expanded: stops "billion laughs"
+MAX_DOCUMENTS = 1000  # per file: a repository of more jobs splits them into files
 
 
 class YamlProblem(Exception):
@@ -47,72 +58,66 @@ class YamlProblem(Exception):
         self.line, self.column, self.message, self.hint = line, column, message, hint
 
 
-class Loc(NamedTuple):  # a tuple: made once per YAML node, it must be cheap
-    """Where a value starts (0-based), and where its children are: {key: (key Loc, value Loc)} or [Loc]."""
-
-    line: int
-    column: int
-    children: Any = None
-
-
 class _Text:
-    """The whole text of a file, shared by its documents: the first `locate` of any of them reads
-    it again with locations, once for all (per document, a file of many would cost its square)."""
+    """The text of a file, shared by its documents, and the parser that read it. Its nodes are
+    composed on the first `locate` of any document, once for all (per document, a file of many
+    would cost its square); that parser composes whatever it read, so this cannot fail."""
 
-    def __init__(self, text: str):
-        self.text = text
-        self.locs: list[Loc] | None = None
+    def __init__(self, text: str, pure: bool):
+        self.text, self.pure = text, pure
+        self.roots: list | None = None
 
-    def loc(self, index: int) -> Loc:
-        if self.locs is None:
-            self.locs = [document.loc for document in _located(self.text)]
-        return self.locs[index]
+    def root(self, number: int):
+        if self.roots is None:
+            self.roots = list(YAML(typ="safe", pure=self.pure).compose_all(self.text))
+        return self.roots[number]
 
 
 @dataclass
 class Document:
     data: Any
-    index: int  # position of the document in its file, from 0
+    index: int  # position among the file's documents that hold something, from 0
     line: int  # 1-based line where its content starts
-    source: _Text = field(repr=False)  # to find locations again when one is asked for
-    loc: Loc | None = field(default=None, repr=False)  # made on the first `locate`, unless read with them
+    source: _Text = field(repr=False)
+    number: int = field(repr=False)  # position in the YAML stream, empty documents counted
 
     def locate(self, path: tuple, at_key: bool = False) -> tuple[int, int]:
         """1-based (line, column) of the value at `path`, or of its key with `at_key`.
         A path that leaves the document stops at the deepest node that exists."""
-        if self.loc is None:  # read without locations (the fast path): read again, with them
-            self.loc = self.source.loc(self.index)
-        loc, key_loc = self.loc, None
+        node = self.source.root(self.number)
+        mark, key_mark = node.start_mark, None
         for part in path:
-            children = loc.children
-            if isinstance(children, dict) and part in children:
-                key_loc, loc = children[part]
-            elif isinstance(children, list) and isinstance(part, int) and 0 <= part < len(children):
-                key_loc, loc = None, children[part]
+            if isinstance(node, MappingNode):
+                pair = next(((key, value) for key, value in node.value if key.value == part), None)
+                if pair is None:
+                    break
+                key, node = pair
+                key_mark = holder = key.start_mark
+            elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+                key_mark, holder, node = None, node.start_mark, node.value[part]
             else:
                 break
-        target = key_loc if at_key and key_loc is not None else loc
+            # An empty value has no position of its own (libyaml puts it after the key, the pure parser
+            # on the next line): use its key's, or its list's.
+            empty = isinstance(node, ScalarNode) and node.value == "" and not node.style
+            mark = holder if empty else node.start_mark
+        target = key_mark if at_key and key_mark is not None else mark
         return target.line + 1, target.column + 1
 
 
 def read_documents(text: str) -> list[Document]:
-    """Every non-empty document of `text`; raises YamlProblem for anything we cannot use.
-    Locations are found when first asked for (`Document.locate`): a valid manifest never needs them."""
+    """Every document of `text` that holds something; YamlProblem for anything we cannot use.
+    Locations are found when a diagnostic first asks for one (`Document.locate`)."""
+    if CParser is not None:
+        parser = CParser(text)
+        try:
+            return _build(iter(parser.get_event, None), _Text(text, pure=False))  # None after the stream's end
+        except YAMLError:
+            pass  # libyaml refused it: the pure parser reads it, or words what is wrong
+        finally:
+            parser.dispose()
     try:
-        source = _Text(text)
-        return [Document(data, index, line, source) for index, (data, line) in enumerate(read_plain(text))]
-    except (YAMLError, NotPlain):
-        return _located(text)  # outside the plain subset, or a problem: the located reading decides and words it
-
-
-def _located(text: str) -> list[Document]:
-    """Every non-empty document of `text`, with the location of every node."""
-    try:
-        return parse(text, fast=True)
-    except (YAMLError, NotPlain):
-        pass  # the pure parser decides, and words the error
-    try:
-        return parse(text, fast=False)
+        return _build(YAML(typ="safe", pure=True).parse(text), _Text(text, pure=True))
     except MarkedYAMLError as e:
         raise _problem(e, text) from None
     except ReaderError as e:
@@ -124,37 +129,173 @@ def _located(text: str) -> list[Document]:
         raise YamlProblem(1, 1, f"not valid YAML: {str(e).splitlines()[0]}") from None
 
 
-def parse(text: str, fast: bool) -> list[Document]:
-    """One parser's reading. The fast (C) one raises NotPlain outside the subset it is trusted with."""
-    if fast and not c_readable(text):
-        raise NotPlain
-    events = _c_events(text) if fast else _pure_parser().parse(text)
+_NO_KEY = object()  # an open mapping waiting for its next key
+
+
+@dataclass(slots=True)
+class _Open:
+    """A mapping or sequence whose events are still arriving."""
+
+    data: Any
+    anchor: str | None
+    start: Any  # the ruamel Mark where it starts
+    first: int  # the node count when it opened: its size is the count at its end, less this, plus one
+    keys: dict | None  # a mapping's keys so far → the Mark of each (to name a duplicate's first); None for a list
+    key: Any = _NO_KEY  # a mapping's key waiting for its value
+
+
+def _build(events, source: _Text) -> list[Document]:
+    """The documents of an event stream as plain data; YamlProblem where it is not a manifest's."""
+    documents: list[Document] = []
+    nodes = number = 0  # values are counted over the file: MAX_NODES bounds what one file can make
+    for event in events:
+        if type(event) is not DocumentStartEvent:
+            continue  # the stream's start and end
+        if len(documents) >= MAX_DOCUMENTS:
+            raise _at(event, f"the file holds more than {MAX_DOCUMENTS} documents", "split the manifests into several files")
+        root, line, nodes = _document(events, nodes)
+        if root is not None:
+            documents.append(Document(root, len(documents), line, source, number))
+        number += 1
+    return documents
+
+
+def _document(events, nodes: int) -> tuple[Any, int, int]:
+    """The root value of the document whose events come next (up to its end), the 1-based line
+    where it starts, and the count of values made in the file so far."""
+    stack: list[_Open] = []
+    anchors: dict[str, tuple[Any, int, int]] = {}  # name → (value, size, 1-based line)
+    root, line = None, 0
     try:
-        return _Builder(text, fast).build(events)
-    finally:
-        events.close()  # resets the reused parser, also when the build stopped half-way
+        for event in events:
+            kind, size = type(event), 1
+            if kind is ScalarEvent:
+                if event.ctag is not None:
+                    raise _tagged(event)
+                value = event.value if event.style else _plain_value(event.value)
+                if event.anchor:
+                    _remember(anchors, event.anchor, value, 1, event.start_mark)
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                if event.ctag is not None:
+                    raise _tagged(event)
+                if len(stack) >= MAX_DEPTH:
+                    raise _at(event, f"the document nests deeper than {MAX_DEPTH} levels")
+                value = {} if kind is MappingStartEvent else []
+            elif isinstance(event, CollectionEndEvent):
+                done = stack.pop()
+                if done.anchor:
+                    _remember(anchors, done.anchor, done.data, nodes - done.first + 1, done.start)
+                continue
+            elif kind is AliasEvent:
+                value, size = _alias(event, anchors, nodes)
+            else:
+                break  # the document's end
+            nodes += size
+            if nodes > MAX_NODES:
+                raise _at(event, f"the document expands to more than {MAX_NODES} values (aliases?)")
+            if not stack:
+                root, line = value, event.start_mark.line + 1
+            elif (top := stack[-1]).keys is None:
+                top.data.append(value)
+            elif top.key is _NO_KEY:
+                if type(value) is not str or value in top.keys or value == "<<":
+                    _check_key(top, value, event)
+                top.key, top.keys[value] = value, event.start_mark
+            else:
+                top.data[top.key] = value
+                top.key = _NO_KEY
+            if kind is MappingStartEvent or kind is SequenceStartEvent:
+                stack.append(_Open(value, event.anchor, event.start_mark, nodes, {} if kind is MappingStartEvent else None))
+    except _BadScalar as e:
+        raise _at(event, *e.args) from None
+    return root, line, nodes
 
 
-def _c_events(text: str):
-    """The C parser's events, straight from it: YAML.parse would first make a loader class (a
-    new type per call, and cyclic garbage) that only composing and constructing use."""
-    parser = CParser(text)
-    try:
-        yield from iter(parser.get_event, None)  # None after the stream's end
-    finally:
-        parser.dispose()
+def _tagged(event) -> YamlProblem:
+    return _at(event, f"unsupported tag {event.ctag}", "manifests use plain YAML: remove the tag")
 
 
-_PARSERS = threading.local()
+def _check_key(mapping: _Open, key: Any, event) -> None:
+    """Refuses a key a manifest cannot have; a quoted "<<" (or one from an alias) is only a string."""
+    if type(event) is ScalarEvent and key == "<<" and not event.style:
+        raise _at(event, "merge keys (<<) are not supported", "write the fields out")
+    if type(key) is not str:
+        raise _at(event, "keys must be strings", "quote the key")
+    if key in mapping.keys:
+        raise _at(event, f"duplicate key {key!r} (first at line {mapping.keys[key].line + 1})", "remove one of them")
 
 
-def _pure_parser() -> YAML:
-    """One YAML object per thread: making one costs more than parsing a manifest."""
-    cached = getattr(_PARSERS, "pure", None)
-    if cached is None:
-        cached = _PARSERS.pure = YAML(typ="safe", pure=True)
-    return cached
+def _remember(anchors: dict, name: str, value: Any, size: int, start) -> None:
+    """An anchored value (complete: an alias inside its own anchor is unknown), for its aliases.
+    YAML lets a name be anchored again, but libyaml's composer, which `locate` uses, refuses it."""
+    if name in anchors:
+        raise YamlProblem(start.line + 1, start.column + 1,
+                          f"the anchor &{name} is defined twice (first at line {anchors[name][2]})",
+                          "give each anchor its own name")
+    anchors[name] = (value, size, start.line + 1)
 
+
+def _alias(event, anchors: dict, nodes: int) -> tuple[Any, int]:
+    """A copy of the anchored value (the data stays a tree, as JSON), once it is known to fit."""
+    if event.anchor not in anchors:
+        raise _at(event, f"unknown alias *{event.anchor}", "an alias must follow its &anchor (and not be inside it)")
+    value, size, _ = anchors[event.anchor]
+    if nodes + size > MAX_NODES:
+        raise _at(event, f"the document expands to more than {MAX_NODES} values (aliases?)")
+    return _copy(value), size
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (dicts, lists, immutable scalars), much cheaper than deepcopy."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _at(event, message: str, hint: str | None = None) -> YamlProblem:
+    return YamlProblem(event.start_mark.line + 1, event.start_mark.column + 1, message, hint)
+
+
+# --- plain scalars: YAML 1.2 by ruamel's resolvers, made JSON-shaped -------------------------
+
+_RESOLVERS: dict[str | None, list[tuple[str, Any]]] = {}
+for _versions, _tag, _regexp, _first in implicit_resolvers:
+    if (1, 2) in _versions:
+        for _char in _first:
+            _RESOLVERS.setdefault(_char, []).append((_tag.rsplit(":", 1)[1], _regexp))
+
+
+class _BadScalar(ValueError):
+    """A plain scalar we cannot use: (message, hint); _build says where."""
+
+
+@functools.lru_cache(maxsize=4096)  # keys and common values repeat across manifests; values are immutable
+def _plain_value(text: str) -> Any:
+    """The value of a plain scalar; _BadScalar for a number JSON cannot carry. A merge key (`<<`)
+    is its text here: only _build knows whether it stands where a key does."""
+    kind = next((tag for tag, regexp in _RESOLVERS.get(text[:1], []) if regexp.match(text)), "str")
+    if kind == "null":
+        return None
+    if kind == "bool":
+        return text.lower() == "true"
+    if kind == "int":
+        digits = text.replace("_", "")
+        try:
+            return int(digits, 0) if digits.lstrip("+-")[:2].lower() in ("0x", "0o", "0b") else int(digits)
+        except ValueError:
+            raise _BadScalar(f"{text if len(text) <= 24 else text[:20] + '…'} is not an integer we can use", None) from None
+    if kind == "float":
+        number = float(text.replace("_", "").lower().replace(".inf", "inf").replace(".nan", "nan"))
+        if not math.isfinite(number):
+            raise _BadScalar(f"{text} is not a finite number",
+                             'JSON has no NaN or infinity; quote it ("NaN") where the API accepts a string')
+        return number
+    return text  # strings, timestamps as written, and `<<`
+
+
+# --- syntax errors, worded from the pure parser's ---------------------------------------------
 
 _HINTS = {
     "found character '\\t' that cannot start any token": "YAML indents with spaces; replace the tabs",
@@ -186,140 +327,3 @@ def _unclosed_quote(text: str, error_line: int) -> str | None:
         if (line.count('"') - line.count('\\"')) % 2:
             return f'line {number} opens a " that it does not close'
     return None
-
-
-@dataclass(slots=True)
-class _Frame:
-    """An open mapping or sequence while its events arrive."""
-
-    data: Any
-    loc: Loc
-    anchor: str | None
-    size: int = 1  # nodes in the subtree, for alias expansion
-    key: Any = None
-    key_loc: Loc | None = None
-    first_line: dict = field(default_factory=dict)
-
-
-class _Builder:
-    def __init__(self, text: str, fast: bool):
-        self.text, self.fast = text, fast
-        self.source = _Text(text)
-        self.stack: list[_Frame] = []
-        self.anchors: dict[str, tuple[Any, Loc, int]] = {}
-        self.root: list[tuple[Any, Loc]] = []
-        self.nodes = 0
-
-    def build(self, events) -> list[Document]:
-        documents: list[Document] = []
-        for event in events:
-            if isinstance(event, ScalarEvent):
-                value, loc = self._scalar(event)
-                self._add(value, loc, event.anchor, 1)
-            elif isinstance(event, (MappingStartEvent, SequenceStartEvent)):
-                self._open(event)
-            elif isinstance(event, CollectionEndEvent):
-                frame = self.stack.pop()
-                self._add(frame.data, frame.loc, frame.anchor, frame.size, counted=True)
-            elif isinstance(event, AliasEvent):
-                self._alias(event)
-            elif isinstance(event, DocumentStartEvent):
-                if len(documents) >= MAX_DOCUMENTS:
-                    raise _at(event, f"the file holds more than {MAX_DOCUMENTS} documents",
-                              "split the manifests into several files")
-                self.root, self.anchors = [], {}
-            elif isinstance(event, DocumentEndEvent) and self.root:
-                data, loc = self.root[0]
-                if data is not None:
-                    documents.append(Document(data, len(documents), loc.line + 1, self.source, loc))
-        return documents
-
-    def _open(self, event) -> None:
-        self._check_plain(event)
-        if len(self.stack) >= MAX_DEPTH:
-            raise _at(event, f"the document nests deeper than {MAX_DEPTH} levels")
-        mark = event.start_mark
-        if isinstance(event, MappingStartEvent):
-            frame = _Frame({}, Loc(mark.line, mark.column, {}), event.anchor)
-        else:
-            frame = _Frame([], Loc(mark.line, mark.column, []), event.anchor)
-        self.stack.append(frame)
-        self.nodes += 1
-
-    def _add(self, value: Any, loc: Loc, anchor: str | None, size: int, counted: bool = False) -> None:
-        if not counted:
-            self.nodes += size
-        if self.nodes > MAX_NODES:
-            raise YamlProblem(loc.line + 1, loc.column + 1, f"the document expands to more than {MAX_NODES} values (aliases?)")
-        if anchor:
-            self.anchors[anchor] = (value, loc, size)
-        if not self.stack:
-            self.root.append((value, loc))
-            return
-        frame = self.stack[-1]
-        frame.size += size
-        if isinstance(frame.data, list):
-            frame.data.append("<<" if value is MERGE else value)
-            frame.loc.children.append(loc)
-        elif frame.key_loc is None:
-            self._key(frame, value, loc)
-        else:
-            frame.data[frame.key] = "<<" if value is MERGE else value
-            frame.loc.children[frame.key] = (frame.key_loc, loc)
-            frame.key = frame.key_loc = None
-
-    def _key(self, frame: _Frame, key: Any, loc: Loc) -> None:
-        if key is MERGE:
-            raise YamlProblem(loc.line + 1, loc.column + 1, "merge keys (<<) are not supported", "write the fields out")
-        if not isinstance(key, str):
-            raise YamlProblem(loc.line + 1, loc.column + 1, "keys must be strings", "quote the key")
-        if key in frame.first_line:
-            raise YamlProblem(loc.line + 1, loc.column + 1,
-                              f"duplicate key {key!r} (first at line {frame.first_line[key]})", "remove one of them")
-        frame.first_line[key] = loc.line + 1
-        frame.key, frame.key_loc = key, loc
-
-    def _scalar(self, event: ScalarEvent) -> tuple[Any, Loc]:
-        self._check_plain(event)
-        if self.fast and event.style in ("|", ">") and not plain_block(self.text, event, bool(self.stack)):
-            raise NotPlain
-        mark = event.start_mark
-        loc = Loc(mark.line, mark.column)
-        if event.value == "" and event.implicit[0] and self.stack:
-            # An empty value has no position of its own (the parsers disagree); use its key's or list's.
-            frame = self.stack[-1]
-            loc = frame.key_loc if isinstance(frame.data, dict) and frame.key_loc else Loc(frame.loc.line, frame.loc.column)
-        try:
-            value = scalar_value(event.value) if event.implicit[0] else event.value
-        except BadScalar as e:
-            raise YamlProblem(loc.line + 1, loc.column + 1, e.message, e.hint) from None
-        if type(value) is str and len(value) <= SHARED_UP_TO:
-            value = sys.intern(value)  # keys and common values: one string for 10,000 manifests
-        return value, loc
-
-    def _check_plain(self, event) -> None:
-        if self.fast and (event.anchor or event.ctag is not None):
-            raise NotPlain
-        if event.ctag is not None:
-            raise _at(event, f"unsupported tag {event.ctag}", "manifests use plain YAML: remove the tag")
-
-    def _alias(self, event: AliasEvent) -> None:
-        if self.fast:
-            raise NotPlain
-        if event.anchor not in self.anchors:
-            raise _at(event, f"unknown alias *{event.anchor}", "an alias must follow its &anchor (and not be inside it)")
-        value, loc, size = self.anchors[event.anchor]
-        self._add(plain_copy(value), loc, None, size)
-
-
-def _at(event, message: str, hint: str | None = None) -> YamlProblem:
-    return YamlProblem(event.start_mark.line + 1, event.start_mark.column + 1, message, hint)
-
-
-def plain_copy(value: Any) -> Any:
-    """A deep copy of JSON-shaped data (dicts, lists, immutable scalars), much cheaper than deepcopy."""
-    if isinstance(value, dict):
-        return {k: plain_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain_copy(v) for v in value]
-    return value
