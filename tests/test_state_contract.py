@@ -1,8 +1,8 @@
 """The contract of recorded state, run over every store (DESIGN §3): S3 (the sandbox's moto, one per
 module, a fresh key prefix per test) and a local directory. Objects (conditional writes and
-deletes, listing), StateFile (serials, lost races), the journal (O(1) recording, merge, compaction,
-crash leftovers, lineage), the format (versions, garbage), the lease (on an injected clock), and
-that no secret from a manifest reaches any stored object."""
+deletes, listing), the capability probe, StateFile (serials, lost races), the journal (O(1)
+recording, merge, compaction, crash leftovers, lineage), the format (versions, garbage), the lease
+(on an injected clock), and that no secret from a manifest reaches any stored object."""
 
 from __future__ import annotations
 
@@ -20,10 +20,19 @@ import pytest
 
 from reconciler.errors import LeaseHeld, LeaseLost, StateConflict, StateError
 from reconciler.state import format as state_format
+from reconciler.state import objects
 from reconciler.state.format import decode, encode
 from reconciler.state.lease import Lease, force_unlock, lease_key, read_lease, whoami
 from reconciler.state.model import CURRENT_VERSION, HISTORY_LIMIT, HistoryEntry, Intent, JobState, Lockfile
-from reconciler.state.objects import LocalStore, ObjectStore, PreconditionFailed, S3Store, open_store
+from reconciler.state.objects import (
+    UNSAFE_STORE_HINT,
+    LocalStore,
+    ObjectStore,
+    PreconditionFailed,
+    S3Store,
+    open_store,
+    require_conditional_writes,
+)
 from reconciler.state.statefile import StateFile
 from tests.conftest import SandboxProcess
 from tests.state_helpers import (
@@ -250,6 +259,63 @@ def test_a_local_lockfile_in_a_missing_folder_is_an_error_not_an_empty_state(tmp
     with pytest.raises(StateError, match="does not exist"):
         open_store(str(tmp_path / "typo" / "state.json"))
     assert not (tmp_path / "typo").exists()
+
+
+# --- the capability probe ------------------------------------------------------------------------
+
+@dataclass
+class Unconditional:
+    """A store that takes `if_match`/`if_none_match` and writes anyway (some S3-compatible stores do),
+    or ignores only the conditions named in `ignores`."""
+
+    inner: ObjectStore
+    ignores: tuple[str, ...] = ("if_match", "if_none_match")
+    enforces_conditions = False
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        kept = {"if_match": if_match, "if_none_match": if_none_match}
+        return self.inner.put(key, data, **{k: v for k, v in kept.items() if k not in self.ignores})
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+@pytest.fixture
+def fresh_run(monkeypatch):
+    """No store proven yet: as at the start of a process."""
+    monkeypatch.setattr(objects, "_proven", set())
+
+
+def test_the_probe_passes_leaves_nothing_and_runs_once_per_run(backend, fresh_run):
+    log = CallLog(backend.store)
+    require_conditional_writes(log, backend.key)
+    require_conditional_writes(log, backend.key)
+    require_conditional_writes(log, f"{backend.prefix}other/state.json")  # the same store: proven already
+    if backend.kind == "local":
+        assert log.calls == []  # flock + link/rename: honoured by construction, nothing to prove
+    else:
+        probes = {c.key for c in log.calls}
+        assert len(probes) == 1 and probes.pop().startswith(f"{backend.key}.probe/")
+        assert [(c.op, c.if_none_match, c.if_match is not None) for c in log.calls] == [
+            ("put", True, False), ("put", True, False), ("put", False, True), ("delete", False, False)]
+    assert backend.raw() == {}
+
+
+@pytest.mark.parametrize("ignores, named", [
+    (("if_match", "if_none_match"), ["If-None-Match: *", "If-Match"]),
+    (("if_none_match",), ["If-None-Match: *"]),
+    (("if_match",), ["If-Match"]),
+])
+def test_a_store_that_ignores_conditions_is_refused_and_left_clean(backend, fresh_run, ignores, named):
+    store = Unconditional(backend.store, ignores)
+    for attempt in range(2):  # a refusal is not remembered as proof
+        with pytest.raises(StateError) as info:
+            require_conditional_writes(store, backend.key)
+        error = info.value
+        assert error.exit_code == 1 and "\n" not in error.message and error.hint == UNSAFE_STORE_HINT
+        assert backend.store.endpoint() in error.message and backend.store.url(backend.key) in error.message
+        assert [header for header in ("If-None-Match: *", "If-Match") if f"{header} (" in error.message] == named
+    assert {k: v for k, v in backend.raw().items() if not k.endswith(".flock")} == {}  # the local store's lock stays
 
 
 # --- StateFile -----------------------------------------------------------------------------------
@@ -525,6 +591,10 @@ def test_a_newer_version_is_refused(backend):
     b'{"version": 1, "serial": "many"}', b'{"version": 1, "jobs": {"a": {"api": "v9", "specHash": "x"}}}',
     b'{"version": 1, "unknown": true}', b'{"version": 0}', b'{"version": -5}',
     encode(Lockfile())[:-20],  # truncated
+    encode(Lockfile()).replace(b'"serial": 0', b'"serial": "7"'), encode(Lockfile()).replace(b'"serial": 0', b'"serial": -5'),
+    encode(Lockfile()).replace(b'"serial": 0', b'"serial": 1' + b"0" * 40), encode(Lockfile()).replace(b'"version": 2', b'"version": true'),
+    encode(Lockfile()).replace(b'"serial": 0', b'"serial": true'), b'{"version": 2, "jobs": {}, "serial": 0, "journalSeq": 0}',
+
 ], ids=lambda g: repr(g[:24]))
 def test_garbage_is_a_state_error(garbage):
     with pytest.raises(StateError):

@@ -9,6 +9,7 @@ import multiprocessing
 import queue
 import time
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 
@@ -178,7 +179,8 @@ def _journal_session(index: int, barrier, results, env: dict, key: str) -> None:
                 name = f"p{index}-s{session}"
                 lease.check()
                 journal.record(name, JobState(api="v2", specHash=name),
-                               HistoryEntry(at=time.time(), who=lease.info.who, action="create", result="ok"))
+                               HistoryEntry(at=datetime.now(timezone.utc), who=lease.info.who, action="create",
+                                            result="ok"))
                 serial = journal.compact().lockfile.serial
                 end = time.time()
             results.put(("session", index, name, start, end, serial))

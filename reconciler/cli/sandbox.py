@@ -50,9 +50,12 @@ def sandbox() -> None:
               help="Delete finished, failed and never-started requests this long after their last change.")
 @click.option("--s3-write-latency", type=Duration(), default=0.0,
               help="Fault: time added inside every S3 object write (widens race windows in tests).")
+@click.option("--s3-ignore-conditions", is_flag=True,
+              help="Fault: S3 accepts If-Match/If-None-Match writes without checking them, like some "
+                   "S3-compatible stores (the reconciler refuses to take a lease on it).")
 def sandbox_serve(env_file: str | None, data_dir: str | None, client_id: str | None, client_secret: str | None,
-                  host: str, port: int, s3_port: int, token_ttl: int, s3_write_latency: float, manual_clock: bool,
-                  **knobs) -> int:
+                  host: str, port: int, s3_port: int, token_ttl: int, s3_write_latency: float,
+                  s3_ignore_conditions: bool, manual_clock: bool, **knobs) -> int:
     """Serve the sandbox until Ctrl-C or SIGTERM.
 
     Jobs live in memory unless --data-dir is given; S3 objects always live in memory.
@@ -76,6 +79,7 @@ def sandbox_serve(env_file: str | None, data_dir: str | None, client_id: str | N
     timing = Timing(**{k: knobs.pop(k) for k in ("analysis_seconds", "tile_seconds", "workers", "speed")})
     options = SandboxOptions(host=host, port=port, s3_port=s3_port, client_id=client_id, client_secret=client_secret,
                              token_ttl=token_ttl, timing=timing, faults=Faults(**knobs), s3_write_latency=s3_write_latency,
-                             data_dir=Path(data_dir) if data_dir else None, manual_clock=manual_clock)
+                             s3_ignore_conditions=s3_ignore_conditions, data_dir=Path(data_dir) if data_dir else None,
+                             manual_clock=manual_clock)
     serve(options, Path(env_file) if env_file else None, lambda s: show_sandbox(s, env_file))
     return 0

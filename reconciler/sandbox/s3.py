@@ -3,6 +3,10 @@
 moto checks `If-Match`/`If-None-Match` and then writes with nothing in between to stop a second
 writer, so two concurrent conditional PUTs can both succeed. The lease and the lockfile depend on
 exactly that guarantee, so every mutating request runs under one lock here.
+
+With `ignore_conditions` the server plays an S3-compatible store that accepts `If-Match` and
+`If-None-Match` on writes without checking them: the headers are dropped before moto sees them, so
+every conditional write and delete succeeds (for tests of the reconciler's capability probe).
 """
 
 from __future__ import annotations
@@ -35,15 +39,29 @@ class SerialisedWrites:
                     close()
 
 
+class IgnoredConditions:
+    """WSGI middleware: writes lose their `If-Match`/`If-None-Match` headers, as on a store that ignores them."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") in _MUTATING:
+            environ = {k: v for k, v in environ.items() if k not in ("HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH")}
+        return self.app(environ, start_response)
+
+
 class S3Server:
     """moto's S3 on `host:port` (0 = a free port), in a thread of this process.
 
     `write_latency` (a fault for race tests) sleeps inside every object write, after moto's
     precondition check: it widens the window in which unserialised writers would both win.
     `serialise=False` exists only so a test can show that window without the lock.
+    `ignore_conditions` makes it a store that does not check conditional writes at all.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, write_latency: float = 0.0, serialise: bool = True):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, write_latency: float = 0.0, serialise: bool = True,
+                 ignore_conditions: bool = False):
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -55,6 +73,8 @@ class S3Server:
         app = DomainDispatcherApplication(create_backend_app)
         if serialise:
             app = SerialisedWrites(app)
+        if ignore_conditions:
+            app = IgnoredConditions(app)
         self._server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-s3", daemon=True)
 

@@ -49,6 +49,7 @@ class SandboxOptions:
     timing: Timing = field(default_factory=Timing)
     faults: Faults = field(default_factory=Faults)
     s3_write_latency: float = 0.0
+    s3_ignore_conditions: bool = False  # S3 accepts If-Match/If-None-Match writes without checking them
     data_dir: Path | None = None
     manual_clock: bool = False  # sandbox time moves only through POST /sandbox/clock
 
@@ -58,7 +59,8 @@ class Sandbox:
         self.options = options or SandboxOptions()
         self.client_id, self.client_secret = _credentials(self.options)
         self.state = SandboxState(self.options.data_dir)
-        self._s3_server = S3Server(self.options.host, self.options.s3_port, self.options.s3_write_latency)
+        self._s3_server = S3Server(self.options.host, self.options.s3_port, self.options.s3_write_latency,
+                                   ignore_conditions=self.options.s3_ignore_conditions)
         self._api_server = None
         self._api_thread: threading.Thread | None = None
         self._worker: Worker | None = None

@@ -1,11 +1,19 @@
 """The lockfile's JSON format: stable bytes (sorted keys, so equal states are equal files and
 diffs are readable), and an upgrade path: each older version has a function that lifts it one
-version up; a newer version than this program knows is refused, never guessed at."""
+version up; a newer version than this program knows is refused, never guessed at.
+
+Reading is strict (DESIGN §3): a stored document names its version (an integer), its lineage (a
+UUID), its serial and journal position and its jobs, nothing else; the model checks every value.
+A document that fails is refused with one line naming the first field at fault, before anything
+is planned or written: the lockfile is the one record of which request is whose, and a value read
+leniently ("7" as 7, true as 1, a missing lineage as a fresh one) would be acted on."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
+from typing import NoReturn
 
 from pydantic import ValidationError
 
@@ -16,6 +24,9 @@ from reconciler.state.model import CURRENT_VERSION, Lockfile
 UPGRADES: dict[int, Callable[[dict], dict]] = {
     1: lambda document: {**document, "version": 2},  # 2 adds jobs' sensitivePaths, overrides, previous (none before)
 }
+# What a stored lockfile holds once upgraded (the model has defaults for a new one, made in code)
+REQUIRED = ("version", "lineage", "serial", "journalSeq", "jobs")
+_SHOWN = 60  # characters of a field name quoted in an error (names come from the file)
 
 
 def encode(lockfile: Lockfile) -> bytes:
@@ -23,19 +34,29 @@ def encode(lockfile: Lockfile) -> bytes:
 
 
 def decode(data: bytes, where: str) -> Lockfile:
+    """The lockfile in `data` (read from `where`), upgraded to the current version; StateError otherwise."""
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise StateError(f"{where} is not JSON: {e}", "restore it from S3 versioning or a backup") from None
-    if not isinstance(document, dict) or not isinstance(document.get("version"), int):
+    if not isinstance(document, dict) or "version" not in document:
         raise StateError(f"{where} is not a reconciler lockfile (no version)")
+    if type(document["version"]) is not int:  # not a bool, a float or a string that looks like one
+        _invalid(where, "version", f"should be an integer, not {_kind(document['version'])}")
     document = upgrade(document, where)
+    if missing := next((name for name in REQUIRED if name not in document), None):
+        _invalid(where, missing, "Field required")
+    if not _is_uuid(lineage := document["lineage"]):
+        got = repr(lineage[:_SHOWN]) if isinstance(lineage, str) else _kind(lineage)
+        _invalid(where, "lineage", f"should be a UUID (lowercase, with hyphens), not {got}")
     try:
         return Lockfile.model_validate(document)
     except ValidationError as e:
         first = e.errors()[0]
-        path = ".".join(str(p) for p in first["loc"])
-        raise StateError(f"{where} is not a valid lockfile: {path}: {first['msg']}") from None
+        problem = first["msg"]
+        if first["type"].endswith("_type") or first["type"] == "value_error":
+            problem += f", not {_kind(first['input'])}"
+        _invalid(where, ".".join(_shown(str(p)) for p in first["loc"]), problem)
 
 
 def upgrade(document: dict, where: str) -> dict:
@@ -49,3 +70,28 @@ def upgrade(document: dict, where: str) -> dict:
         document = UPGRADES[version](document)
         version = document["version"]
     return document
+
+
+def _invalid(where: str, field: str, problem: str) -> NoReturn:
+    raise StateError(f"{where} is not a valid lockfile: {field}: {problem}",
+                     "nothing was changed; fix the file, or restore it from S3 versioning or a backup")
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        return isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, in JSON's words (the value itself may be huge or a secret)."""
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _shown(text: str) -> str:
+    """A field name from the file (a job's name), safe on one line: quoted when it is not plain, and cut short."""
+    if text.isprintable() and " " not in text and len(text) <= _SHOWN:
+        return text
+    return repr(text[:_SHOWN]) + ("…" if len(text) > _SHOWN else "")

@@ -1,18 +1,37 @@
 """The lockfile (DESIGN §3): which manifest name owns which live request, what was last seen,
 what is in flight, and what happened. One `JobState` per name; `Lockfile` is versioned, carries
-a lineage (one state history) and a serial (bumped by every write)."""
+a lineage (one state history) and a serial (bumped by every write).
+
+The model is strict about what a hand edit or another tool could get wrong: counters are integers
+(not strings, not booleans) within what JSON readers keep exact, times are ISO 8601 strings with an
+offset (not numbers). What a stored document must hold besides is checked in `format`."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 CURRENT_VERSION = 2
 HISTORY_LIMIT = 50  # entries kept per job; older ones are dropped when new ones arrive
 PREVIOUS_LIMIT = 20  # replaced requests remembered per job
+# Serials and counters stop here: the largest integer every JSON reader (JavaScript, jq) keeps exact,
+# and more writes than any state will see. A bigger one is a corrupt or forged file, not a count.
+COUNTER_LIMIT = 2**53
+
+
+def _iso_time(value: object) -> object:
+    """A time as written (an ISO 8601 string) or as made in code (a datetime); pydantic alone would
+    also take a number as seconds since 1970."""
+    if isinstance(value, (str, datetime)):
+        return value
+    raise ValueError("should be an ISO 8601 time string with an offset")
+
+
+Counter = Annotated[int, Field(strict=True, ge=0, le=COUNTER_LIMIT)]
+Time = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
 
 
 class _Model(BaseModel):
@@ -22,7 +41,7 @@ class _Model(BaseModel):
 class HistoryEntry(_Model):
     """One recorded action: when, who, what, how it ended, and the manifests' git commit."""
 
-    at: datetime
+    at: Time
     who: str
     action: str
     result: str  # "ok", "failed: <reason>", "intent", ...
@@ -36,7 +55,7 @@ class Intent(_Model):
     looks for the request by its marker instead of acting again."""
 
     action: str
-    at: datetime
+    at: Time
     who: str
     marker: str
     specHash: str
@@ -47,13 +66,13 @@ class JobState(_Model):
     api: Literal["v1", "v2"]
     specHash: str
     status: str | None = None  # last observed live status
-    observedAt: datetime | None = None
-    restarts: int = 0
+    observedAt: Time | None = None
+    restarts: Counter = 0
     onRemove: Literal["forget", "stop"] = "forget"  # the manifest's policy, for when it is gone
     # Paths in the create body ("description" for the description) whose values were ever
     # sensitive for this request: masked in every output until the live value changes, even once
     # the manifest stops referencing a secret there (DESIGN §4). Paths only, never values.
-    sensitivePaths: list[list[str | int]] | None = None
+    sensitivePaths: list[list[StrictStr | StrictInt]] | None = None
     # What the reconciler itself set in this request's body, by dotted path (a re-run's
     # skipExisting and delivery path): applied to the manifest's body before comparing.
     overrides: dict[str, Any] | None = None
@@ -79,8 +98,8 @@ class JobState(_Model):
 
 
 class Lockfile(_Model):
-    version: int = CURRENT_VERSION
-    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))
-    serial: int = 0
-    journalSeq: int = 0  # the last journal entry folded in (see reconciler.state.journal)
+    version: Annotated[int, Field(strict=True, ge=1, le=CURRENT_VERSION)] = CURRENT_VERSION
+    lineage: str = Field(default_factory=lambda: str(uuid.uuid4()))  # a UUID in a stored lockfile (see format)
+    serial: Counter = 0
+    journalSeq: Counter = 0  # the last journal entry folded in (see reconciler.state.statefile)
     jobs: dict[str, JobState] = Field(default_factory=dict)

@@ -5,6 +5,11 @@ S3 writes use `If-Match` (the ETag read) and `If-None-Match: *` (create only); a
 `PreconditionFailed`, never an overwrite. The local store gives the same guarantees with an
 exclusive `flock` around check-and-write, `link()` to create only when absent (like O_EXCL, but
 the file appears with its whole content) and `rename()` to replace atomically.
+
+Not every S3-compatible store checks those headers: some accept them and write anyway. So before
+the first lease on a store in a run (a process), `require_conditional_writes` proves that it
+refuses a lost race, on a probe key of its own; a store that does not is refused, never used
+unlocked. Stores whose conditions this process enforces itself (the local one) skip the probe.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import hashlib
 import os
 import re
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +39,13 @@ class Blob:
 
 
 class ObjectStore(Protocol):
+    # True when this process enforces `if_match`/`if_none_match` itself; False when they are a
+    # server's word, which `require_conditional_writes` checks before the store is trusted.
+    enforces_conditions: bool
+
+    def endpoint(self) -> str:
+        """Where the store is and what chose it, for messages (an endpoint URL, a folder)."""
+
     def get(self, key: str) -> Blob | None: ...
 
     def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
@@ -46,6 +59,51 @@ class ObjectStore(Protocol):
     def list(self, prefix: str) -> list[str]: ...
 
     def url(self, key: str) -> str: ...
+
+
+UNSAFE_STORE_HINT = ("this store ignores conditional writes, so two runs could both take the lease: "
+                     "use AWS S3 or a store that honours If-Match/If-None-Match")
+_proven: set[tuple[str, str]] = set()  # (endpoint, store) shown to refuse lost races: one probe per run
+
+
+def require_conditional_writes(store: ObjectStore, key: str) -> None:
+    """Prove, once per store and process, that `store` refuses a second `If-None-Match: *` create and
+    an `If-Match` write over an ETag the object does not have (a stale one): four requests on
+    `<key>.probe/<uuid>`, which is deleted again. StateError naming the store otherwise."""
+    identity = (store.endpoint(), store.url(""))
+    if store.enforces_conditions or identity in _proven:
+        return
+    probe = f"{key}.probe/{uuid.uuid4()}"
+    try:
+        ignored = _ignored_conditions(store, probe)
+    except BaseException:
+        with contextlib.suppress(StateError):  # the first error is the one to show
+            store.delete(probe)
+        raise
+    if ignored:
+        with contextlib.suppress(StateError):
+            store.delete(probe)
+        raise StateError(f"the state store at {store.endpoint()} ignored {' and '.join(ignored)} on a probe "
+                         f"beside {store.url(key)}: nothing was locked or changed", UNSAFE_STORE_HINT)
+    store.delete(probe)  # refused here (no permission on the probe key) is an error: it would stay behind
+    _proven.add(identity)
+
+
+def _ignored_conditions(store: ObjectStore, probe: str) -> list[str]:
+    """The conditions `store` let a write through despite, on the new key `probe` (left in place)."""
+    try:
+        store.put(probe, b"probe: created", if_none_match=True)
+    except PreconditionFailed:
+        raise StateError(f"the state store at {store.endpoint()} refused to create {store.url(probe)} "
+                         "with If-None-Match: *, which the lease is made of", UNSAFE_STORE_HINT) from None
+    ignored = []
+    with contextlib.suppress(PreconditionFailed):
+        store.put(probe, b"probe: created twice", if_none_match=True)
+        ignored.append("If-None-Match: * (a second create succeeded)")
+    with contextlib.suppress(PreconditionFailed):
+        store.put(probe, b"probe: written over a stale ETag", if_match=f'"{uuid.uuid4().hex}"')
+        ignored.append("If-Match (a write over a stale ETag succeeded)")
+    return ignored
 
 
 # Something that looks like a URL (a scheme, or a mistyped one: `s3:/`, `s3//`) but is not one we
@@ -76,17 +134,69 @@ def open_store(location: str) -> tuple[ObjectStore, str]:
     return LocalStore(path.parent), path.name
 
 
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+# botocore setting → the variable (or the config file key of the same name) a user sets it with
+CHECKSUM_SETTINGS = {"request_checksum_calculation": "AWS_REQUEST_CHECKSUM_CALCULATION",
+                     "response_checksum_validation": "AWS_RESPONSE_CHECKSUM_VALIDATION"}
+
+
+def s3_client():
+    """boto3's S3 client. On a custom endpoint (an S3-compatible store) checksums are sent and checked
+    only where the API requires them, unless the user chose otherwise: since boto3 1.36 every upload
+    carries a CRC checksum by default, which several such stores refuse. DeleteObjects, whose checksum
+    is always required, also gets the Content-MD5 those stores ask for."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError
+
+    custom = any(os.environ.get(variable) for variable in ENDPOINT_VARIABLES)
+    relaxed = {setting: "when_required" for setting, variable in CHECKSUM_SETTINGS.items()
+               if custom and setting in Config.OPTION_DEFAULTS  # botocore < 1.36: no such setting, no CRC
+               and not os.environ.get(variable) and not _in_config_file(setting)}
+    try:
+        client = boto3.client("s3", config=Config(**relaxed))
+    except BotoCoreError as e:
+        raise StateError(f"cannot set up S3: {e}",
+                         "check AWS_PROFILE, AWS_DEFAULT_REGION and the AWS config files") from None
+    if custom:
+        client.meta.events.register("before-sign.s3.DeleteObjects", _content_md5)
+    return client
+
+
+def _in_config_file(setting: str) -> bool:
+    import botocore.session
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        return setting in botocore.session.Session().get_scoped_config()
+    except BotoCoreError:
+        return False  # a missing profile: creating the client says so
+
+
+def _content_md5(request, **_) -> None:
+    import base64
+
+    if isinstance(request.body, bytes) and "Content-MD5" not in request.headers:
+        digest = hashlib.md5(request.body, usedforsecurity=False).digest()
+        request.headers["Content-MD5"] = base64.b64encode(digest).decode()
+
+
 class S3Store:
     """A bucket, through boto3's standard chain (environment, profiles, roles; AWS_ENDPOINT_URL_S3)."""
 
-    def __init__(self, bucket: str, client=None):
-        import boto3
+    enforces_conditions = False  # the server checks them, or says it does: probed before the first lease
 
+    def __init__(self, bucket: str, client=None):
         self.bucket = bucket
-        self._s3 = client or boto3.client("s3")
+        self._s3 = client or s3_client()
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+    def endpoint(self) -> str:
+        url = self._s3.meta.endpoint_url
+        named = next((v for v in ENDPOINT_VARIABLES if os.environ.get(v, "").rstrip("/") == url.rstrip("/")), None)
+        return f"{url} ({named})" if named else f"{url} (the AWS default)" if url.endswith(".amazonaws.com") else url
 
     def get(self, key: str) -> Blob | None:
         with self._translated(key):
@@ -145,11 +255,18 @@ class S3Store:
 class LocalStore:
     """Files in one directory, for local use (one machine; not on network file systems)."""
 
+    # Honoured by construction: the check and the write happen here under an exclusive flock, and
+    # link()/rename() cannot half-happen, so there is no server's word to probe.
+    enforces_conditions = True
+
     def __init__(self, directory: Path):
         self.directory = directory
 
     def url(self, key: str) -> str:
         return str(self.directory / key)
+
+    def endpoint(self) -> str:
+        return f"the folder {self.directory}"
 
     def get(self, key: str) -> Blob | None:
         try:

@@ -1,5 +1,6 @@
 """What the `state`, `lock` and `force-unlock` commands do, on top of the store, the lockfile
-and the lease. Anything that changes the lockfile holds the lease while it does."""
+and the lease. Anything that changes the lockfile holds the lease while it does; what only reads
+(`state list/show/pull`, `lock status`, and `plan` elsewhere) takes no lease and never probes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from reconciler.errors import LineageMismatch, StateError
 from reconciler.state.lease import Lease, LeaseInfo, read_lease, release_on_signals
 from reconciler.state.model import JobState, Lockfile
-from reconciler.state.objects import open_store
+from reconciler.state.objects import open_store, require_conditional_writes
 from reconciler.state.statefile import Snapshot, StateFile
 
 
@@ -27,10 +28,13 @@ def open_state(location: str) -> StateFile:
 
 @contextlib.contextmanager
 def locked(state: StateFile, operation: str, options: LeaseOptions) -> Iterator[Lease]:
-    """Hold the lease for the block, renewed meanwhile, released whatever happens (signals too)."""
-    with release_on_signals(), Lease.acquire(state.store, state.key, operation=operation, ttl=options.ttl,
-                                             timeout=options.timeout) as lease:
-        yield lease
+    """Hold the lease for the block, renewed meanwhile, released whatever happens (signals too).
+    A store not yet shown in this run to refuse lost races is probed first, and refused if it does not."""
+    with release_on_signals():
+        require_conditional_writes(state.store, state.key)  # under the handlers: a SIGTERM still cleans up
+        with Lease.acquire(state.store, state.key, operation=operation, ttl=options.ttl,
+                           timeout=options.timeout) as lease:
+            yield lease
 
 
 def lease_status(state: StateFile, now: float) -> tuple[LeaseInfo | None, bool]:

@@ -14,21 +14,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from pydantic import ValidationError
+from pydantic import StrictBool, ValidationError
 
 from reconciler.errors import StateConflict, StateError
 from reconciler.state.format import decode, encode
-from reconciler.state.model import HistoryEntry, JobState, Lockfile, _Model
+from reconciler.state.model import Counter, HistoryEntry, JobState, Lockfile, _Model
 from reconciler.state.objects import ObjectStore, PreconditionFailed
 
 
 class JournalEntry(_Model):
-    seq: int
-    lineage: str
+    seq: Counter
+    lineage: str  # an entry of another lineage is a leftover: listed, never merged
     name: str
     job: JobState | None = None  # the job's new state (its history travels as `event`)
     event: HistoryEntry | None = None
-    removed: bool = False
+    removed: StrictBool = False
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,13 @@ class CallLog:
     def url(self, key: str) -> str:
         return self.inner.url(key)
 
+    @property
+    def enforces_conditions(self) -> bool:
+        return self.inner.enforces_conditions
+
+    def endpoint(self) -> str:
+        return self.inner.endpoint()
+
     def of(self, op: str) -> list[Call]:
         return [c for c in self.calls if c.op == op]
 
