@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 
 from reconciler.api.jobs import LiveJob
-from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
+from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import FieldChange
+from reconciler.engine.estimate import Estimator
 from reconciler.engine.plan import PlanOptions, plan
 from reconciler.manifests.loader import Manifest, load
-from reconciler.render.plan import plan_json, plan_markdown, plan_text, show_plan
+from reconciler.render.plan import GITHUB_COMMENT_LIMIT, plan_json, plan_markdown, plan_text, show_plan
 from reconciler.state.model import Lockfile
 
 GOLDEN = Path(__file__).parent / "golden" / "plan"
@@ -77,7 +78,7 @@ def case_plan(case: str) -> tuple[Plan, dict]:
     assert loaded.errors == [], loaded.errors
     lockfile = Lockfile.model_validate_json((folder / "lockfile.json").read_text(encoding="utf-8"))
     made = plan(loaded.manifests, live_jobs(folder / "live.json"), lockfile,
-                PlanOptions(allow_replace=options.get("allowReplace", False)), estimate)
+                PlanOptions(allow_replace=options.get("allowReplace", False)), estimate, Estimator().card)
     return made, options
 
 
@@ -202,11 +203,14 @@ def test_a_plan_of_2000_actions_stays_under_githubs_limit_with_a_note():
     made = many_actions(2000)
     md = plan_markdown(made)
     assert len(md) <= 65536
-    assert "actions are not shown" in md and "JSON artifact" in md
-    assert md.count("<details>") == md.count("</details>") > 0
-    shown = md.count("<details>")
-    assert f"{2000 - shown:,} of 2,000 actions are not shown" in md
-    assert "job-00000" in md and "job-01999" not in md  # dropped from the end
+    assert "actions are not shown in full" in md and "`reconciler plan --format json`" in md
+    assert "artifact" not in md  # nothing says one exists
+    assert md.count("<details") == md.count("</details>") > 0
+    shown = md.count("<details")
+    assert f"{2000 - shown:,} of 2,000 actions are not shown in full" in md
+    blocked = [a.name for a in made.actions if a.kind is Kind.BLOCKED]
+    assert len(blocked) == 1333 and all(name in md for name in blocked)  # never cut away, if only by name
+    assert "**Also blocked**, not shown in full for room: " in md
     assert "| `+` create | 667 |" in md  # the summary table always counts everything
 
 
@@ -257,7 +261,7 @@ def test_json_round_trips_with_format_version_1():
 def test_json_actions_carry_every_documented_field():
     made, _ = case_plan("lifecycle")
     fields = {"kind", "symbol", "name", "api", "jobId", "steps", "reasons", "changes", "liveStatus", "desiredState",
-              "costPU", "costSource", "specHash", "overrides"}
+              "costPU", "costSource", "specHash", "overrides", "card"}
     document = json.loads(plan_json(made))
     assert all(set(a) == fields for a in document["actions"])
     assert any(a["overrides"].get("output.skipExisting") is True for a in document["actions"])
@@ -272,3 +276,121 @@ def test_show_plan_prints_the_view(fmt, capsys, monkeypatch):
     show_plan(made, fmt)
     expected = {"text": plan_text(made, colour=False), "json": plan_json(made), "markdown": plan_markdown(made)}[fmt]
     assert capsys.readouterr().out == expected + "\n"  # captured output is not a terminal: no colour
+
+
+# ---------------------------------------------------------------- job cards and the review order
+
+CARD = JobCard(grid_id=0, resolution=60.0, area_km2=1234.5, time_from="2019-04-01T00:00:00Z",
+               time_to="2019-06-30T00:00:00Z", collections=("sentinel-2-l2a",), tiles=6, output_type="raster",
+               delivery="s3://bucket/prefix/", bounds={"bbox": [9.0, 42.0, 9.3, 42.3]})
+TWO_LINE_REASONS = ("the request changed; only the description can change in place",
+                    "set onSpecChange: replace (or --allow-replace) to create a new request")
+
+
+def review_plan(count: int, blocked_every: int = 10) -> Plan:
+    """`count` actions of every kind a reviewer meets: one in `blocked_every` blocked (with a diff), as
+    many replaced (with a card), the rest creates (with cards), updates and starts."""
+    script = "//VERSION=3\n" + "function evaluatePixel(s) { return [s.B04]; }\n" * 40
+    diff = (FieldChange("input.resolution", 60, 20), FieldChange("processRequest.evalscript", script, script + "//"))
+    actions = []
+    for i in range(count):
+        name, kind = f"job-{i:05d}", (Kind.BLOCKED, Kind.REPLACE, Kind.CREATE, Kind.CREATE, Kind.UPDATE,
+                                      Kind.START)[min(i % blocked_every, 5)]
+        carded = kind in (Kind.CREATE, Kind.REPLACE)
+        actions.append(Action(kind, name, "v2", None if kind is Kind.CREATE else f"id-{i}",
+                              TWO_LINE_REASONS if kind in (Kind.BLOCKED, Kind.REPLACE) else ("new",),
+                              steps=(Step.CREATE, Step.START) if carded else (Step.START,) if kind is Kind.START else (),
+                              changes=diff if kind in (Kind.BLOCKED, Kind.REPLACE) else (),
+                              cost_pu=12.5, cost_source="estimate", card=CARD if carded else None))
+    return Plan(tuple(actions), "lineage", 7, "fingerprint")
+
+
+def test_a_plan_of_1000_actions_has_cards_and_maps_keeps_every_blocked_action_and_fits():
+    made = review_plan(1000)
+    md = plan_markdown(made)
+    assert len(md) <= GITHUB_COMMENT_LIMIT
+    assert "| Job card | |" in md and "```geojson\n{" in md and "| Tiles | 6 tiles |" in md
+    blocked = [a.name for a in made.actions if a.kind is Kind.BLOCKED]
+    assert len(blocked) == 100 and all(f"<b>blocked</b> {name} " in md for name in blocked)  # all in full
+    assert "actions are not shown in full" in md and "artifact" not in md
+
+
+def test_blocked_and_replace_come_first_and_open_then_the_rest_collapsed_by_severity():
+    md = plan_markdown(review_plan(60))
+    headings = re.findall(r"^#### `[^`]+` (\w+) \((\d+)\)$", md, re.M)
+    assert [h for h, _ in headings] == ["Blocked", "Replace", "Create", "Update", "Start"]
+    assert md.count("<details open>") == 12  # 6 blocked, 6 replace
+    first_closed = md.index("<details><summary>")
+    assert all(m.start() < first_closed for m in re.finditer("<details open>", md))
+    assert "<details open><summary><code>+</code>" not in md
+
+
+def test_a_cut_comment_drops_the_least_risky_first():
+    made = review_plan(60)
+    md = plan_markdown(made, limit=20_000)
+    assert len(md) <= 20_000
+    assert all(f"{a.name} " in md for a in made.actions if a.kind in (Kind.BLOCKED, Kind.REPLACE))
+    assert "#### `>` Start" not in md  # the last of the review order went first
+    assert "not shown in full" in md
+
+
+def test_when_blocked_actions_alone_overflow_they_are_still_all_named():
+    made = review_plan(600, blocked_every=1)  # every action blocked, each with a long diff
+    md = plan_markdown(made)
+    assert len(md) <= GITHUB_COMMENT_LIMIT
+    assert all(a.name in md for a in made.actions)
+    assert "**Also blocked**, not shown in full for room: " in md and "#### `!` Blocked (600)" in md
+
+
+def test_the_text_card_is_two_lines_and_json_carries_the_documented_card():
+    made, _ = case_plan("new")
+    text = plan_text(made, colour=False)
+    assert ("      job: grid 0 (20km grid) at 60 m · 20,031.4 km² · 66 tiles · 2019-04-01 → 2019-06-30 · sentinel-2-l2a\n"
+            "           raster → s3://reconciler-demo-results/corsica-max-ndvi · est. 112.3 PU") in text
+    assert "job: no tiling grid · 20,031.4 km² · GeoPackage input: no offline tiles" in text
+    cards = {a["name"]: a["card"] for a in json.loads(plan_json(made))["actions"]}
+    assert cards["corsica-max-ndvi-zarr"] == {
+        "api": "v2", "grid": {"id": 6, "name": "LAEA 100km grid"}, "resolution": 100.0, "areaKm2": 20031.4,
+        "timeRange": {"from": "2019-04-01T00:00:00Z", "to": "2019-06-30T00:00:00Z"},
+        "collections": ["sentinel-2-l2a"], "tiles": 6, "output": {"type": "zarr", "delivery": "s3://reconciler-demo-results/zarr/"},
+        "estimatePU": 731.2, "note": ""}
+    assert cards["corsica-geopackage"]["tiles"] is None and cards["corsica-geopackage"]["grid"] is None
+    doc = (Path(__file__).parent.parent / "docs" / "plan-json.md").read_text(encoding="utf-8")
+    assert all(f"`{key}`" in doc for card in cards.values() for key in card)
+
+
+def test_cards_only_on_creates_and_replaces_and_never_with_a_secret():
+    made, _ = case_plan("lifecycle")
+    assert {a.kind for a in made.actions if a.card is not None} == {Kind.CREATE, Kind.REPLACE}
+    made, _ = case_plan("sensitive")
+    [card] = [a.card for a in made.actions if a.card is not None]
+    assert card.delivery == "(sensitive)"
+
+
+def test_the_map_rounds_coordinates_and_draws_the_tiles():
+    from reconciler.render.cardmap import card_map
+
+    drawn = card_map(CARD)
+    collection = json.loads(drawn.geojson)
+    area, tiles = collection["features"]
+    assert area["geometry"]["type"] == "Polygon" and tiles["properties"] == {"kind": "tiles", "tiles": 6}
+    numbers = re.findall(r"-?\d+\.\d+", drawn.geojson)
+    assert numbers and all(len(n.split(".")[1]) <= 5 for n in numbers)
+    assert all(len(ring[0]) == 5 for ring in tiles["geometry"]["coordinates"])  # corners only
+
+
+def test_the_map_never_tiles_an_area_too_large_to_draw_even_from_a_lying_plan_file():
+    import time
+
+    from reconciler.render.cardmap import card_map
+
+    world = JobCard(grid_id=1, resolution=10.0, area_km2=1.0, time_from=None, time_to=None, collections=(), tiles=3,
+                    output_type="raster", delivery=None, bounds={"bbox": [-179, -79, 179, 83]})
+    start = time.monotonic()
+    drawn = card_map(world)  # a saved plan may claim 3 tiles for the world on the 10 km grid
+    assert time.monotonic() - start < 2
+    assert len(json.loads(drawn.geojson)["features"]) == 1 and "area only" in drawn.note
+    many = JobCard(**{**vars(CARD), "tiles": 5000})
+    assert "5,000 tiles are too many" in card_map(many).note
+    assert card_map(JobCard(**{**vars(CARD), "bounds": None})).geojson is None
+    assert card_map(JobCard(**{**vars(CARD), "bounds": {"bbox": "nonsense"}})).geojson is None

@@ -11,7 +11,7 @@ import traceback
 import click
 
 from reconciler import redaction
-from reconciler.cli import engine, manifests, sandbox, state  # noqa: F401 — each registers its commands
+from reconciler.cli import engine, manifests, sandbox, shards, state  # noqa: F401 — each registers its commands
 from reconciler.cli.base import cli
 from reconciler.errors import ReconcilerError
 from reconciler.render.diagnostics import show_error, show_failure

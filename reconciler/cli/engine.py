@@ -1,4 +1,5 @@
-"""Commands that talk to the Batch API: plan, apply, status, import, grids."""
+"""Commands that talk to the Batch API: plan, apply, status, import, grids; and show, which
+displays a saved plan without talking to anyone."""
 
 from __future__ import annotations
 
@@ -66,6 +67,19 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
         return 2 if detailed_exitcode and made.drift else 0
 
     return for_each(units, one)
+
+
+@cli.command()
+@click.argument("planfile", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+def show(planfile: str, fmt: str) -> int:
+    """Show a saved plan (a FILE from `plan --out`) without refreshing anything: no API call, no
+    credentials. It is only displayed; `apply FILE` plans again and acts only when nothing moved."""
+    from reconciler.operations.planfile import load
+    from reconciler.render.plan import show_plan
+
+    show_plan(load(planfile).plan, fmt)
+    return 0
 
 
 @cli.command()

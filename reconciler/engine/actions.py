@@ -64,6 +64,27 @@ RUN_STEPS = frozenset({Step.START, Step.START_WITHIN_BUDGET, Step.RESTART})  # t
 
 
 @dataclass(frozen=True)
+class JobCard:
+    """What a create or replace will run, for a reviewer: grid, area, time range, collections,
+    tiles and where results go, sized offline once per body (engine.estimate). It holds the area
+    as the manifest gives it (`bounds`), never tile outlines: a view draws the tiles of the few
+    cards it shows, and a plan of 10,000 creates holds 10,000 small cards. Sensitive values are
+    already "(sensitive)" here; `bounds` is None when any part of it is."""
+
+    grid_id: int | None  # None: a GeoPackage input, or a body that names no grid
+    resolution: float | None  # in the grid's unit (metres, or degrees for the WGS84 grid)
+    area_km2: float | None  # of the area of interest (geodesic); None when it cannot be read
+    time_from: str | None  # the first data source's timeRange, as written
+    time_to: str | None
+    collections: tuple[str, ...]  # the data sources' types, in order, each once
+    tiles: int | None  # tiles of the area on the grid; None: no offline tiling (see `note`)
+    output_type: str | None  # "raster" or "zarr"
+    delivery: str | None  # where results go: the URL up to its first <placeholder>
+    note: str = ""  # why a figure is missing, e.g. a GeoPackage input has no offline tiles
+    bounds: dict | None = field(default=None, compare=False, repr=False)  # processRequest.input.bounds
+
+
+@dataclass(frozen=True)
 class Action:
     kind: Kind
     name: str
@@ -79,6 +100,7 @@ class Action:
     cost_source: str | None = None  # "estimate" (offline, from the manifest) or "service"
     overrides: tuple[tuple[str, object], ...] = ()  # body changes for a re-run, e.g. skipExisting
     sends: str | None = None  # digest of the create body or description apply sends (engine.payload)
+    card: JobCard | None = None  # what a create or replace will run (not part of its substance)
 
     def sort_key(self) -> tuple:
         return (self.name, self.kind.order)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from reconciler.api.models.live import LiveJob
-from reconciler.engine.actions import Action, Kind, Plan, Step, Unmanaged
+from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
 from reconciler.canonical import canonical, digest, sensitive_digest
@@ -36,14 +36,17 @@ class PlanOptions:
 
 
 def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockfile, options: PlanOptions,
-         estimate: Callable[[Manifest], float | None] = lambda m: None) -> Plan:
-    """`estimate` gives the offline PU estimate of a manifest (reconciler.geo), or None."""
+         estimate: Callable[[Manifest], float | None] = lambda m: None,
+         card: Callable[[Manifest, tuple], JobCard | None] = lambda m, overrides: None) -> Plan:
+    """`estimate` gives the offline PU estimate of a manifest (reconciler.geo), or None; `card`
+    the job card of a manifest sent with an action's overrides (engine.estimate), carried by each
+    create and replace."""
     pairing = pair(manifests, live, lockfile.jobs, set(options.targets) if options.targets is not None else None)
     actions: list[Action] = []
     forms = LiveForms()
     for p in pairing.pairs:
-        actions += [_with_sends(a, p.manifest, options.seal) if p.manifest is not None else a
-                    for a in _decide(p, options, estimate, forms)]
+        actions += [_with_card(_with_sends(a, p.manifest, options.seal), p.manifest, card) if p.manifest is not None
+                    else a for a in _decide(p, options, estimate, forms)]
     warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "
                 f"using {p.live.id}" for p in pairing.pairs if p.duplicates]
     unmanaged = [Unmanaged(j.id, j.api, j.status, from_service(j.description) or "") for j in pairing.unmanaged]
@@ -145,6 +148,11 @@ def _with_sends(action: Action, m: Manifest, key: bytes) -> Action:
     else:
         return action
     return replace(action, sends=sent_digest(sent, m.sent_sensitive, key))
+
+
+def _with_card(action: Action, m: Manifest, card: Callable[[Manifest, tuple], JobCard | None]) -> Action:
+    """A create or replace with the card of what it runs; other actions run nothing new."""
+    return replace(action, card=card(m, action.overrides)) if action.kind in (Kind.CREATE, Kind.REPLACE) else action
 
 
 def _removed(p: Pair) -> Action:

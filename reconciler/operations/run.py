@@ -72,8 +72,10 @@ def make_plan(client: BatchClient, state: StateFile, manifests: list[Manifest], 
     if unknown:
         raise ReconcilerError(f"--target {unknown[0]}: no manifest or lockfile record has that name",
                               "names: " + ", ".join(sorted(known)[:20]))
+    estimator = Estimator()
     made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
-                PlanOptions(selection.allow_replace, names, seal(client.session.settings.client_secret)), Estimator())
+                PlanOptions(selection.allow_replace, names, seal(client.session.settings.client_secret)),
+                estimator, estimator.card)
     return made, refreshed
 
 
