@@ -130,13 +130,13 @@ def test_a_rerun_is_no_spec_change_and_a_second_rerun_writes_where_the_first_run
     first = RERUN_PATHS["s3://bucket/prefix"]
     rerun_request = with_url(dict(first)["output.delivery.s3.url"])
     rerun_request["output"]["skipExisting"] = True
-    kept = record(m, job_id="id-2", status="PROCESSING", restarts=1).model_copy(update={"overrides": dict(first)})
+    kept = record(m, job_id="id-2", status="PROCESSING", restarts=1).model_copy(update={"rerunOf": "id-1"})
     actions, _ = kinds([m], [live(job_id="id-2", status="PROCESSING", request=rerun_request)], {"job": kept})
     assert actions == [("job", Kind.WAIT)]  # not "blocked: output.skipExisting: true"
     failed = LiveJob(**{**live(job_id="id-2", status="FAILED", request=rerun_request).__dict__, "completion": 90.0})
     _, made = kinds([m], [failed], {"job": kept.model_copy(update={"status": "FAILED"})}, estimate=lambda _: 100.0)
     [again] = made.actions
-    assert again.kind is Kind.REPLACE and again.overrides == first and again.cost_pu == 10.0
+    assert again.kind is Kind.REPLACE and again.overrides == first and again.rerun_of == "id-1" and again.cost_pu == 10.0
     assert "re-run 2 of 3" in again.reasons[-1]
 
 
@@ -318,3 +318,21 @@ def test_text_from_the_service_is_scrubbed_and_bounded(tmp_path):
     assert len(blocked.reasons[0]) <= redaction.MAX_TEXT + 10
     [unmanaged] = made.unmanaged
     assert unmanaged.description.startswith("(sensitive) yyy") and len(unmanaged.description) == redaction.MAX_TEXT
+
+
+def test_a_rerun_of_a_secret_delivery_url_never_shows_or_stores_it(tmp_path, monkeypatch):
+    """The re-run's delivery path is made from the manifest's URL: from `${env:…}`, it is a secret,
+    masked in the plan (and never recorded: the lockfile keeps the request id it reuses)."""
+    request = with_url("${env:RESULT_URL}")
+    path = tmp_path / "job.yaml"
+    spec = {"api": "v2", "description": "a job", "request": request, "policy": {"maxRestarts": 2}}
+    path.write_text(json.dumps({"apiVersion": "reconciler/v1", "kind": "BatchJob", "metadata": {"name": "job"},
+                                "spec": spec}))
+    [m] = load([path], resolve_env=True, environ={"RESULT_URL": "s3://secret-bucket/hidden"}).manifests
+    failed = live(status="FAILED", request=with_url("s3://secret-bucket/hidden"))
+    _, made = kinds([m], [failed], {"job": record(m, status="FAILED")})
+    [rerun] = made.actions
+    assert rerun.kind is Kind.REPLACE and rerun.rerun_of == "id-1"
+    assert dict(rerun.overrides) == {"output.skipExisting": True, "output.delivery.s3.url": "(sensitive)"}
+    assert "secret-bucket" not in repr(made)
+

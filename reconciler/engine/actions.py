@@ -98,7 +98,8 @@ class Action:
     spec_hash: str | None = None  # of the manifest the action was planned from (create, replace)
     cost_pu: float | None = None
     cost_source: str | None = None  # "estimate" (offline, from the manifest) or "service"
-    overrides: tuple[tuple[str, object], ...] = ()  # body changes for a re-run, e.g. skipExisting
+    overrides: tuple[tuple[str, object], ...] = ()  # a re-run's body changes, as shown (sensitive values masked)
+    rerun_of: str | None = None  # a re-run writes where this request wrote (engine.rerun makes the overrides)
     sends: str | None = None  # digest of the create body or description apply sends (engine.payload)
     card: JobCard | None = None  # what a create or replace will run (not part of its substance)
 
@@ -119,7 +120,8 @@ class Action:
     def substance(self) -> tuple:
         """What the action does, as opposed to how it is explained: a saved plan is executed only
         when a fresh plan has the same substance (DESIGN §4)."""
-        return (self.name, self.kind.name, self.api, self.job_id, self.steps, self.spec_hash, self.overrides, self.sends)
+        return (self.name, self.kind.name, self.api, self.job_id, self.steps, self.spec_hash, self.overrides,
+                self.rerun_of, self.sends)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from reconciler.engine.identity import with_marker, without_marker
 from reconciler.canonical import canonical, digest, sensitive_digest
 from reconciler.engine.pairing import Pair, pair
 from reconciler.engine.payload import create_body, sent_digest
-from reconciler.engine.rerun import desired_body, remaining, rerun_overrides
+from reconciler.engine.rerun import desired_body, remaining, rerun_overrides, sent_overrides, shown
 from reconciler.engine.statuses import FINISHED, KNOWN, NEVER_STARTED, RUNNING
 from reconciler.manifests.manifest import Manifest
 from reconciler.redaction import SENSITIVE, from_service
@@ -113,7 +113,7 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
     body_sensitive = _body_paths(hidden)
     desired_digest, desired_hash = m.desired
     # the reconciler's own settings of the live request (a re-run's) are not a change of the manifest
-    recorded = p.record.overrides if p.record is not None and p.live is not None and p.record.id == p.live.id else None
+    recorded = p.record.rerunOf if p.record is not None and p.live is not None and p.record.id == p.live.id else None
     body = desired_body(m.body, recorded)
     if body_sensitive != m.body_sensitive or recorded:  # masked for the live request's sake: both sides alike
         desired_digest = forms.desired_digest(body, body_sensitive)
@@ -142,7 +142,7 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
 def _with_sends(action: Action, m: Manifest, key: bytes) -> Action:
     """The action with the digest of what apply will send for it (engine.payload)."""
     if Step.CREATE in action.steps:
-        sent = create_body(m.body, m.job.spec.description, m.name, action.overrides)
+        sent = create_body(m.body, m.job.spec.description, m.name, sent_overrides(m.body, action.rerun_of))
     elif Step.UPDATE in action.steps:
         sent = with_marker(m.job.spec.description, m.name)
     else:
@@ -152,7 +152,8 @@ def _with_sends(action: Action, m: Manifest, key: bytes) -> Action:
 
 def _with_card(action: Action, m: Manifest, card: Callable[[Manifest, tuple], JobCard | None]) -> Action:
     """A create or replace with the card of what it runs; other actions run nothing new."""
-    return replace(action, card=card(m, action.overrides)) if action.kind in (Kind.CREATE, Kind.REPLACE) else action
+    overrides = sent_overrides(m.body, action.rerun_of)
+    return replace(action, card=card(m, overrides)) if action.kind in (Kind.CREATE, Kind.REPLACE) else action
 
 
 def _removed(p: Pair) -> Action:
@@ -301,15 +302,17 @@ def _rerun(p: Pair, base: Action, failed_id: str, completion: float | None, gone
     wrote them (engine.rerun); `gone` says why when the failed request is no longer listed."""
     spec, record = p.manifest.job.spec, p.record
     restarts = record.restarts if record else 0
-    recorded = record.overrides if record is not None and record.id == failed_id else None
-    overrides = rerun_overrides(p.manifest.body, failed_id, recorded)
+    # the first run of a chain of re-runs wrote the tiles done: every re-run writes there
+    written_by = record.rerunOf if record is not None and record.id == failed_id and record.rerunOf else failed_id
+    overrides = rerun_overrides(p.manifest.body, written_by)
     head = gone or f"FAILED: {p.live.error or 'no reason given'}"
     if isinstance(overrides, str):
         return replace(base, kind=Kind.BLOCKED, reasons=(head, overrides, "fix the cause, then allow replacement"))
     cost = remaining(estimate(p.manifest), completion)
     left = "the tiles left are not known: it is gone" if completion is None else f"{100 - completion:.0f}% of the tiles left"
     action = replace(base, kind=Kind.CREATE if gone else Kind.REPLACE, job_id=None if gone else failed_id,
-                     steps=(Step.CREATE, *_then("started", spec.policy.maxCostPU)), overrides=overrides, cost_pu=cost,
+                     steps=(Step.CREATE, *_then("started", spec.policy.maxCostPU)),
+                     overrides=shown(overrides, p.manifest.body_sensitive), rerun_of=written_by, cost_pu=cost,
                      cost_source="estimate" if cost is not None else None,
                      reasons=(head, f"re-run {restarts + 1} of {spec.policy.maxRestarts}: a new request that skips "
                                     f"the tiles done ({left})"))

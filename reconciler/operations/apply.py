@@ -23,6 +23,7 @@ from reconciler.api.jobs import JobsApi, LiveJob
 from reconciler.engine.actions import Action, Kind, Plan, Step
 from reconciler.engine.identity import owner, with_marker
 from reconciler.engine.payload import create_body, sent_digest
+from reconciler.engine.rerun import sent_overrides
 from reconciler.engine.statuses import STOP_TOOK_EFFECT, TERMINAL, start_took_effect
 from reconciler.errors import ReconcilerError
 from reconciler.manifests.manifest import Manifest
@@ -180,7 +181,8 @@ class _Step:
         name, manifest = self.action.name, self.context.manifests[self.action.name]
         previous = self.context.current(name)
         body = _checked(self.action, manifest, create_body(manifest.body, manifest.job.spec.description, name,
-                                                           self.action.overrides), self.context.seal)
+                                                           sent_overrides(manifest.body, self.action.rerun_of)),
+                        self.context.seal)
         old = self.job_id or (previous.id if previous else None)  # what this create replaces, if anything
         predecessors = [*(previous.previous or [] if previous else []), *([old] if old else [])][-PREVIOUS_LIMIT:]
         base = previous or JobState(api=self.action.api, specHash=self.action.spec_hash)
@@ -194,10 +196,10 @@ class _Step:
             if live is None:
                 raise ReconcilerError(f"the create's outcome is unknown ({e.message}) and no request carries the marker yet",
                                       "the next run looks for it by its marker before creating anything") from None
-        restarts = (previous.restarts if previous else 0) + bool(self.action.overrides)  # a re-run counts
+        restarts = (previous.restarts if previous else 0) + bool(self.action.rerun_of)  # a re-run counts
         job = JobState(id=live.id, api=self.action.api, specHash=self.action.spec_hash, status=live.status,
                        observedAt=_now(), restarts=restarts, onRemove=manifest.job.spec.policy.onRemove,
-                       sensitivePaths=JobState.paths(manifest.sent_sensitive), overrides=dict(self.action.overrides) or None,
+                       sensitivePaths=JobState.paths(manifest.sent_sensitive), rerunOf=self.action.rerun_of,
                        previous=predecessors or None)
         self.context.record(name, job, "create", how, live.id, f"replaces {old}" if old else None)
         self.job_id, self.created_at = live.id, self.context.clock()

@@ -129,6 +129,7 @@ class _Action(_Strict):
     cost_pu: float | None
     cost_source: Literal["estimate", "service"] | None
     overrides: tuple[tuple[str, Any], ...]
+    rerun_of: str | None = None
     sends: str | None
     card: _Card | None = None  # absent in plans saved before job cards: still version 1
 

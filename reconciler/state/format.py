@@ -22,7 +22,7 @@ from reconciler.state.model import CURRENT_VERSION, Lockfile
 
 # version N → function turning a version-N document into a version-(N+1) one
 UPGRADES: dict[int, Callable[[dict], dict]] = {
-    1: lambda document: {**document, "version": 2},  # 2 adds jobs' sensitivePaths, overrides, previous (none before)
+    1: lambda document: {**document, "version": 2},  # 2 adds jobs' sensitivePaths, rerunOf, previous (none before)
 }
 # What a stored lockfile holds once upgraded (the model has defaults for a new one, made in code)
 REQUIRED = ("version", "lineage", "serial", "journalSeq", "jobs")

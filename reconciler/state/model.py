@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
@@ -73,9 +73,10 @@ class JobState(_Model):
     # sensitive for this request: masked in every output until the live value changes, even once
     # the manifest stops referencing a secret there (DESIGN §4). Paths only, never values.
     sensitivePaths: list[list[StrictStr | StrictInt]] | None = None
-    # What the reconciler itself set in this request's body, by dotted path (a re-run's
-    # skipExisting and delivery path): applied to the manifest's body before comparing.
-    overrides: dict[str, Any] | None = None
+    # A re-run: the request whose tiles done it skips (the first run of its chain). The re-run's
+    # own settings (skipExisting, that run's delivery path) are made again from the manifest's
+    # body and applied to it before comparing (engine.rerun); an id, never the URL, may be stored.
+    rerunOf: str | None = None
     # Requests this one replaced (re-runs, replacements), newest last: they still carry the
     # marker until the service deletes them, and are predecessors, not duplicates.
     previous: list[str] | None = None
