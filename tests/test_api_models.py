@@ -65,12 +65,32 @@ def test_seed_v2_bodies_validate():
 
 def test_open_parts_keep_unknown_fields_and_closed_parts_reject_them():
     body = v2.CreateBody.model_validate(V2_GEOTIFF)
-    assert body.processRequest.input.data[0].dataFilter.model_extra == {"mosaickingOrder": "leastCC"}
-    bad = copy.deepcopy(V2_GEOTIFF)
-    bad["output"]["skipExisitng"] = True
+    assert body.processRequest.input.data[0].dataFilter.mosaickingOrder == "leastCC"  # a field of sentinel-2-l2a
+    quality = copy.deepcopy(V2_GEOTIFF)
+    quality["processRequest"]["output"]["responses"][0]["format"]["quality"] = 90  # formats pass through
+    assert v2.CreateBody.model_validate(quality).processRequest.output.responses[0].format.model_extra == {"quality": 90}
+    for path, key in [(("output",), "skipExisitng"), (("processRequest",), "evalscirpt"),
+                      (("processRequest", "output"), "width"),
+                      (("processRequest", "input", "data", 0, "dataFilter"), "maxCloudCoverge")]:
+        bad = copy.deepcopy(V2_GEOTIFF)
+        target = bad
+        for part in path:
+            target = target[part]
+        target[key] = True
+        with pytest.raises(ValidationError) as e:
+            v2.CreateBody.model_validate(bad)
+        assert [(error["type"], error["loc"][-1]) for error in e.value.errors()] == [("extra_forbidden", key)]
+
+
+def test_rules_of_one_model_are_its_validators():
+    body = copy.deepcopy(V2_GEOTIFF)
+    body["processRequest"]["input"]["bounds"]["bbox"] = [9.66, 41.31, 8.44, 43.1]
+    body["processRequest"]["input"]["data"][0]["dataFilter"]["timeRange"]["from"] = "2019-07-01T00:00:00Z"
     with pytest.raises(ValidationError) as e:
-        v2.CreateBody.model_validate(bad)
-    assert e.value.errors()[0]["type"] == "extra_forbidden"
+        v2.CreateBody.model_validate(body)
+    assert {error["loc"][-1]: error["msg"] for error in e.value.errors()} == {
+        "bbox": "Value error, expected [minX, minY, maxX, maxY] with min < max",
+        "timeRange": "`from` (2019-07-01T00:00:00Z) is after `to` (2019-06-30T00:00:00Z)"}
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from reconciler.api.checks import check_v1, check_v2
+from reconciler.api.checks import check_parts, check_v1, check_v2
 from reconciler.api.models import v1, v2
 from reconciler.geo.grids import GRIDS
 from tests.test_api_models import PROCESS_REQUEST, V2_GEOTIFF, zarr_body
@@ -84,18 +84,11 @@ def test_raster_path_templates(url, responses, expected):
         assert len(messages) == 1 and expected in messages[0]
 
 
-def test_process_request_rules():
+def test_duplicate_identifiers():
     body = copy.deepcopy(V2_GEOTIFF)
-    body["processRequest"]["input"]["bounds"]["bbox"] = [9.66, 41.31, 8.44, 43.1]
-    body["processRequest"]["input"]["data"][0]["dataFilter"]["timeRange"] = {"from": "2019-07-01", "to": "2019-06-30T00:00:00Z"}
     body["processRequest"]["output"]["responses"].append({"identifier": "default", "format": {"type": "image/tiff"}})
     body["output"]["delivery"]["s3"]["url"] = "s3://bucket"
-    paths = {path for path, _ in findings_v2(body)}
-    assert paths == {
-        ("processRequest", "input", "bounds", "bbox"),
-        ("processRequest", "input", "data", 0, "dataFilter", "timeRange"),
-        ("processRequest", "output", "responses", 1, "identifier"),
-    }
+    assert findings_v2(body) == [(("processRequest", "output", "responses", 1, "identifier"), "duplicate output identifier 'default'")]
 
 
 def test_cog_and_collections():
@@ -142,3 +135,86 @@ def test_v1_zarr_output():
     assert findings_v1(body) == []
     body["zarrOutput"]["path"] = "s3://bucket/<tileName>"
     assert [p for p, _ in findings_v1(body)] == [("zarrOutput", "path")]
+
+
+# --- responses against the evalscript's setup() -------------------------------------------------
+
+SETUP = """//VERSION=3
+function setup() {
+  return {
+    input: ["B04", "B08", "dataMask"],
+    output: [{ id: "ndvi", bands: 1, sampleType: "FLOAT32" }, { id: "rgb", bands: 3 }],
+  };
+}
+"""
+
+
+def with_responses(*responses: tuple[str, str], evalscript: str = SETUP) -> dict:
+    body = copy.deepcopy(V2_GEOTIFF)
+    body["processRequest"]["evalscript"] = evalscript
+    body["processRequest"]["output"]["responses"] = [{"identifier": i, "format": {"type": t}} for i, t in responses]
+    body["output"]["delivery"]["s3"]["url"] = "s3://bucket/<tileName>/<outputId>.<format>"
+    return body
+
+
+def test_responses_name_outputs_of_setup_in_formats_that_hold_them():
+    assert findings_v2(with_responses(("ndvi", "image/tiff"), ("rgb", "image/png"), ("userdata", "application/json"))) == []
+    out = findings_v2(with_responses(("ndvl", "image/tiff"), ("rgb", "application/json"), ("ndvi", "image/jpeg"),
+                                     ("userdata", "image/tiff")))
+    assert out == [
+        (("processRequest", "output", "responses", 0, "identifier"), "the evalscript's setup() declares no output 'ndvl'"),
+        (("processRequest", "output", "responses", 1, "format", "type"),
+         "output 'rgb' is a raster: application/json is only for `userdata`"),
+        (("processRequest", "output", "responses", 2, "format", "type"), "image/jpeg cannot hold the FLOAT32 values of output 'ndvi'"),
+        (("processRequest", "output", "responses", 3, "format", "type"),
+         "`userdata` is the evalscript's JSON metadata: its format is application/json"),
+    ]
+    [hint] = [f.hint for f in check_v2(v2.CreateBody.model_validate(with_responses(("ndvl", "image/tiff"))))]
+    assert hint == "did you mean `ndvi`?"
+    [hint] = [f.hint for f in check_v2(v2.CreateBody.model_validate(with_responses(("other", "image/tiff"))))]
+    assert hint == "setup() declares ndvi, rgb (and `userdata` is the JSON metadata)"
+
+
+def test_an_evalscript_that_cannot_be_read_is_not_held_against_the_responses():
+    computed = "//VERSION=3\nfunction setup() { return makeSetup(); }\n"
+    assert findings_v2(with_responses(("anything", "image/png"), evalscript=computed)) == []
+
+
+def test_the_evalscript_of_a_file_is_passed_beside_the_body():
+    body = with_responses(("ndvi", "image/tiff"), evalscript="//VERSION=3\n// no setup here\n")
+    model = v2.CreateBody.model_validate(body)
+    assert check_v2(model) == []
+    [finding] = check_v2(model, SETUP.replace('"ndvi"', '"value"'))
+    assert finding.message == "the evalscript's setup() declares no output 'ndvi'"
+
+
+# --- the parts of a body that is not valid ----------------------------------------------------
+
+
+def test_parts_of_an_invalid_body_are_still_checked():
+    body = with_responses(("ndvl", "image/tiff"))
+    body["input"].update(resolution=50.0, tileSize=20040)  # an unknown field beside a wrong resolution
+    body["output"]["delivery"]["s3"].update(accessKey="AKIA")  # half a credential pair: output invalid
+    body["processRequest"]["input"]["data"][0]["type"] = "sentinel-2-l3z"
+    assert [(f.path, f.message) for f in check_parts("v2", body)] == [
+        (("processRequest", "output", "responses", 0, "identifier"), "the evalscript's setup() declares no output 'ndvl'"),
+        (("input", "resolution"), "50 is not a resolution of tiling grid 0 (20km grid)"),
+    ]
+
+
+def test_parts_of_a_valid_body_give_what_the_whole_body_gives():
+    for body in (V2_GEOTIFF, zarr_body(), with_responses(("ndvi", "image/jpeg"))):
+        assert [(f.path, f.message) for f in check_parts("v2", body)] == findings_v2(body)
+    for body in (v1_body(), v1_body(bucketName="s3://b"), v1_body(output={"defaultTilePath": "b/<tile>"})):
+        assert [(f.path, f.message) for f in check_parts("v1", body)] == findings_v1(body)
+
+
+def test_parts_of_a_v1_body_and_of_what_is_no_body():
+    body = v1_body(bucketName="bucket", zarrOutput={"path": "s3://b/<tileName>"})  # zarrOutput lacks its group
+    body["tilingGrid"]["resolution"] = 15.0
+    assert {(f.path, f.message.split(" (")[0]) for f in check_parts("v1", body)} == {
+        ((), "a v1 request needs exactly one of `output`, `bucketName`, `zarrOutput`"),
+        (("tilingGrid", "resolution"), "15 is not a resolution of tiling grid 0"),
+        (("tilingGrid", "id"), "Zarr output needs a WGS84 or LAEA grid; grid 0"),
+    }
+    assert check_parts("v2", None) == [] and check_parts("v2", {"processRequest": 5, "input": []}) == []

@@ -19,7 +19,7 @@ def validate(paths: tuple[str, ...], fmt: str, resolve_env: bool) -> int:
     from reconciler.manifests.loader import DEFAULT_PATHS, load
     from reconciler.render.diagnostics import show_validation
 
-    result = load(paths, resolve_env=resolve_env, use_cache=True)
+    result = load(paths, resolve_env=resolve_env, use_cache=True, warn_unset=not resolve_env)
     if not result.files and not result.errors:  # an empty folder is a wrong path far more often than intended
         where = ", ".join(map(str, paths or DEFAULT_PATHS))
         result.diagnostics.append(Diagnostic(where, 0, 0, "", "no manifest file (*.yaml, *.yml) here",

@@ -24,6 +24,7 @@ class EnvScan:
     unresolved: set[tuple] = field(default_factory=set)  # paths whose value is still a reference
     literal_secrets: set[tuple] = field(default_factory=set)  # credentials written in clear
     problems: list[tuple[tuple, str, str | None]] = field(default_factory=list)  # (path, message, hint)
+    unset: list[tuple[tuple, str]] = field(default_factory=list)  # (path, variable) left unresolved, not set
 
 
 def may_refer(text: str) -> bool:
@@ -45,8 +46,9 @@ def strings(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
             stack.extend(((*at, i), item) for i, item in reversed(list(enumerate(value))))
 
 
-def scan(data: Any, environ: Mapping[str, str] | None) -> tuple[Any, EnvScan]:
-    """Find references (and literal secrets) in `data`; with `environ`, return a copy with them resolved."""
+def scan(data: Any, environ: Mapping[str, str] | None, resolve: bool = True) -> tuple[Any, EnvScan]:
+    """Find references (and literal secrets) in `data`; with `environ`, return a copy with them
+    resolved, or (`resolve=False`) leave them and list in `unset` those `environ` cannot resolve."""
     result = EnvScan()
     replacements: dict[tuple, str] = {}
     for path, text in strings(data):
@@ -62,8 +64,10 @@ def scan(data: Any, environ: Mapping[str, str] | None) -> tuple[Any, EnvScan]:
         if bad or text.count("${env:") != len(names):
             result.problems.append((path, f"malformed reference in {text!r}", "write ${env:NAME} with NAME of letters, digits and _"))
             continue
-        if environ is None:
+        if environ is None or not resolve:
             result.unresolved.add(path)
+            if environ is not None:
+                result.unset.extend((path, n) for n in dict.fromkeys(names) if n not in environ)
             continue
         missing = [n for n in names if n not in environ]
         if missing:

@@ -6,15 +6,15 @@ path. A manifest is returned only when its document has no error, so callers can
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
-from reconciler.api.checks import Finding, check_v1, check_v2
+from reconciler.api.checks import Finding, check_parts, check_v1, check_v2
 from reconciler.diagnostics import Diagnostic, Severity, format_path
 from reconciler.canonical import desired
 from reconciler.manifests import envrefs
@@ -32,7 +32,7 @@ from reconciler.manifests.files import (
 )
 from reconciler.manifests.manifest import Manifest, in_body
 from reconciler.manifests.messages import translate
-from reconciler.manifests.schema import BatchJob, RequestV1, RequestV2, plain
+from reconciler.manifests.schema import BatchJob, RequestV1, plain
 from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
 from reconciler.redaction import scrub
 
@@ -58,15 +58,17 @@ class LoadResult:
 
 def load(
     paths: Sequence[str | os.PathLike] = (), *, resolve_env: bool = False, environ: Mapping[str, str] | None = None,
-    use_cache: bool = False,
+    use_cache: bool = False, warn_unset: bool = False,
 ) -> LoadResult:
     """Load every manifest under `paths` (files or directories; default `manifests/`). `use_cache`
     lets the load cache stand in for unchanged files: for `validate` and `plan`, never for what
-    `apply` sends (reconciler.manifests.cache)."""
+    `apply` sends (reconciler.manifests.cache). Unless `resolve_env`, `${env:…}` references stay as
+    written; `warn_unset` then warns about each whose variable `environ` lacks (plan and apply need it)."""
     result = LoadResult()
     files = discover(paths or DEFAULT_PATHS, result.diagnostics)
     result.files = len(files)
-    env = (os.environ if environ is None else environ) if resolve_env else None
+    given = os.environ if environ is None else environ
+    env = _Env(given if resolve_env or warn_unset else None, resolve_env)
     evalscripts: dict[str, str | YamlProblem | None] = {}
     cache = LoadCache.open(paths or DEFAULT_PATHS, enabled=use_cache)
     loaded = [item for found in files for item in _load_file(found, env, evalscripts, result.diagnostics, cache)]
@@ -77,7 +79,15 @@ def load(
     return result
 
 
-def _load_file(found, env, evalscripts, diagnostics: list[Diagnostic], cache: LoadCache) -> list[_Loaded]:
+@dataclass(frozen=True)
+class _Env:
+    """The environment references are checked against (None: not at all), and whether they are resolved."""
+
+    environ: Mapping[str, str] | None
+    resolve: bool
+
+
+def _load_file(found, env: _Env, evalscripts, diagnostics: list[Diagnostic], cache: LoadCache) -> list[_Loaded]:
     path, root = found
     file = str(path)
     try:
@@ -178,25 +188,27 @@ class _Reporter:
         self.out.append(Diagnostic(self.file, line, column, format_path(path), scrub(message), hint, severity))
 
 
-def _load_document(doc: Document, file: str, root: str, env, evalscripts, out: list[Diagnostic],
+def _load_document(doc: Document, file: str, root: str, env: _Env, evalscripts, out: list[Diagnostic],
                    unscanned: bool = False) -> _Loaded:
     report = _Reporter(doc, file, out)
     if not isinstance(doc.data, dict):
         report((), "a manifest is a mapping with apiVersion, kind, metadata and spec")
         return _Loaded(file, doc.index, doc.line, None, None)
-    data, refs = (doc.data, envrefs.EnvScan()) if unscanned else envrefs.scan(doc.data, env)
+    data, refs = (doc.data, envrefs.EnvScan()) if unscanned else envrefs.scan(doc.data, env.environ, env.resolve)
     for path, message, hint in refs.problems:
         report(path, message, hint)
+    for path, name in refs.unset:
+        report(path, f"environment variable {name} is not set", f"plan and apply need it: export {name} before running them",
+               warning=True)
     for path in sorted(refs.literal_secrets, key=str):
         report(path, "a credential is written in the manifest", "use ${env:NAME} so it stays out of git", warning=True)
-    job, request = _validate(data, refs, report)
+    context = {"unresolved": refs.unresolved}
+    job = _validate(data, refs, context, report)
     body = _body_with_evalscript(data, file, root, evalscripts, report)
-    if request is not None:
-        at = ("spec", "request")
-        findings: list[Finding] = check_v1(request) if isinstance(request, RequestV1) else check_v2(request)
-        for f in findings:
-            if (*at, *f.path) not in refs.unresolved:
-                report((*at, *f.path), f.message, f.hint)
+    at = ("spec", "request")
+    for f in _findings(job, data, body, context):
+        if (*at, *f.path) not in refs.unresolved:
+            report((*at, *f.path), f.message, f.hint)
     metadata = data.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) and isinstance(metadata.get("name"), str) else None
     valid = job is not None and body is not None and not report.errors
@@ -215,13 +227,10 @@ def _without_request(job: BatchJob) -> BatchJob:
     return job.model_copy(update={"spec": job.spec.model_copy(update={"request": None})})
 
 
-def _validate(data: dict, refs: envrefs.EnvScan, report: _Reporter) -> tuple[BatchJob | None, Any]:
-    """The manifest model, and the request model on its own: its rules can be checked even when
-    something outside the request is wrong."""
-    context = {"unresolved": refs.unresolved}
+def _validate(data: dict, refs: envrefs.EnvScan, context: dict, report: _Reporter) -> BatchJob | None:
+    """The manifest model; None when it is not valid, with every schema error reported."""
     try:
-        job = BatchJob.model_validate(data, context=context)
-        return job, job.spec.request
+        return BatchJob.model_validate(data, context=context)
     except ValidationError as e:
         hidden = frozenset(refs.sensitive)
         errors = [translate(error, data, BatchJob, hidden) for error in e.errors(include_url=False)]
@@ -235,14 +244,21 @@ def _validate(data: dict, refs: envrefs.EnvScan, report: _Reporter) -> tuple[Bat
         if fe.kind in _TYPE_ERRORS and fe.path in refs.unresolved:
             hint = "${env:…} references resolve to strings; write numbers and booleans literally"
         report(fe.path, fe.message, hint, fe.at_key)
+    return None
+
+
+def _findings(job: BatchJob | None, data: dict, body: dict | None, context: dict) -> list[Finding]:
+    """The rules of the request beyond its schema: over its model when the manifest is valid, else
+    each rule whose parts are valid on their own, so that no error hides another."""
+    process = body.get("processRequest") if isinstance(body, dict) else None
+    script = process.get("evalscript") if isinstance(process, dict) else None
+    script = script if isinstance(script, str) else None
+    if job is not None:
+        request = job.spec.request
+        return check_v1(request, script) if isinstance(request, RequestV1) else check_v2(request, script)
     spec = data.get("spec")
-    if any(fe.path[:2] in (("spec",), ("spec", "request"), ("spec", "api")) for fe in errors) or not isinstance(spec, dict):
-        return None, None
-    model = RequestV1 if spec.get("api") == "v1" else RequestV2
-    try:
-        return None, model.model_validate(spec.get("request"), context=context)
-    except ValidationError:
-        return None, None
+    api = spec.get("api", "v2") if isinstance(spec, dict) else None
+    return check_parts(api, spec.get("request"), script, context) if api in ("v1", "v2") else []
 
 
 def _body_with_evalscript(data: dict, file: str, root: str, cache: dict, report: _Reporter) -> dict | None:
@@ -255,7 +271,7 @@ def _body_with_evalscript(data: dict, file: str, root: str, cache: dict, report:
         return None  # the schema errors say why
     inline, name = process.get("evalscript"), spec.get("evalscriptFile")
     if not isinstance(name, str):
-        misspelt = any("evalscript" in str(key).lower() and key != "evalscriptFile" for key in spec)
+        misspelt = any(_names_evalscript(key) for key in (*spec, *process))  # its unknown-field error says it all
         if inline is None and name is None and not misspelt:
             report(("spec", "request", "processRequest", "evalscript"), "no evalscript",
                    "set spec.evalscriptFile, or request.processRequest.evalscript inline", at_key=True)
@@ -276,6 +292,13 @@ def _body_with_evalscript(data: dict, file: str, root: str, cache: dict, report:
     else:
         return {**request, "processRequest": {**process, "evalscript": script}}
     return None
+
+
+def _names_evalscript(key: object) -> bool:
+    """Whether `key` is a misspelling of `evalscriptFile` or `evalscript`."""
+    lowered = str(key).lower()
+    return key not in ("evalscriptFile", "evalscript") and (
+        "evalscript" in lowered or bool(difflib.get_close_matches(lowered, ("evalscript", "evalscriptfile"), cutoff=0.8)))
 
 
 def _read_evalscript(key: str, root: str, cache: dict[str, str | YamlProblem | None]) -> str | YamlProblem | None:

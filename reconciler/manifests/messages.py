@@ -8,6 +8,7 @@ author, and suggest the nearest field name for a typo.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from pydantic import BaseModel
 from reconciler.redaction import SENSITIVE
 
 _YAML_TYPE = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", dict: "a mapping", list: "a list"}
+
+_LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")  # the words of pydantic's "'a', 'b' or 'c'"
 
 _EXPECTED = {
     "string_type": "a string",
@@ -67,6 +70,7 @@ def translate(error: dict[str, Any], data: Any, model: type[BaseModel], hidden: 
         message = f"expected {_EXPECTED[kind]}, got {_describe(error.get('input'))}"
     elif kind == "literal_error":
         message = f"expected {error['ctx']['expected']}, got {_describe(error.get('input'))}"
+        hint = _nearest_word(error.get("input"), _LITERAL.findall(error["ctx"]["expected"]))
     elif kind in ("union_tag_invalid", "union_tag_not_found"):
         ctx = error.get("ctx", {})
         field = ctx.get("discriminator", "type").strip("'")
@@ -74,13 +78,29 @@ def translate(error: dict[str, Any], data: Any, model: type[BaseModel], hidden: 
         message = f"`{field}` must be one of {expected}" if expected else f"`{field}` is required here"
         if kind == "union_tag_not_found" or field not in (node or {}):
             return FieldError((*path, field), message, None, True, kind)
+        hint = _nearest_word(node[field], _LITERAL.findall(expected or ""))  # quotes only allowed words
         path = (*path, field)
     elif kind == "invalid_api":
         return FieldError(("spec", "api"), "spec.api must be v1 or v2", None, False, kind)
     else:
         message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         message = message[:1].lower() + message[1:]
+        hint = (error.get("ctx") or {}).get("hint")  # a rule's own (reconciler.api.models.base.problem)
     return FieldError(path, message, hint, False, kind)
+
+
+def _nearest_word(given: Any, allowed: list[str]) -> str | None:
+    """`did you mean …?` for a misspelt fixed word: the same word in another case, else a close one
+    (closer than for field names: short words of one vocabulary look alike, e.g. NRT1h and NRTI)."""
+    if not isinstance(given, str) or not allowed:
+        return None
+    same = [word for word in allowed if word.lower() == given.lower()]
+    if same:
+        return f"did you mean `{same[0]}`?"
+    scores = {word: difflib.SequenceMatcher(None, given, word).ratio() for word in allowed}
+    best = max(scores.values())
+    close = [word for word in allowed if scores[word] == best] if best >= 0.75 else []
+    return "did you mean " + " or ".join(f"`{word}`" for word in close) + "?" if close else None
 
 
 def _existing_path(loc: tuple, data: Any) -> tuple[tuple, Any]:

@@ -1,16 +1,14 @@
 """Parts shared by v1 and v2: the process request, S3 locations, Zarr and COG parameters,
-tiling grid descriptors, paging links and the error body."""
+tiling grid descriptors, paging links and the error body. The data collections of a process
+request are in `datasets`."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     WithJsonSchema,
@@ -18,33 +16,12 @@ from pydantic import (
     model_validator,
 )
 
+from reconciler.api.models.base import CreateModel, LiveModel, OpenModel
+from reconciler.api.models.datasets import DataSource
+
+__all__ = ["CreateModel", "LiveModel", "OpenModel"]  # and the models below; the bases live in `base`
+
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-
-
-class CreateModel(BaseModel):
-    """Part of a body we send: strict types, unknown fields rejected."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-class OpenModel(BaseModel):
-    """Part of a body we send whose declared fields are checked and whose other fields pass through."""
-
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
-
-
-class LiveModel(BaseModel):
-    """An object the service returns: lenient, unknown fields kept."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-def _iso_datetime(value: str) -> str:
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError("expected an ISO 8601 date-time such as 2019-04-01T00:00:00Z") from None
-    return value
 
 
 Position = Annotated[list[float], Field(min_length=2, max_length=2)]
@@ -68,35 +45,24 @@ class BoundsProperties(CreateModel):
     crs: str = CRS84
 
 
+def _bbox_in_order(bbox: list[float] | None) -> list[float] | None:
+    if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
+        raise ValueError("expected [minX, minY, maxX, maxY] with min < max")
+    return bbox
+
+
 class Bounds(CreateModel):
     bbox: Annotated[list[float], Field(min_length=4, max_length=4)] | None = None
     geometry: Geometry | None = None
     properties: BoundsProperties | None = None
+
+    _bbox = field_validator("bbox")(_bbox_in_order)
 
     @model_validator(mode="after")
     def _bbox_or_geometry(self) -> Bounds:
         if self.bbox is None and self.geometry is None:
             raise ValueError("bounds need a `bbox` or a `geometry` (or both)")
         return self
-
-
-class TimeRange(CreateModel):
-    from_: str = Field(alias="from")
-    to: str
-
-    _check = field_validator("from_", "to")(_iso_datetime)
-
-
-class DataFilter(OpenModel):
-    timeRange: TimeRange | None = None
-    maxCloudCoverage: Annotated[float, Field(ge=0, le=100)] | None = None
-
-
-class DataSource(OpenModel):
-    type: str
-    id: str | None = None
-    dataFilter: DataFilter | None = None
-    processing: dict[str, Any] | None = None
 
 
 class ProcessInput(CreateModel):
@@ -116,11 +82,11 @@ class OutputResponse(CreateModel):
     format: ResponseFormat
 
 
-class ProcessOutput(OpenModel):
+class ProcessOutput(CreateModel):
     responses: Annotated[list[OutputResponse], Field(min_length=1)]
 
 
-class ProcessRequest(OpenModel):
+class ProcessRequest(CreateModel):
     """The Process API request inside a batch body (v2: output required)."""
 
     input: ProcessInput
