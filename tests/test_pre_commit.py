@@ -1,0 +1,56 @@
+"""The pre-commit hooks (.pre-commit-hooks.yaml), run by pre-commit itself (`pre-commit try-repo`)
+in a throw-away repository of manifests: validate and fmt --check pass on good manifests and fail,
+saying where, on bad ones."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from tests.conftest import EXAMPLES, ROOT
+
+
+def git(repo, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
+                   check=True, capture_output=True)
+
+
+def project_as_committed(tmp_path):
+    """This working tree's project files in a repository of their own, committed: try-repo installs
+    the hooks from a commit, and the tree under test may not be one yet."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in (".pre-commit-hooks.yaml", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, project / name)
+    shutil.copytree(ROOT / "reconciler", project / "reconciler", ignore=shutil.ignore_patterns("__pycache__"))
+    git(project.parent, "init", "-q", str(project))
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "project")
+    return project
+
+
+def test_the_hooks_pass_good_manifests_and_stop_bad_ones(tmp_path):
+    project = project_as_committed(tmp_path)
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, repo / "manifests")
+    git(repo.parent, "init", "-q", str(repo))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "manifests")
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit"), "NO_COLOR": "1"}
+
+    def hook(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(project), name, "--all-files"],
+                              cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+
+    for name in ("reconciler-validate", "reconciler-fmt"):
+        result = hook(name)
+        assert result.returncode == 0, result.stdout + result.stderr
+    target = repo / "manifests" / "corsica-max-ndvi.yaml"
+    target.write_text(target.read_text().replace("  state: started", "  state: strated").replace(
+        "  api: v2\n", "  api:   v2\n"))
+    validate, fmt = hook("reconciler-validate"), hook("reconciler-fmt")
+    assert validate.returncode == 1 and "manifests/corsica-max-ndvi.yaml:" in validate.stdout
+    assert "spec.state: expected 'created', 'analysed', 'started' or 'stopped'" in validate.stdout
+    assert fmt.returncode == 1 and "manifests/corsica-max-ndvi.yaml" in fmt.stdout
