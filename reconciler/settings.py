@@ -16,8 +16,26 @@ from urllib.parse import urlsplit
 
 from reconciler.errors import ReconcilerError
 
-DEFAULT_BASE_URL = "https://services.sentinel-hub.com"
-DEFAULT_TOKEN_URL = "https://services.sentinel-hub.com/auth/realms/main/protocol/openid-connect/token"
+
+@dataclass(frozen=True)
+class Deployment:
+    """A Sentinel Hub deployment: where its API is and which realm issues its tokens."""
+
+    base_url: str
+    token_url: str
+
+
+_MAIN_REALM = "https://services.sentinel-hub.com/auth/realms/main/protocol/openid-connect/token"
+# `--deployment` / SH_DEPLOYMENT. The EU and US West URLs are sentinelhub-py's own (SHConfig's
+# defaults, ServiceUrl.USWEST: one realm serves both); CDSE has its own API host and realm.
+DEPLOYMENTS = {
+    "eu": Deployment("https://services.sentinel-hub.com", _MAIN_REALM),  # the default
+    "us-west": Deployment("https://services-uswest2.sentinel-hub.com", _MAIN_REALM),
+    "cdse": Deployment("https://sh.dataspace.copernicus.eu",  # Copernicus Data Space Ecosystem
+                       "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"),
+}
+DEFAULT_BASE_URL = DEPLOYMENTS["eu"].base_url
+DEFAULT_TOKEN_URL = DEPLOYMENTS["eu"].token_url
 # oauthlib's own opt-in for plain-HTTP OAuth; we honour it for non-loopback hosts too.
 INSECURE_TRANSPORT_VARIABLE = "OAUTHLIB_INSECURE_TRANSPORT"
 
@@ -78,18 +96,21 @@ class ApiSettings:
         return (self.connect_timeout, self.read_timeout)
 
 
-def api_settings(environ: Mapping[str, str] = os.environ, **overrides: object) -> ApiSettings:
-    """Settings from SH_CLIENT_ID, SH_CLIENT_SECRET, SH_BASE_URL, SH_TOKEN_URL; non-None
-    `overrides` (from flags, or tests) win. Raises MissingCredentials or InvalidSettings."""
+def api_settings(environ: Mapping[str, str] = os.environ, deployment: str | None = None,
+                 **overrides: object) -> ApiSettings:
+    """Settings from SH_CLIENT_ID, SH_CLIENT_SECRET and the service's URLs (`deployment`, else
+    SH_DEPLOYMENT, else SH_BASE_URL/SH_TOKEN_URL); non-None `overrides` (tests) win. Raises
+    MissingCredentials or InvalidSettings."""
     known = {f.name for f in fields(ApiSettings)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise TypeError(f"unknown API setting(s): {', '.join(unknown)}")
+    base_url, token_url = service_urls(environ, deployment)
     values: dict[str, object] = {
         "client_id": environ.get("SH_CLIENT_ID", "").strip(),
         "client_secret": environ.get("SH_CLIENT_SECRET", "").strip(),
-        "base_url": environ.get("SH_BASE_URL", "").strip() or DEFAULT_BASE_URL,
-        "token_url": environ.get("SH_TOKEN_URL", "").strip() or DEFAULT_TOKEN_URL,
+        "base_url": base_url,
+        "token_url": token_url,
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     missing = [var for var, key in (("SH_CLIENT_ID", "client_id"), ("SH_CLIENT_SECRET", "client_secret"))
@@ -104,6 +125,30 @@ def api_settings(environ: Mapping[str, str] = os.environ, **overrides: object) -
     settings = ApiSettings(**values)  # type: ignore[arg-type]
     _check_transport(settings, environ)
     return settings
+
+
+def service_urls(environ: Mapping[str, str], deployment: str | None = None) -> tuple[str, str]:
+    """The API and token URLs: a named deployment's; else SH_BASE_URL (default EU) and SH_TOKEN_URL,
+    which defaults to the realm of the deployment SH_BASE_URL names (the EU realm for others).
+    A deployment and URLs that name another service are refused rather than guessed between."""
+    name = (deployment or environ.get("SH_DEPLOYMENT", "")).strip()
+    base = environ.get("SH_BASE_URL", "").strip()
+    token = environ.get("SH_TOKEN_URL", "").strip()
+    if not name:
+        base = _normalise_url(base, "SH_BASE_URL") if base else DEFAULT_BASE_URL
+        known = next((d for d in DEPLOYMENTS.values() if d.base_url == base), DEPLOYMENTS["eu"])
+        return base, token or known.token_url
+    chosen = DEPLOYMENTS.get(name)
+    if chosen is None:
+        raise InvalidSettings(f"unknown deployment {name!r} (SH_DEPLOYMENT or --deployment)",
+                              f"choose one of {', '.join(DEPLOYMENTS)}, or leave it unset and set SH_BASE_URL "
+                              "and SH_TOKEN_URL")
+    for variable, given, expected in (("SH_BASE_URL", base, chosen.base_url), ("SH_TOKEN_URL", token, chosen.token_url)):
+        if given and _normalise_url(given, variable) != expected:
+            raise InvalidSettings(f"{variable} ({given}) is not the {variable.split('_')[1].lower()} URL of "
+                                  f"deployment {name!r} ({expected})",
+                                  "set either the deployment or SH_BASE_URL and SH_TOKEN_URL, not both")
+    return chosen.base_url, chosen.token_url
 
 
 def _normalise_url(url: str, variable: str) -> str:

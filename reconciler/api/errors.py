@@ -59,8 +59,8 @@ class BadRequest(ApiError):
 class AuthError(ApiError):
     """401/403 from the API, or the token endpoint refused the client credentials."""
 
-    default_hint = ("check SH_CLIENT_ID and SH_CLIENT_SECRET, and that SH_TOKEN_URL belongs to the "
-                    "deployment in SH_BASE_URL")
+    default_hint = ("check SH_CLIENT_ID and SH_CLIENT_SECRET: an OAuth client of the deployment in use "
+                    "(--deployment or SH_DEPLOYMENT: eu, us-west, cdse; or SH_BASE_URL with its SH_TOKEN_URL)")
 
 
 class NotFound(ApiError):

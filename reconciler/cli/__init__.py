@@ -36,11 +36,26 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+def _group_options_first(args: list[str]) -> list[str]:
+    """`--debug` and `--deployment NAME` belong to the group; they are accepted after the command too."""
+    first, rest = [], list(args)
+    while "--debug" in rest:
+        rest.remove("--debug")
+        first = ["--debug"]
+    for index, arg in enumerate(rest):
+        if arg == "--":
+            break
+        if arg.startswith("--deployment="):
+            return [*first, arg, *rest[:index], *rest[index + 1:]]
+        if arg == "--deployment" and index + 1 < len(rest):
+            return [*first, *rest[index:index + 2], *rest[:index], *rest[index + 2:]]
+    return [*first, *rest]
+
+
 def run(args: list[str]) -> int:
     """Run the command line `args`; the exit code (DESIGN §5)."""
     debug = "--debug" in args or bool(os.environ.get("RECONCILER_DEBUG"))
-    if "--debug" in args:  # a flag of the group, accepted after the command too
-        args = ["--debug", *(a for a in args if a != "--debug")]
+    args = _group_options_first(args)
     redaction.forget()
     try:
         code = cli.main(args=args, prog_name="reconciler", standalone_mode=False)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import click
 
 from reconciler import __version__
+from reconciler.settings import DEPLOYMENTS
 
 PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 
@@ -37,8 +38,19 @@ RATE = click.FloatRange(min=0, max=1)
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="reconciler")
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error (or set RECONCILER_DEBUG=1).")
-def cli(debug: bool) -> None:
+@click.option("--deployment", type=click.Choice(list(DEPLOYMENTS)), default=None,
+              help="The Sentinel Hub deployment: eu (default), us-west, or cdse (Copernicus Data Space "
+                   "Ecosystem); or set SH_DEPLOYMENT, or SH_BASE_URL and SH_TOKEN_URL.")
+def cli(debug: bool, deployment: str | None) -> None:
     """GitOps for Sentinel Hub batch jobs: manifests in git, converged by plan and apply."""
+
+
+def service_settings():
+    """The API settings for this command line (its `--deployment`, else the environment)."""
+    from reconciler.settings import api_settings
+
+    context = click.get_current_context(silent=True)
+    return api_settings(deployment=context.find_root().params.get("deployment") if context else None)
 
 
 STATE = click.option("--state", "state_location", metavar="URL",

@@ -24,6 +24,7 @@ from reconciler.cli.base import (
     lease_options,
     lockfile_at,
     selection_of,
+    service_settings,
     units_of,
 )
 
@@ -48,7 +49,6 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
     from reconciler.operations.planfile import SavedPlan, save
     from reconciler.operations.run import load_manifests, make_plan
     from reconciler.render.plan import show_plan
-    from reconciler.settings import api_settings
 
     units = units_of(paths, state_location, shards)
     if out_file and len(units) > 1:
@@ -58,7 +58,7 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
         selection = selection_of(unit.paths, targets, selectors, show_unmanaged, allow_replace)
         manifests, names = load_manifests(selection, use_cache=True)
         state_file = lockfile_at(unit.state)
-        with BatchClient(api_settings()) as client:
+        with BatchClient(service_settings()) as client:
             made, refreshed = make_plan(client, state_file, manifests, names, selection)
         show_plan(made, fmt, show_unmanaged=show_unmanaged)
         if out_file:
@@ -107,7 +107,6 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
     from reconciler.operations.run import ApplySettings, apply_fresh, apply_saved
     from reconciler.render.apply import Progress, confirm, show_results
     from reconciler.render.plan import show_plan
-    from reconciler.settings import api_settings
 
     settings = ApplySettings(parallelism, wait, timeout, poll_interval, lease_options(lease_ttl, lock_timeout))
     saved_file = paths[0] if len(paths) == 1 and is_plan_file(paths[0]) else None
@@ -119,7 +118,7 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
 
     def one(unit) -> int:
         state_file, progress = lockfile_at(unit.state), Progress()
-        with _reporting_interrupts(progress), BatchClient(api_settings()) as client:
+        with _reporting_interrupts(progress), BatchClient(service_settings()) as client:
             if saved_file:
                 made, results, final = apply_saved(client, state_file, load(saved_file), settings,
                                                    lambda p: show_plan(p, "text"), progress)
@@ -161,13 +160,12 @@ def reconcile(paths, state_location, detect_only, report, wait, timeout, paralle
     from reconciler.render.apply import Progress
     from reconciler.render.plan import show_plan
     from reconciler.render.reconcile import reconcile_markdown, show_reconciled
-    from reconciler.settings import api_settings
 
     settings = ApplySettings(parallelism, wait, timeout, 1.0, lease_options(lease_ttl, lock_timeout))
 
     def one(unit) -> int:
         progress = Progress()
-        with _reporting_interrupts(progress), BatchClient(api_settings()) as client:
+        with _reporting_interrupts(progress), BatchClient(service_settings()) as client:
             outcome = run_reconcile(client, lockfile_at(unit.state), selection_of(unit.paths, targets, selectors), settings,
                                     detect_only, lambda p: show_plan(p, "text"), progress)
         show_reconciled(outcome, detect_only)
@@ -205,7 +203,6 @@ def status(paths, state_location, fmt, shards, map_file) -> int:
     from reconciler.errors import UsageError
     from reconciler.operations.status import read_manifests, statuses
     from reconciler.render.status import show_statuses
-    from reconciler.settings import api_settings
 
     if map_file:
         return _tile_map(paths, state_location, shards, map_file)
@@ -214,7 +211,7 @@ def status(paths, state_location, fmt, shards, map_file) -> int:
 
     def one(unit) -> int:
         readable = read_manifests(unit.paths)
-        with BatchClient(api_settings()) as client:
+        with BatchClient(service_settings()) as client:
             rows = statuses(client, lockfile_at(unit.state), readable, names or None)
         shown.update(row.name for row in rows)
         if rows or not names:  # named jobs another shard holds: nothing to show here
@@ -263,7 +260,6 @@ def import_command(name, request_id, api, write, state_location, lease_ttl, lock
     from reconciler.manifests.schema import check_name
     from reconciler.operations.adopt import import_job
     from reconciler.render.status import show_imported
-    from reconciler.settings import api_settings
 
     try:
         check_name(name)
@@ -271,7 +267,7 @@ def import_command(name, request_id, api, write, state_location, lease_ttl, lock
         raise click.BadParameter(str(e), param_hint="NAME") from None
     if write and Path(write).exists():
         raise click.BadParameter(f"{write} exists; not overwriting it", param_hint="--write")
-    with BatchClient(api_settings()) as client:
+    with BatchClient(service_settings()) as client:
         imported = import_job(client, lockfile_at(state_location), name, request_id, api,
                               lease_options(lease_ttl, lock_timeout), adopt=bool(write))
     if write:
@@ -287,9 +283,8 @@ def grids(api: str, fmt: str) -> int:
     """List the tiling grids the Batch API offers (needs SH_CLIENT_ID/SH_CLIENT_SECRET)."""
     from reconciler.api.client import BatchClient
     from reconciler.render.grids import show_grids
-    from reconciler.settings import api_settings
 
-    with BatchClient(api_settings()) as client:
+    with BatchClient(service_settings()) as client:
         show_grids(getattr(client, api).tiling_grids(), fmt)
     return 0
 
@@ -311,7 +306,6 @@ def _tile_map(names: tuple[str, ...], state_location, shards, map_file: str) -> 
     from reconciler.errors import UsageError
     from reconciler.operations.tilemap import tile_map
     from reconciler.render.tilemap import write_map
-    from reconciler.settings import api_settings
 
     if len(names) != 1:
         raise UsageError("--map needs exactly one job NAME", "e.g. reconciler status corsica-max-ndvi --map tiles.png")
@@ -319,7 +313,7 @@ def _tile_map(names: tuple[str, ...], state_location, shards, map_file: str) -> 
     for unit in units_of((), state_location, shards):
         record = lockfile_at(unit.state).read().lockfile.jobs.get(name)
         if record is not None and record.id:
-            with BatchClient(api_settings()) as client:
+            with BatchClient(service_settings()) as client:
                 api = JobsApi(client, record.api)
                 job = api.get(record.id)
                 write_map(tile_map(api, job), map_file, f"{name} · {job.api} {job.status}")

@@ -16,6 +16,7 @@ from reconciler.cli.base import (
     lease_options,
     lockfile_at,
     selection_of,
+    service_settings,
     units_of,
 )
 
@@ -38,7 +39,7 @@ def state_rebuild(paths, state_location, shards, lease_ttl, lock_timeout) -> int
     from reconciler.operations.adopt import rebuild
     from reconciler.operations.run import load_manifests
     from reconciler.render.status import show_rebuilt
-    from reconciler.settings import api_settings, load_shards
+    from reconciler.settings import load_shards
 
     every = load_shards()
 
@@ -47,7 +48,7 @@ def state_rebuild(paths, state_location, shards, lease_ttl, lock_timeout) -> int
         state_file = lockfile_at(unit.state)
         others = [lockfile_at(shard.state) for shard in every.values() if lockfile_at(shard.state).location != state_file.location]
         taken = frozenset(record.id for other in others for record in other.read().lockfile.jobs.values() if record.id)
-        with BatchClient(api_settings()) as client:
+        with BatchClient(service_settings()) as client:
             show_rebuilt(rebuild(client, state_file, manifests, lease_options(lease_ttl, lock_timeout), taken))
         return 0
 
