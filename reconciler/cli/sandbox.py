@@ -28,7 +28,8 @@ def sandbox() -> None:
 @click.option("--manual-clock", is_flag=True,
               help="Sandbox time starts at the real time and moves only by POST /sandbox/clock "
                    '{"advance": SECONDS}, which answers once every job has caught up (for tests).')
-@click.option("--analysis-seconds", type=click.FloatRange(min=0), default=0.3, show_default=True)
+@click.option("--analysis-seconds", type=click.FloatRange(min=0), default=0.3, show_default=True,
+              help="How long an analysis takes (ANALYSING before ANALYSIS_DONE), before --speed.")
 @click.option("--tile-seconds", type=click.FloatRange(min=0), default=0.05, show_default=True,
               help="Processing time of one tile.")
 @click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True, help="Tiles processed at once.")
