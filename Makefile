@@ -12,9 +12,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Two workers: most time goes to tests driving sandbox servers, which overlap well.
+# Three workers on two cores: much of the time goes to tests waiting on sandbox servers, which
+# overlap well; worksteal keeps the long tests from leaving a worker idle at the end.
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 3 --dist worksteal
 
 demo: $(VENV)/.installed
 	PYTHON=$(BIN)/python bash scripts/demo.sh

@@ -157,7 +157,7 @@ def test_jobs_survive_a_restart_with_a_data_dir(tmp_path):
 def test_the_client_survives_20_percent_5xx_and_a_rate_limit(tmp_path):
     """Every call either succeeds within its budget or raises one of our errors; after a 429 the
     session waits out the server's Retry-After (counted from the answer)."""
-    hostile = SandboxProcess(tmp_path, "--error-rate", "0.2", "--rate-limit", "5", "--seed", "3", "--speed", "10")
+    hostile = SandboxProcess(tmp_path, "--error-rate", "0.2", "--rate-limit", "10", "--seed", "3", "--speed", "10")
     sleeps: list[float] = []
     told: list[float] = []
     try:

@@ -10,7 +10,7 @@ import queue
 from tests.conftest import SandboxProcess
 
 PROCESSES = 8
-ROUNDS = 40
+ROUNDS = 20
 LATENCY = "0.02"  # seconds inside each write, after moto's precondition check
 
 
@@ -20,15 +20,19 @@ def _race(env: dict) -> list[tuple[str, int, int]]:
     racers = [context.Process(target=_racer, args=(env, barrier, results, i)) for i in range(PROCESSES)]
     for racer in racers:
         racer.start()
+    wins, finished = [], 0
+    while finished < PROCESSES:  # each racer ends with ("done", …); read before joining (a full pipe blocks)
+        try:
+            result = results.get(timeout=1)
+        except queue.Empty:
+            assert all(racer.exitcode in (None, 0) for racer in racers), [racer.exitcode for racer in racers]
+            continue
+        finished += result[0] == "done"
+        wins += [result] if result[0] != "done" else []
     for racer in racers:
         racer.join(timeout=300)
         assert racer.exitcode == 0
-    wins = []
-    while True:
-        try:
-            wins.append(results.get(timeout=2))
-        except queue.Empty:
-            return wins
+    return wins
 
 
 def _winners_per_round(wins, kind: str) -> list[int]:
@@ -55,6 +59,7 @@ def _racer(env: dict, barrier, results, index: int) -> None:
             results.put(("replace", round_, index))
         except ClientError as e:
             assert e.response["Error"]["Code"] in ("PreconditionFailed", "ConditionalRequestConflict"), e.response
+    results.put(("done", -1, index))
 
 
 def test_conditional_writes_have_exactly_one_winner_per_round(tmp_path):

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -172,9 +173,9 @@ def test_conditional_delete_refuses_a_stale_etag(backend):
 
 def test_delete_many_removes_every_key_and_ignores_absent_ones(backend):
     p, store = backend.prefix, backend.store
-    keys = [f"{p}many/{i:04d}.json" for i in range(1205)]  # more than one S3 DeleteObjects call
-    for key in keys[:1200]:
-        store.put(key, b"{}")
+    keys = [f"{p}many/{i:04d}.json" for i in range(1005)]  # more than one S3 DeleteObjects call (1,000 keys)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: store.put(key, b"{}"), keys[:1001]))
     store.put(f"{p}many-kept.json", b"{}")
     store.delete_many(keys)
     assert store.list(f"{p}many/") == []
