@@ -213,16 +213,22 @@ def _wait_accepting(url: str, timeout: float = 10.0) -> None:
 
 
 def serve(options: SandboxOptions, env_file: Path | None, announce) -> None:
-    """Run until SIGINT or SIGTERM; the env file is removed again on a clean stop."""
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
-    with Sandbox(options) as sandbox:
-        if env_file is not None:
-            sandbox.write_env_file(env_file)
-        announce(sandbox)
-        try:
-            stopping.wait()
-        finally:
+    """Run until SIGINT or SIGTERM; the env file is removed again on a clean stop.
+
+    The signals are blocked (in the servers' threads too, which inherit the mask) and taken with
+    sigwait: one that arrives while the servers start waits until they are up, and no handler runs
+    at a random point (an Event set from a handler deadlocks when the signal lands inside wait())."""
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    try:
+        with Sandbox(options) as sandbox:
             if env_file is not None:
-                env_file.unlink(missing_ok=True)
+                sandbox.write_env_file(env_file)
+            announce(sandbox)
+            try:
+                signal.sigwait(stop_signals)
+            finally:
+                if env_file is not None:
+                    env_file.unlink(missing_ok=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
