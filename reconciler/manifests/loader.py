@@ -213,7 +213,7 @@ def _load_document(doc: Document, file: str, root: str, env: _Env, evalscripts, 
     name = metadata.get("name") if isinstance(metadata, dict) and isinstance(metadata.get("name"), str) else None
     valid = job is not None and body is not None and not report.errors
     manifest = _manifest(job, file, doc.line, body, frozenset(refs.sensitive)) if valid else None
-    deferred = job is None and body is not None and not report.errors  # only ${env:…}-dependent errors
+    deferred = manifest is None and not report.errors  # only ${env:…}-dependent errors: never dropped silently
     return _Loaded(file, doc.index, doc.line, name, manifest, deferred)
 
 
@@ -235,8 +235,8 @@ def _validate(data: dict, refs: envrefs.EnvScan, context: dict, report: _Reporte
         hidden = frozenset(refs.sensitive)
         errors = [translate(error, data, BatchJob, hidden) for error in e.errors(include_url=False)]
     for fe in errors:
-        if fe.path in refs.unresolved and fe.kind not in _TYPE_ERRORS:
-            continue  # depends on the variable's value: checked with --resolve-env
+        if fe.path in refs.unresolved and fe.kind not in _TYPE_ERRORS and fe.kind != "extra_forbidden":
+            continue  # depends on the variable's value: checked with --resolve-env (an unknown field does not)
         hint = fe.hint
         if fe.kind == "extra_forbidden" and fe.path[:2] == ("spec", "request") and len(fe.path) == 3:
             fields, other = _OTHER_API_FIELDS[data["spec"].get("api", "v2")]
