@@ -18,17 +18,19 @@ from reconciler.render.diagnostics import show_error, show_failure
 
 __all__ = ["cli", "main"]
 
+# Loading 10,000 manifests makes millions of small objects that are not cyclic: at the default
+# threshold the collector rescans them over and over (bench/RESULTS.md). Only the console script
+# uses this, for its own process; a library caller's interpreter is left alone.
+GC_THRESHOLD = 50_000
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every failure becomes a message and an exit code, never a traceback. Called as
     the console script (no `argv`), it also tunes the cycle collector for the run, and puts it back."""
     if argv is not None:
         sys.exit(run(argv))
-    # Loading 10,000 manifests makes millions of small objects that are not cyclic: at the default
-    # threshold the collector rescans them over and over (bench/RESULTS.md). Only the console
-    # script does this, for its own process; a library caller's interpreter is left alone.
     threshold = gc.get_threshold()
-    gc.set_threshold(50_000, *threshold[1:])
+    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
     try:
         code = run(sys.argv[1:])
     finally:
