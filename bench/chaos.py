@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from record import append  # noqa: E402
+
 from tests.conftest import SandboxProcess  # noqa: E402
 from tests.test_engine_chaos import apply_seconds, marked, write_manifests  # noqa: E402
 
@@ -143,9 +144,8 @@ def faults(work: Path) -> dict:
 def fuzz(examples: int) -> dict:
     from hypothesis import HealthCheck, given, settings
 
-    from tests.test_properties import mutated_example
-
     from reconciler.manifests.loader import load
+    from tests.test_properties import mutated_example
 
     escaped = []
     folder = Path(tempfile.mkdtemp())

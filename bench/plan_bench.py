@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from record import append  # noqa: E402
+
 from tests.conftest import SandboxProcess  # noqa: E402
 
 SENTINELHUB_LOOP = """

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 
-
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
 from reconciler.engine.identity import owner

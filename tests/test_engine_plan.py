@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 import pytest
 
 from reconciler.api.jobs import LiveJob
+from reconciler.canonical import spec_hash
 from reconciler.engine.actions import Kind
 from reconciler.engine.identity import with_marker
-from reconciler.canonical import spec_hash
 from reconciler.engine.plan import PlanOptions, plan
 from reconciler.manifests.loader import load
 from reconciler.state.model import JobState, Lockfile

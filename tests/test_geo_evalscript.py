@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from reconciler.geo.evalscript import UNPARSED, EvalscriptInfo, OutputInfo, parse_evalscript
-
 from tests.conftest import EXAMPLES
 
 SCRIPTS = EXAMPLES / "evalscripts"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import concurrent.futures
 import time
 
-import pytest
 import requests
 
 from reconciler.api.client import BatchClient

@@ -26,7 +26,6 @@ from reconciler.api.models import v1, v2
 from reconciler.api.models.live import API_VERSIONS, ApiVersion, LiveJob
 from reconciler.redaction import from_service
 
-
 # The v1 request fields that together are the create body the service echoes back.
 V1_BODY_FIELDS = ("processRequest", "tilingGrid", "output", "bucketName", "zarrOutput", "description")
 

@@ -49,8 +49,8 @@ from reconciler.api.errors import (
     parse_error_body,
 )
 from reconciler.api.pacer import Pacer
-from reconciler.redaction import remember
 from reconciler.api.transport import TRANSPORT_ERRORS, BoundedAdapter, classify_failure, no_redirects, redirect_target
+from reconciler.redaction import remember
 from reconciler.settings import INSECURE_TRANSPORT_VARIABLE, ApiSettings, is_loopback
 
 log = logging.getLogger(__name__)

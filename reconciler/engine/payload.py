@@ -16,8 +16,8 @@ import hmac
 import json
 from typing import Any
 
-from reconciler.engine.identity import with_marker
 from reconciler.canonical import digest
+from reconciler.engine.identity import with_marker
 from reconciler.redaction import SENSITIVE
 
 

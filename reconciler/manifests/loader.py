@@ -15,8 +15,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reconciler.api.checks import Finding, check_parts, check_v1, check_v2
-from reconciler.diagnostics import Diagnostic, Severity, format_path
 from reconciler.canonical import desired
+from reconciler.diagnostics import Diagnostic, Severity, format_path
 from reconciler.manifests import envrefs
 from reconciler.manifests.cache import LoadCache
 from reconciler.manifests.files import (

@@ -12,11 +12,11 @@ from datetime import datetime, timezone
 from reconciler.api.client import BatchClient
 from reconciler.api.errors import ApiError, NotFound
 from reconciler.api.jobs import JobsApi, LiveJob
-from reconciler.engine.identity import owner, with_marker, without_marker
 from reconciler.canonical import canonical, spec_hash
+from reconciler.engine.identity import owner, with_marker, without_marker
 from reconciler.errors import ReconcilerError
-from reconciler.redaction import CREDENTIAL_KEYS
 from reconciler.manifests.manifest import Manifest
+from reconciler.redaction import CREDENTIAL_KEYS
 from reconciler.state.lease import whoami
 from reconciler.state.model import HistoryEntry, JobState
 from reconciler.state.operations import LeaseOptions, locked

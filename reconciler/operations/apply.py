@@ -32,7 +32,6 @@ from reconciler.state.model import PREVIOUS_LIMIT, HistoryEntry, Intent, JobStat
 from reconciler.state.statefile import Journal
 
 
-
 @dataclass
 class ActionResult:
     action: Action

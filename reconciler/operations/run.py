@@ -28,6 +28,7 @@ from reconciler.state.lease import whoami
 from reconciler.state.operations import LeaseOptions, locked
 from reconciler.state.statefile import StateFile
 
+
 class StalePlan(ReconcilerError):
     """A saved plan whose lockfile or live jobs have changed since it was made."""
 

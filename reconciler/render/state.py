@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from reconciler.render import colour_enabled, out, paint, plain
+from reconciler.state.format import encode
 from reconciler.state.lease import LeaseInfo
 from reconciler.state.model import JobState, Lockfile
-from reconciler.state.format import encode
 
 
 def show_jobs(lockfile: Lockfile, location: str, fmt: str, exists: bool = True) -> None:
