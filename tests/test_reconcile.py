@@ -53,7 +53,7 @@ def test_a_normal_run_does_only_what_needs_no_review(sandbox, tmp_path, monkeypa
     assert code == 2 and "left for review" in out  # new jobs are not created by a scheduled run: it alerts
     assert "no lockfile yet" in run_cli("state", "list")[1] or names[0] not in run_cli("state", "list")[1]
     assert run_cli("apply", "--auto-approve")[0] == 0  # a reviewed apply creates them
-    code, out, _ = run_cli("reconcile", "--wait")
+    code, out, _ = run_cli("reconcile", "--wait", "--poll-interval", "100ms")
     assert code == 0  # the budget-limited job is started by the scheduled run once analysed
     code, out, _ = run_cli("plan", "--detailed-exitcode")
     assert code in (0, 2)
@@ -74,7 +74,7 @@ def test_self_heal_restarts_partial_within_budget_and_never_recreates_a_stale_fi
         code, out, _ = run_cli("apply", "--auto-approve", "--wait", "--poll-interval", "100ms")
         assert "PARTIAL" in out  # half the tiles fail
         for _ in range(20):
-            code, out, _ = run_cli("reconcile", "--wait")
+            code, out, _ = run_cli("reconcile", "--wait", "--poll-interval", "100ms")
             assert code == 0, out
             if "DONE" in run_cli("status")[1]:
                 break

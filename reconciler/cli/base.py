@@ -59,6 +59,7 @@ LEASE_TTL = click.option("--lease-ttl", type=Duration(), default=None,
                          help="How long the lease lives without renewal (default: $RECONCILER_LEASE_TTL or 10m).")
 LOCK_TIMEOUT = click.option("--lock-timeout", type=Duration(), default=0.0,
                             help="Wait this long for a held lease (capped backoff) before exiting 3.")
+POLL_INTERVAL = click.option("--poll-interval", type=Duration(), default=1.0, help="How often --wait looks (default 1s).")
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 
 

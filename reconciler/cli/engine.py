@@ -14,6 +14,7 @@ from reconciler.cli.base import (
     LEASE_TTL,
     LOCK_TIMEOUT,
     PATHS,
+    POLL_INTERVAL,
     SELECTOR,
     SHARD,
     STATE,
@@ -90,7 +91,7 @@ def show(planfile: str, fmt: str) -> int:
 @click.option("--timeout", type=Duration(), default=3600.0, help="How long --wait waits (default 1h).")
 @click.option("--parallelism", type=click.IntRange(min=1, max=64), default=4, show_default=True,
               help="How many jobs are acted on at once (a job's own steps always run in order).")
-@click.option("--poll-interval", type=Duration(), default=1.0, help="How often --wait looks (default 1s).")
+@POLL_INTERVAL
 @LOCK_TIMEOUT
 @LEASE_TTL
 @TARGET
@@ -145,13 +146,14 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
 @click.option("--timeout", type=Duration(), default=3600.0, help="How long --wait waits (default 1h).")
 @click.option("--parallelism", type=click.IntRange(min=1, max=64), default=4, show_default=True,
               help="How many jobs are acted on at once (a job's own steps always run in order).")
+@POLL_INTERVAL
 @LOCK_TIMEOUT
 @LEASE_TTL
 @TARGET
 @SELECTOR
 @SHARD
-def reconcile(paths, state_location, detect_only, report, wait, timeout, parallelism, lock_timeout, lease_ttl, targets,
-              selectors, shards) -> int:
+def reconcile(paths, state_location, detect_only, report, wait, timeout, parallelism, poll_interval, lock_timeout, lease_ttl,
+              targets, selectors, shards) -> int:
     """For scheduled runs: apply only what needs no review (start, restart within budget, stop,
     description updates, adopt); report creates, replacements, removals and blocked changes."""
     from reconciler.api.client import BatchClient
@@ -161,7 +163,7 @@ def reconcile(paths, state_location, detect_only, report, wait, timeout, paralle
     from reconciler.render.plan import show_plan
     from reconciler.render.reconcile import reconcile_markdown, show_reconciled
 
-    settings = ApplySettings(parallelism, wait, timeout, 1.0, lease_options(lease_ttl, lock_timeout))
+    settings = ApplySettings(parallelism, wait, timeout, poll_interval, lease_options(lease_ttl, lock_timeout))
 
     def one(unit) -> int:
         progress = Progress()
