@@ -15,7 +15,8 @@ MEASURES = ("measure", "result", "target")
 
 def append(title: str, rows: list[str], columns: tuple[str, ...] = MEASURES) -> None:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python " + " ".join([os.path.relpath(sys.argv[0], RESULTS.parent.parent), *sys.argv[1:]])
+    script = sys.modules["__main__"].__file__  # absolute: the benchmark may have left its folder since
+    command = "python " + " ".join([os.path.relpath(script, RESULTS.parent.parent), *sys.argv[1:]])
     machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
     print("\n".join(rows))
     table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]
