@@ -49,8 +49,13 @@ def _clean(value: Any, path: tuple, sensitive: frozenset[tuple], mask: bool) -> 
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            cleaned = _clean(item, (*path, key), sensitive, mask)
-            if cleaned is None or cleaned == {} or _is_default((*path, key), cleaned):
+            if type(item) in _AS_IS and not sensitive:
+                cleaned = item  # most of a body: no path to build, nothing to descend into
+            else:
+                cleaned = _clean(item, (*path, key), sensitive, mask)
+                if cleaned is None or cleaned == {}:
+                    continue
+            if key in _DEFAULTS_BY_KEY and _is_default((*path, key), cleaned):
                 continue
             out[key] = cleaned
         return out
@@ -59,6 +64,9 @@ def _clean(value: Any, path: tuple, sensitive: frozenset[tuple], mask: bool) -> 
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     return value
+
+
+_AS_IS = frozenset({str, int, bool})  # exactly these types are already canonical (a float may not be)
 
 
 def _is_default(path: tuple, value: Any) -> bool:

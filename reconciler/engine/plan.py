@@ -56,27 +56,20 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
 
 
 class LiveForms:
-    """Canonical live bodies and the digests of their stable JSON, each made once per plan (the
-    diff and the fingerprint share them)."""
+    """The digest of each canonical body, made once per plan (the decision and the fingerprint
+    share it). The form itself is not kept: only a job whose digest differs needs it, for its diff."""
 
     def __init__(self) -> None:
-        self._done: dict[tuple[int, frozenset], tuple[dict, str]] = {}
+        self._digests: dict[tuple[int, frozenset], str] = {}
 
     def digest(self, job: LiveJob, sensitive: frozenset[tuple] = frozenset()) -> str:
-        return self._made(job.request, sensitive)[1]
-
-    def form(self, job: LiveJob, sensitive: frozenset[tuple] = frozenset()) -> dict:
-        return self._made(job.request, sensitive)[0]
+        return self.desired_digest(job.request, sensitive)
 
     def desired_digest(self, body: dict, sensitive: frozenset[tuple]) -> str:
-        return self._made(body, sensitive)[1]
-
-    def _made(self, body: dict, sensitive: frozenset[tuple]) -> tuple[dict, str]:
         key = (id(body), sensitive)
-        if key not in self._done:
-            form = canonical(body, sensitive)
-            self._done[key] = form, digest(form)
-        return self._done[key]
+        if key not in self._digests:
+            self._digests[key] = digest(canonical(body, sensitive))
+        return self._digests[key]
 
 
 def fingerprint(pairs: Iterable[Pair], forms: LiveForms | None = None) -> str:
@@ -124,7 +117,8 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
     if p.found_by_marker:
         out.append(replace(base, kind=Kind.ADOPT, steps=(Step.ADOPT,), reasons=("found by its ownership marker",)))
     live_digest = forms.digest(p.live, body_sensitive)
-    diff = changes(canonical(body, body_sensitive), forms.form(p.live, body_sensitive)) if live_digest != desired_digest else ()
+    diff = () if live_digest == desired_digest else changes(canonical(body, body_sensitive),
+                                                            canonical(p.live.request, body_sensitive))
     if diff or p.live.api != m.job.spec.api:
         return out + [_spec_changed(p, base, diff, options, estimate)]
     wanted = with_marker(m.job.spec.description, p.name)
