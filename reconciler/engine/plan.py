@@ -63,9 +63,9 @@ class LiveForms:
         self._digests: dict[tuple[int, frozenset], str] = {}
 
     def digest(self, job: LiveJob, sensitive: frozenset[tuple] = frozenset()) -> str:
-        return self.desired_digest(job.request, sensitive)
+        return self.body_digest(job.request, sensitive)
 
-    def desired_digest(self, body: dict, sensitive: frozenset[tuple]) -> str:
+    def body_digest(self, body: dict, sensitive: frozenset[tuple]) -> str:
         key = (id(body), sensitive)
         if key not in self._digests:
             self._digests[key] = digest(canonical(body, sensitive))
@@ -108,7 +108,7 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
     recorded = p.record.rerunOf if p.record is not None and p.live is not None and p.record.id == p.live.id else None
     body = desired_body(m.body, recorded)
     if body_sensitive != m.body_sensitive or recorded:  # masked for the live request's sake: both sides alike
-        desired_digest = forms.desired_digest(body, body_sensitive)
+        desired_digest = forms.body_digest(body, body_sensitive)
     base = Action(Kind.NOOP, p.name, m.job.spec.api, p.live.id if p.live else None, (),
                   live_status=p.live.status if p.live else None, desired_state=m.job.spec.state, spec_hash=desired_hash)
     if p.live is None:
