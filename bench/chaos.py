@@ -13,6 +13,7 @@ appended to bench/RESULTS.md.
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import signal
@@ -166,7 +167,12 @@ def fuzz(examples: int) -> dict:
 
 
 def main() -> None:
-    rounds, trials, examples = (int(a) for a in (sys.argv[1:] + ["100", "100", "10000"])[:3])
+    parser = argparse.ArgumentParser(description="break it on purpose and count what went wrong (all counts must be 0)")
+    parser.add_argument("rounds", nargs="?", type=int, default=100, help="rounds of 8 concurrent applies (default 100)")
+    parser.add_argument("trials", nargs="?", type=int, default=100, help="SIGKILL trials (default 100)")
+    parser.add_argument("examples", nargs="?", type=int, default=10_000, help="fuzzing examples (default 10000)")
+    args = parser.parse_args()
+    rounds, trials, examples = args.rounds, args.trials, args.examples
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         results = {
