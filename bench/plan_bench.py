@@ -135,7 +135,7 @@ def main() -> None:
     limit = math.ceil(count / 100) + 2
     rows = [f"| sentinelhub-py `get_request` loop | {loop_wall:.2f} s, {loop_calls} API calls | |"]
     for runs, label, cpu_target in ((cold, "first run, empty cache", 6), (warm, "again, nothing changed (load cache kept)", 2.5)):
-        wall, cpu = spread(runs, "wall"), spread(runs, "cpu")
+        wall, cpu = [run["wall"] for run in runs], [run["cpu"] for run in runs]
         rows += [
             f"| API calls of `plan`, {label} | {max(run['calls'] for run in runs)} | ≤ {limit} |",
             f"| `plan` wall time, {label} | {_median_of(wall)} (exit {', '.join(sorted({str(r['exit']) for r in runs}))}) | |",
@@ -144,10 +144,6 @@ def main() -> None:
             f"| `plan` peak RSS, {label} | {max(run['rss_mb'] for run in runs):.0f} MB (the largest) | ≤ 300 MB |",
         ]
     append(f"Plan at scale, {count:,} jobs", rows)
-
-def spread(runs: list[dict], key: str) -> list[float]:
-    return [run[key] for run in runs]
-
 
 def _median_of(values: list[float]) -> str:
     return f"median {statistics.median(values):.2f} s, {min(values):.2f}–{max(values):.2f} s ({len(values)} runs)"

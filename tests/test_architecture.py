@@ -60,13 +60,13 @@ def test_an_in_process_run_leaves_the_interpreter_as_it_found_it(run_cli, tmp_pa
 
 
 def test_the_console_script_tunes_the_collector_only_for_its_run(monkeypatch, tmp_path):
-    from reconciler.cli import main
+    from reconciler.cli import console
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["reconciler", "schema"])
     before = (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled())
     with pytest.raises(SystemExit) as exited:
-        main()
+        console()
     assert exited.value.code == 0 and (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()) == before
 
 

@@ -80,7 +80,7 @@ def test_the_templates_install_this_project_pinned_and_refuse_a_bare_name(tmp_pa
     """"reconciler" on the public index is an unrelated project: a job holding the credentials
     installs only this project's distribution, pinned to a version or a commit."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert project["name"] == "sh-batch-reconciler" and project["scripts"] == {"reconciler": "reconciler.cli:main"}
+    assert project["name"] == "sh-batch-reconciler" and project["scripts"] == {"reconciler": "reconciler.cli:console"}
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "pip").write_text('#!/bin/sh\necho "$@" > "$PIP_LOG"\n')

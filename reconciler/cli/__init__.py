@@ -7,6 +7,8 @@ import gc
 import os
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -16,28 +18,39 @@ from reconciler.cli.base import cli
 from reconciler.errors import ReconcilerError
 from reconciler.render.diagnostics import show_error, show_failure
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "console", "main"]
 
 # Loading 10,000 manifests makes millions of small objects that are not cyclic: at the default
 # thresholds the collector rescans them over and over (bench/RESULTS.md). The youngest generation
 # is collected every 50,000 allocations instead of 700, the middle one after 50 of those instead
 # of 10 (each of its collections walks every object made since: 0.16 s at 10,000 jobs); the
-# oldest keeps its own. Only the console script uses this, for its own process; a library
-# caller's interpreter is left alone.
+# oldest keeps its own. Only the console script (`console`) uses this, for its own process; a
+# library caller's interpreter is left alone.
 GC_THRESHOLD = (50_000, 50)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: every failure becomes a message and an exit code, never a traceback. Called as
-    the console script (no `argv`), it also tunes the cycle collector for the run, and puts it back."""
-    if argv is not None:
-        sys.exit(run(argv))
+@contextmanager
+def tuned_collector() -> Iterator[None]:
+    """The console script's collector thresholds for the block, then those it found."""
     threshold = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLD, threshold[2])
     try:
-        code = run(sys.argv[1:])
+        yield
     finally:
         gc.set_threshold(*threshold)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point for callers: every failure becomes a message and an exit code, never a
+    traceback. The caller's interpreter is left as it is."""
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+def console() -> None:
+    """The `reconciler` console script (and `python -m reconciler`): `main` for this process's
+    one run, with the collector tuned for it."""
+    with tuned_collector():
+        code = run(sys.argv[1:])
     sys.exit(code)
 
 
