@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -232,12 +233,25 @@ def test_discovery_order_and_what_it_skips(tmp_path):
     expected = sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
                       and not any(part.startswith(".") for part in p.relative_to(root).parts)
                       and p.name != "linked-file.yaml")
-    assert [f.path for f in found] == expected
+    assert [f.path for f in found] == [str(p) for p in expected]
     assert {f.root for f in found} == {str(root)}
-    assert [str(p.relative_to(root)) for p, _ in found] == ["A.yaml", "a/b.yaml", "a/z/y.yml", "a-c.yaml", "b.yaml", "é.yaml"]
+    assert [os.path.relpath(p, root) for p, _ in found] == ["A.yaml", "a/b.yaml", "a/z/y.yml", "a-c.yaml", "b.yaml", "é.yaml"]
     assert [(d.file, d.message) for d in diagnostics] == [
         (str(root / "linked-file.yaml"), f"not read: this link resolves to {tmp_path / 'elsewhere' / 'outside.yaml'}, "
                                          f"outside the repository ({root})")]
+
+
+def test_files_are_named_as_the_folder_was_written(tmp_path, monkeypatch):
+    from reconciler.manifests.loader import discover
+
+    (tmp_path / "a").mkdir()
+    for name in ("top.yaml", "a/inner.yaml"):
+        (tmp_path / name).write_text("x")
+    monkeypatch.chdir(tmp_path)
+    names = lambda folder: [found.path for found in discover([folder], [])]  # noqa: E731
+    assert names(".") == ["a/inner.yaml", "top.yaml"]  # as pathlib writes them: no "./" before each
+    assert names("./a/") == names("a") == ["a/inner.yaml"]
+    assert names(tmp_path) == [str(tmp_path / "a" / "inner.yaml"), str(tmp_path / "top.yaml")]
 
 
 def test_references_and_credentials_spelled_with_escapes_are_still_found(tmp_path):

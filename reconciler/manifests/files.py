@@ -29,7 +29,7 @@ RULE_HINT = "files are read only from inside the repository, outside hidden fold
 class Found(NamedTuple):
     """A manifest file to read, and the repository root its evalscripts must stay inside."""
 
-    path: Path
+    path: str
     root: str
 
 
@@ -64,19 +64,20 @@ def escape(path: str | os.PathLike, root: str, hidden: bool = False) -> str | No
 def discover(paths: Iterable[str | os.PathLike], diagnostics: list[Diagnostic]) -> list[Found]:
     """Every *.yaml/*.yml file under `paths` (files or folders) that may be read, each file once;
     what may not is a diagnostic."""
-    found: dict[Path, str] = {}
+    found: dict[str, str] = {}
     for raw in paths:
-        path, root = Path(raw), repository_root(raw)
+        path, root = str(Path(raw)), repository_root(raw)  # written as pathlib would; children joined as strings
         if not os.path.lexists(path):
-            diagnostics.append(Diagnostic(str(path), 0, 0, "", "no such file or directory"))
+            diagnostics.append(Diagnostic(path, 0, 0, "", "no such file or directory"))
         elif (problem := escape(path, root)) is not None:
-            diagnostics.append(Diagnostic(str(path), 0, 0, "", f"not read: it {problem}", RULE_HINT))
-        elif path.is_dir():
-            for parts, linked in sorted(_manifest_files(str(path), ())):
-                file = path.joinpath(*parts)
+            diagnostics.append(Diagnostic(path, 0, 0, "", f"not read: it {problem}", RULE_HINT))
+        elif os.path.isdir(path):
+            folder = "" if path == os.curdir else path  # pathlib's names: "a.yaml", not "./a.yaml"
+            for parts, linked in sorted(_manifest_files(path, ())):
+                file = os.path.join(folder, *parts)
                 problem = escape(file, root) if linked else None
                 if problem is not None:
-                    diagnostics.append(Diagnostic(str(file), 0, 0, "", f"not read: this link {problem}", RULE_HINT))
+                    diagnostics.append(Diagnostic(file, 0, 0, "", f"not read: this link {problem}", RULE_HINT))
                 else:
                     found.setdefault(file, root)
         else:

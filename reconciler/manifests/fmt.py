@@ -224,16 +224,16 @@ def format_files(paths: Sequence[str], *, write: bool, diff: bool = False) -> Fo
             text = read_text(path, MAX_FILE_BYTES, "manifest")
             formatted = format_text(text)
         except YamlProblem as e:
-            report.diagnostics.append(Diagnostic(str(path), e.line, e.column, "", e.message, e.hint))
+            report.diagnostics.append(Diagnostic(path, e.line, e.column, "", e.message, e.hint))
             continue
         if formatted == text:
             continue
-        report.changed.append(str(path))
+        report.changed.append(path)
         if diff:
             report.diffs.append("".join(difflib.unified_diff(
                 text.splitlines(keepends=True), formatted.splitlines(keepends=True), f"a/{path}", f"b/{path}")))
         if write:
-            _replace_file(path, formatted)
+            _replace_file(Path(path), formatted)
     return report
 
 

@@ -88,10 +88,9 @@ class _Env:
 
 
 def _load_file(found, env: _Env, evalscripts, diagnostics: list[Diagnostic], cache: LoadCache) -> list[_Loaded]:
-    path, root = found
-    file = str(path)
+    file, root = found
     try:
-        raw = read_bytes(path, MAX_FILE_BYTES, "manifest")
+        raw = read_bytes(file, MAX_FILE_BYTES, "manifest")
         stored = cache.get(file, raw, lambda key: _read_evalscript(key, root, evalscripts))
         if stored is not None and (loaded := _from_stored(file, stored, evalscripts)) is not None:
             cache.used(file)
@@ -147,8 +146,9 @@ def _stored_document(file: str, stored: list, evalscripts: dict) -> _Loaded:
         if not isinstance(text, str):
             raise ValueError("its evalscript cannot be read")
         body = {**body, "processRequest": {**body["processRequest"], "evalscript": text}}
-    validated = BatchJob.model_validate({**job, "spec": {**job["spec"], "request": body}}, context={"unresolved": set()})
-    manifest = Manifest(_without_request(validated), file, line, body, frozenset(), (digest, spec_hash))
+    validated = BatchJob.model_validate({**job, "spec": {**job["spec"], "request": body}},
+                                        context={"unresolved": set(), "drop_request": True})
+    manifest = Manifest(validated, file, line, body, frozenset(), (digest, spec_hash))
     return _Loaded(file, index, line, manifest.name, manifest)
 
 
@@ -224,6 +224,7 @@ def _manifest(job: BatchJob, file: str, line: int, body: dict, sensitive: frozen
 
 
 def _without_request(job: BatchJob) -> BatchJob:
+    """The request model dropped after use; a stored document is validated without keeping it (`drop_request`)."""
     return job.model_copy(update={"spec": job.spec.model_copy(update={"request": None})})
 
 

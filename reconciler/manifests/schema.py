@@ -10,7 +10,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    field_validator,
+)
 
 from reconciler.api.models import common, v1, v2
 
@@ -108,6 +119,14 @@ class _SpecFields(ManifestModel):
         if MARKER_PREFIX in value:
             raise ValueError(f"the description must not contain {MARKER_PREFIX!r}: the reconciler adds its marker itself")
         return value
+
+    @field_validator("request", mode="wrap")
+    @classmethod
+    def _kept_or_dropped(cls, value: Any, validate: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        """Validated in full either way. With `{"drop_request": True}` in the context the model is
+        then dropped (None), as a loaded manifest holds it (reconciler.manifests.manifest)."""
+        request = validate(value)
+        return None if info.context and info.context.get("drop_request") else request
 
 
 class SpecV2(_SpecFields):
