@@ -157,11 +157,13 @@ def test_a_cache_in_use_is_not_removed_as_stale(cache_dir, tmp_path):
 
 
 def _entries(stored: Path) -> dict:
-    return json.loads(stored.read_bytes())["entries"]
+    """Each file's entry, parsed (the cache keeps each as JSON text)."""
+    return {file: json.loads(text) for file, text in json.loads(stored.read_bytes())["entries"].items()}
 
 
 def _rewrite(stored: Path, entries: dict) -> None:
-    stored.write_text(json.dumps({**json.loads(stored.read_bytes()), "entries": entries}))
+    texts = {file: json.dumps(entry) for file, entry in entries.items()}
+    stored.write_text(json.dumps({**json.loads(stored.read_bytes()), "entries": texts}))
 
 
 @pytest.mark.parametrize("damage", [
@@ -184,6 +186,18 @@ def test_a_malformed_entry_is_read_afresh_never_a_crash(cache_dir, tmp_path, dam
     result = load([folder])
     assert result.cached == 0 and result.manifests == expected.manifests and result.diagnostics == []
     assert load([folder]).cached == 1  # and the fresh reading replaced the entry
+
+
+@pytest.mark.parametrize("text", ["[1, 2", "\"a string\"", None, ["not", "text"], "[" * 100_000])
+def test_an_entry_that_is_not_the_text_of_one_is_read_afresh(cache_dir, tmp_path, text):
+    folder = tmp_path / "m"
+    write(folder, "job")
+    expected = load([folder])
+    [stored] = cache_dir.glob("manifests-*.json")
+    document = json.loads(stored.read_bytes())
+    stored.write_text(json.dumps({**document, "entries": {file: text for file in document["entries"]}}))
+    result = load([folder])
+    assert result.cached == 0 and result.manifests == expected.manifests and result.diagnostics == []
 
 
 def test_an_edited_valid_entry_never_reaches_what_apply_loads(cache_dir, tmp_path):

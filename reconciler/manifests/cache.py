@@ -32,14 +32,16 @@ from typing import Any
 
 from pydantic_core import from_json
 
-FORMAT = 2
+FORMAT = 3
 MAX_BYTES = 256 * 2**20  # a cache of 10,000 manifests is a few dozen MiB
 STALE_AFTER = 30 * 24 * 3600  # seconds: files of paths not loaded for a month are removed
 PREFIX = "manifests-"
 _SWEPT = (PREFIX, "live-")  # live-: digests of live requests that versions before 0.2 kept
 
-# file → [file digest, [[evalscript key, digest], …], [document, …]] (digests in hex)
-Entry = list
+# file → the JSON text of [file digest, [[evalscript key, digest], …], [document, …]] (digests in
+# hex). Each entry stays text until its file is looked up, and what it parses to is dropped once
+# that file is loaded: 10,000 entries are never all alive as objects at once.
+Entry = str
 
 
 def folder() -> Path | None:
@@ -93,7 +95,7 @@ class LoadCache:
         """The stored documents of `file` if its bytes and its evalscripts (`script(key)` reads
         one: text, or anything else when it cannot be read) are unchanged; None otherwise. The
         documents are plain JSON data: the loader validates them before use (`used` says so)."""
-        entry = self._old.get(file)
+        entry = _parsed(self._old.get(file))
         if not _well_formed(entry) or entry[0] != content_digest(raw):
             return None
         if any(self._script_digest(key, script) != digest for key, digest in entry[1]):
@@ -109,7 +111,7 @@ class LoadCache:
         """Store what `file` loaded to; `scripts` are the evalscripts it read, by key."""
         if self.path is not None:
             used = [[key, content_digest(text.encode())] for key, text in sorted(scripts.items())]
-            self._kept[file] = [content_digest(raw), used, documents]
+            self._kept[file] = json.dumps([content_digest(raw), used, documents], separators=(",", ":"))
 
     def save(self) -> None:
         """Write the entries used or made by this run (others are dropped), when they changed."""
@@ -124,6 +126,13 @@ class LoadCache:
 
 def _name(key: str) -> str:
     return f"{PREFIX}{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.json"
+
+
+def _parsed(entry: Any) -> Any:
+    try:
+        return from_json(entry) if type(entry) is str else None
+    except (ValueError, RecursionError):
+        return None
 
 
 def _well_formed(entry: Any) -> bool:
