@@ -35,6 +35,7 @@ from reconciler.api.models.base import CreateModel, OpenModel, problem
 
 # The document's `date-time`; a date alone "will not work", a time without a zone is read as UTC.
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _EXAMPLE = "2019-04-01T00:00:00Z"
 
 
@@ -45,16 +46,16 @@ def instant(text: str) -> datetime:
 
 
 def _date_time(value: str) -> str:
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if _DATE_TIME.fullmatch(value):
+        try:
+            instant(value)  # the pattern's numbers may still name no moment (month 13)
+            return value
+        except ValueError:
+            pass
+    elif _DATE.fullmatch(value):
         raise problem("date_time", f"expected an ISO 8601 date-time, got the date {value!r} alone",
                       f"the API needs a time too: write {value}T00:00:00Z")
-    try:
-        if not _DATE_TIME.fullmatch(value):
-            raise ValueError
-        instant(value)
-    except ValueError:
-        raise problem("date_time", f"expected an ISO 8601 date-time such as {_EXAMPLE}") from None
-    return value
+    raise problem("date_time", f"expected an ISO 8601 date-time such as {_EXAMPLE}")
 
 
 DateTime = Annotated[str, AfterValidator(_date_time), WithJsonSchema({"type": "string", "format": "date-time"})]
