@@ -89,17 +89,18 @@ def digest(data: Any) -> str:
 
 def desired(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> tuple[str, str]:
     """What a plan compares and records of a manifest's body, made once when it is loaded (and
-    kept by the load cache): the digest of its canonical form (sensitive values as digests, so
-    in memory only) and its spec hash."""
-    form = canonical(body, sensitive)
-    return digest(form), spec_hash(api, body, sensitive) if sensitive else _spec_hash(api, form)
+    kept by the load cache): its request digest (sensitive values as digests, so in memory only)
+    and its spec hash, which is the start of that same digest when nothing is sensitive."""
+    whole = request_digest(api, canonical(body, sensitive))
+    return whole, spec_hash(api, body, sensitive) if sensitive else whole[:32]
 
 
 def spec_hash(api: str, body: dict, sensitive: frozenset[tuple] = frozenset()) -> str:
-    """What the lockfile and saved plans record as `specHash`: the API version and the canonical
+    """What the lockfile and saved plans record as `specHash`: the request digest of the canonical
     body with sensitive values masked, so nothing stored can be used to confirm a guessed secret."""
-    return _spec_hash(api, canonical(body, sensitive, mask=True))
+    return request_digest(api, canonical(body, sensitive, mask=True))[:32]
 
 
-def _spec_hash(api: str, form: dict) -> str:
-    return digest({"api": api, "request": form})[:32]
+def request_digest(api: str, form: dict) -> str:
+    """The digest of a request: its API version and its canonical body (`form`)."""
+    return digest({"api": api, "request": form})

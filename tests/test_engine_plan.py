@@ -140,6 +140,23 @@ def test_a_rerun_is_no_spec_change_and_a_second_rerun_writes_where_the_first_run
     assert "re-run 2 of 3" in again.reasons[-1]
 
 
+def test_many_reruns_in_one_plan_are_each_compared_with_their_own_body(tmp_path):
+    """Each re-run's desired body is made for its own comparison and then dropped: a digest kept by
+    that body's identity would be handed to the next re-run whose body landed at the same address."""
+    manifests, lives, records = [], [], {}
+    for i in range(40):
+        name = f"job-{i}"
+        m = manifest(tmp_path, name=name, policy={"maxRestarts": 3}, request=with_url(f"s3://bucket/run-{i}"))
+        rerun_request = with_url(f"s3://bucket/run-{i}/first-{i}/<tileName>/<outputId>.<format>")
+        rerun_request["output"]["skipExisting"] = True
+        manifests.append(m)
+        lives.append(live(name=name, job_id=f"id-{i}", status="PROCESSING", request=rerun_request))
+        records[name] = record(m, job_id=f"id-{i}", status="PROCESSING", restarts=1).model_copy(
+            update={"rerunOf": f"first-{i}"})
+    actions, _ = kinds(manifests, lives, records)
+    assert actions == [(m.name, Kind.WAIT) for m in sorted(manifests, key=lambda m: m.name)]
+
+
 def test_a_failed_request_the_service_deleted_is_rerun_where_it_wrote_and_a_zarr_one_is_not(tmp_path):
     m = manifest(tmp_path, policy={"maxRestarts": 1})
     _, made = kinds([m], [], {"job": record(m, job_id="gone-1", status="FAILED")}, estimate=lambda _: 100.0)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from reconciler.api.models.live import LiveJob
-from reconciler.canonical import canonical, digest, sensitive_digest
+from reconciler.canonical import canonical, digest, request_digest, sensitive_digest
 from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
@@ -56,20 +56,18 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
 
 
 class LiveForms:
-    """The digest of each canonical body, made once per plan (the decision and the fingerprint
-    share it). The form itself is not kept: only a job whose digest differs needs it, for its diff."""
+    """The request digest of each live job's canonical body, made once per plan (the decision and
+    the fingerprint share it). The form itself is not kept: only a job whose digest differs needs
+    it, for its diff. Each entry holds its job, so no other object can take the identity it is kept by."""
 
     def __init__(self) -> None:
-        self._digests: dict[tuple[int, frozenset], str] = {}
+        self._digests: dict[tuple[int, frozenset], tuple[LiveJob, str]] = {}
 
     def digest(self, job: LiveJob, sensitive: frozenset[tuple] = frozenset()) -> str:
-        return self.body_digest(job.request, sensitive)
-
-    def body_digest(self, body: dict, sensitive: frozenset[tuple]) -> str:
-        key = (id(body), sensitive)
+        key = (id(job), sensitive)
         if key not in self._digests:
-            self._digests[key] = digest(canonical(body, sensitive))
-        return self._digests[key]
+            self._digests[key] = job, request_digest(job.api, canonical(job.request, sensitive))
+        return self._digests[key][1]
 
 
 def fingerprint(pairs: Iterable[Pair], forms: LiveForms | None = None) -> str:
@@ -108,7 +106,7 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
     recorded = p.record.rerunOf if p.record is not None and p.live is not None and p.record.id == p.live.id else None
     body = desired_body(m.body, recorded)
     if body_sensitive != m.body_sensitive or recorded:  # masked for the live request's sake: both sides alike
-        desired_digest = forms.body_digest(body, body_sensitive)
+        desired_digest = request_digest(m.job.spec.api, canonical(body, body_sensitive))
     base = Action(Kind.NOOP, p.name, m.job.spec.api, p.live.id if p.live else None, (),
                   live_status=p.live.status if p.live else None, desired_state=m.job.spec.state, spec_hash=desired_hash)
     if p.live is None:
