@@ -48,7 +48,7 @@ class Estimator:
         return self._cards[key]
 
     def _sized(self, manifest: Manifest) -> Sizing:
-        key, _ = manifest.desired  # the canonical body's digest: equal bodies, equal sizes
+        key, _ = manifest.desired  # the request digest: equal requests, equal sizes
         if key not in self._sizes:
             self._sizes[key] = size(manifest.body)
         return self._sizes[key]

@@ -17,7 +17,7 @@ class Manifest:
     line: int
     body: dict[str, Any]  # the create body to send, evalscript filled in, without `description`
     sensitive: frozenset[tuple]  # paths (from the document root) whose values must never be shown
-    desired: tuple[str, str]  # the canonical body's digest and the spec hash (reconciler.canonical.desired)
+    desired: tuple[str, str]  # the request digest and the spec hash (reconciler.canonical.desired)
 
     @property
     def name(self) -> str:
