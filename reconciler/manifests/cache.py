@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import stat
 import sys
@@ -30,7 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 
 FORMAT = 3
 MAX_BYTES = 256 * 2**20  # a cache of 10,000 manifests is a few dozen MiB
@@ -111,7 +110,7 @@ class LoadCache:
         """Store what `file` loaded to; `scripts` are the evalscripts it read, by key."""
         if self.path is not None:
             used = [[key, content_digest(text.encode())] for key, text in sorted(scripts.items())]
-            self._kept[file] = json.dumps([content_digest(raw), used, documents], separators=(",", ":"))
+            self._kept[file] = to_json([content_digest(raw), used, documents]).decode()
 
     def save(self) -> None:
         """Write the entries used or made by this run (others are dropped), when they changed."""
@@ -178,11 +177,11 @@ def write_entries(path: Path | None, entries: dict, old: dict) -> None:
                 os.utime(path, follow_symlinks=False)  # in use: not stale, however long the files stay unchanged
             return
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        text = json.dumps({"format": FORMAT, "code": code_version(), "entries": entries}, separators=(",", ":"))
+        data = to_json({"format": FORMAT, "code": code_version(), "entries": entries})
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as f:
-                f.write(text)
+            with os.fdopen(descriptor, "wb") as f:
+                f.write(data)
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)

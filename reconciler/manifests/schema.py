@@ -168,9 +168,8 @@ class BatchJob(ManifestModel):
 
 def plain(job: BatchJob) -> dict[str, Any]:
     """A validated BatchJob whose request was dropped, as plain data that `rebuild` takes back."""
-    spec = {key: value for key, value in job.spec if key not in ("request", "policy")}
-    return {"apiVersion": job.apiVersion, "kind": job.kind, "metadata": dict(job.metadata),
-            "spec": {**spec, "policy": dict(job.spec.policy)}}
+    return {"apiVersion": job.apiVersion, "kind": job.kind, "metadata": job.metadata.model_dump(),
+            "spec": job.spec.model_dump(exclude={"request"})}
 
 
 def json_schema() -> dict[str, Any]:
