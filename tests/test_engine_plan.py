@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 import pytest
 
 from reconciler.api.jobs import LiveJob
-from reconciler.canonical import spec_hash
+from reconciler.canonical import canonical, request_digest, spec_hash
 from reconciler.engine.actions import Kind
 from reconciler.engine.identity import with_marker
-from reconciler.engine.plan import PlanOptions, plan
+from reconciler.engine.plan import LiveForms, PlanOptions, plan
 from reconciler.manifests.loader import load
 from reconciler.state.model import JobState, Lockfile
 from tests.conftest import copy_evalscripts
@@ -155,6 +155,16 @@ def test_many_reruns_in_one_plan_are_each_compared_with_their_own_body(tmp_path)
             update={"rerunOf": f"first-{i}"})
     actions, _ = kinds(manifests, lives, records)
     assert actions == [(m.name, Kind.WAIT) for m in sorted(manifests, key=lambda m: m.name)]
+
+
+def test_the_digest_memo_never_hands_a_freed_bodys_digest_to_another():
+    """Memoised by identity, a digest is only safe while its object lives: each new job here is
+    likely to land where the one before it was freed (a memo keyed by the body's id failed 198 of 200)."""
+    forms = LiveForms()
+    for i in range(200):
+        job = live(job_id=f"id-{i}", request=with_url(f"s3://bucket/run-{i}"))
+        assert forms.digest(job) == request_digest("v2", canonical(job.request))
+        del job
 
 
 def test_a_failed_request_the_service_deleted_is_rerun_where_it_wrote_and_a_zarr_one_is_not(tmp_path):
