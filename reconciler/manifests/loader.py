@@ -32,7 +32,7 @@ from reconciler.manifests.files import (
 )
 from reconciler.manifests.manifest import Manifest, in_body
 from reconciler.manifests.messages import translate
-from reconciler.manifests.schema import BatchJob, RequestV1, plain
+from reconciler.manifests.schema import DROP_REQUEST, BatchJob, RequestV1, plain
 from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
 from reconciler.redaction import scrub
 
@@ -147,7 +147,7 @@ def _stored_document(file: str, stored: list, evalscripts: dict) -> _Loaded:
             raise ValueError("its evalscript cannot be read")
         body = {**body, "processRequest": {**body["processRequest"], "evalscript": text}}
     validated = BatchJob.model_validate({**job, "spec": {**job["spec"], "request": body}},
-                                        context={"unresolved": set(), "drop_request": True})
+                                        context={"unresolved": set(), DROP_REQUEST: True})
     manifest = Manifest(validated, file, line, body, frozenset(), (digest, spec_hash))
     return _Loaded(file, index, line, manifest.name, manifest)
 
@@ -224,7 +224,8 @@ def _manifest(job: BatchJob, file: str, line: int, body: dict, sensitive: frozen
 
 
 def _without_request(job: BatchJob) -> BatchJob:
-    """The request model dropped after use; a stored document is validated without keeping it (`drop_request`)."""
+    """The job without its request model, once the request's rules have been checked on it (a
+    stored document, checked when it was stored, is validated with DROP_REQUEST instead)."""
     return job.model_copy(update={"spec": job.spec.model_copy(update={"request": None})})
 
 

@@ -27,6 +27,7 @@ from reconciler.api.models import common, v1, v2
 
 API_VERSION = "reconciler/v1"
 MARKER_PREFIX = "[reconciler:"
+DROP_REQUEST = "drop_request"  # validation context key: validate spec.request in full, then keep None
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
@@ -123,10 +124,10 @@ class _SpecFields(ManifestModel):
     @field_validator("request", mode="wrap")
     @classmethod
     def _kept_or_dropped(cls, value: Any, validate: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
-        """Validated in full either way. With `{"drop_request": True}` in the context the model is
-        then dropped (None), as a loaded manifest holds it (reconciler.manifests.manifest)."""
+        """Validated in full either way. With DROP_REQUEST set in the context the model is then
+        dropped (None), as a loaded manifest holds it (reconciler.manifests.manifest)."""
         request = validate(value)
-        return None if info.context and info.context.get("drop_request") else request
+        return None if info.context and info.context.get(DROP_REQUEST) else request
 
 
 class SpecV2(_SpecFields):
