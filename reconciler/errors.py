@@ -56,4 +56,7 @@ class LeaseHeld(ReconcilerError):
 
 
 class LeaseLost(ReconcilerError):
-    """The lease expired or was broken while held: stop before doing anything else."""
+    """The lease expired, was broken or was taken over while held: nothing more is started, and the
+    run exits 3 (DESIGN §5: the lease is held by someone else, or was lost during the run)."""
+
+    exit_code = 3

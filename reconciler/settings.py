@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from reconciler.errors import ReconcilerError
+from reconciler.names import NAME_RULE, is_name
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ DEFAULT_BASE_URL = DEPLOYMENTS["eu"].base_url
 DEFAULT_TOKEN_URL = DEPLOYMENTS["eu"].token_url
 # oauthlib's own opt-in for plain-HTTP OAuth; we honour it for non-loopback hosts too.
 INSECURE_TRANSPORT_VARIABLE = "OAUTHLIB_INSECURE_TRANSPORT"
+# Only these opt in (stripped, any case): "0" or "false" must not send a secret in clear.
+INSECURE_TRANSPORT_YES = frozenset({"1", "true", "yes", "on"})
+LIST_TIMEOUT_VARIABLE = "RECONCILER_LIST_TIMEOUT"
 
 
 class MissingCredentials(ReconcilerError):
@@ -60,7 +64,9 @@ class ApiSettings:
     Bounds against a broken or hostile server (DESIGN §8): one HTTP exchange ends within
     `request_deadline` seconds however slowly the answer trickles, reads at most
     `max_response_bytes` of (decoded) body, and a listing stops after `max_pages` pages (10,000
-    pages of 100 is a million jobs).
+    pages of 100 is a million jobs) or once it has run for `list_deadline` seconds (default 10
+    minutes; RECONCILER_LIST_TIMEOUT), whichever comes first: a server that trickles an endless
+    listing, each page within its own deadline, cannot hold a run for days.
     """
 
     client_id: str
@@ -78,12 +84,13 @@ class ApiSettings:
     request_deadline: float = 120.0
     max_response_bytes: int = 64 * 1024 * 1024
     max_pages: int = 10_000
+    list_deadline: float = 600.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", _normalise_url(self.base_url, "SH_BASE_URL"))
         object.__setattr__(self, "token_url", _normalise_url(self.token_url, "SH_TOKEN_URL"))
         for name in ("connect_timeout", "read_timeout", "backoff_base", "backoff_max",
-                     "retry_budget", "rate_limit_budget", "request_deadline"):
+                     "retry_budget", "rate_limit_budget", "request_deadline", "list_deadline"):
             if not getattr(self, name) > 0:
                 raise InvalidSettings(f"API setting `{name}` must be a positive number of seconds")
         for name in ("max_attempts", "rate_limit_attempts", "max_response_bytes", "max_pages"):
@@ -99,7 +106,8 @@ class ApiSettings:
 def api_settings(environ: Mapping[str, str] = os.environ, deployment: str | None = None,
                  **overrides: object) -> ApiSettings:
     """Settings from SH_CLIENT_ID, SH_CLIENT_SECRET and the service's URLs (`deployment`, else
-    SH_DEPLOYMENT, else SH_BASE_URL/SH_TOKEN_URL); non-None `overrides` (tests) win. Raises
+    SH_DEPLOYMENT, else SH_BASE_URL/SH_TOKEN_URL), and a listing's deadline from
+    RECONCILER_LIST_TIMEOUT (a duration); non-None `overrides` (tests) win. Raises
     MissingCredentials or InvalidSettings."""
     known = {f.name for f in fields(ApiSettings)}
     unknown = sorted(set(overrides) - known)
@@ -112,6 +120,8 @@ def api_settings(environ: Mapping[str, str] = os.environ, deployment: str | None
         "base_url": base_url,
         "token_url": token_url,
     }
+    if text := environ.get(LIST_TIMEOUT_VARIABLE, "").strip():
+        values["list_deadline"] = _list_timeout(text)
     values.update({k: v for k, v in overrides.items() if v is not None})
     missing = [var for var, key in (("SH_CLIENT_ID", "client_id"), ("SH_CLIENT_SECRET", "client_secret"))
                if not values[key]]
@@ -125,6 +135,17 @@ def api_settings(environ: Mapping[str, str] = os.environ, deployment: str | None
     settings = ApiSettings(**values)  # type: ignore[arg-type]
     _check_transport(settings, environ)
     return settings
+
+
+def _list_timeout(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        raise InvalidSettings(f"{LIST_TIMEOUT_VARIABLE}: {e}", "the default is 10m") from None
+    if seconds <= 0:
+        raise InvalidSettings(f"{LIST_TIMEOUT_VARIABLE}: a listing's deadline must be longer than 0s",
+                              "the default is 10m")
+    return seconds
 
 
 def service_urls(environ: Mapping[str, str], deployment: str | None = None) -> tuple[str, str]:
@@ -163,7 +184,7 @@ def _normalise_url(url: str, variable: str) -> str:
 def _check_transport(settings: ApiSettings, environ: Mapping[str, str]) -> None:
     # The client secret and the bearer token travel in clear over http: fine on loopback (the
     # sandbox), otherwise only when the user opted in the way oauthlib asks for.
-    if environ.get(INSECURE_TRANSPORT_VARIABLE):
+    if environ.get(INSECURE_TRANSPORT_VARIABLE, "").strip().lower() in INSECURE_TRANSPORT_YES:
         return
     for variable, url in (("SH_BASE_URL", settings.base_url), ("SH_TOKEN_URL", settings.token_url)):
         if url.startswith("http://") and not is_loopback(urlsplit(url).hostname or ""):
@@ -229,7 +250,33 @@ def lease_ttl(flag: float | None, environ: Mapping[str, str] = os.environ) -> fl
     return ttl
 
 
+PLAN_KEY_VARIABLE = "RECONCILER_PLAN_KEY"
+MIN_PLAN_KEY = 16  # characters: a key short enough to guess would sign forged plans
+
+
+def plan_key(environ: Mapping[str, str] = os.environ, client_secret: str | None = None) -> bytes:
+    """The key that signs saved plans and keys every digest a plan publishes (DESIGN §4):
+    RECONCILER_PLAN_KEY when set, else one derived from the OAuth client secret (`client_secret`,
+    the run's API settings', else SH_CLIENT_SECRET), so only a job that holds one of them can sign
+    a plan or confirm a guess against a published digest. Never shown."""
+    import hashlib
+    import hmac
+
+    given = environ.get(PLAN_KEY_VARIABLE, "").strip()
+    if given:
+        if len(given) < MIN_PLAN_KEY:
+            raise InvalidSettings(f"{PLAN_KEY_VARIABLE} is too short to sign plans (at least {MIN_PLAN_KEY} characters)",
+                                  "use a random value, e.g. the output of `openssl rand -hex 32`")
+        return hmac.new(b"reconciler plan key", given.encode(), hashlib.sha256).digest()
+    secret = (client_secret or environ.get("SH_CLIENT_SECRET", "")).strip()
+    if secret:
+        return hmac.new(b"reconciler plan key from SH_CLIENT_SECRET", secret.encode(), hashlib.sha256).digest()
+    raise MissingCredentials(f"no plan key: neither {PLAN_KEY_VARIABLE} nor SH_CLIENT_SECRET is set",
+                             "saved plans are signed and checked with it: set the one the plan was made with")
+
+
 CONFIG_FILE = "reconciler.toml"
+_SHOWN = 80  # characters of a bad shard name quoted in an error: a name just too long shows whole
 
 
 @dataclass(frozen=True)
@@ -244,8 +291,9 @@ class Shard:
 
 def load_shards(directory: Path | None = None) -> dict[str, Shard]:
     """`[shards.NAME]` tables of reconciler.toml (`paths`, `state`); none when there is no file.
-    The file comes with the manifests (a pull request can change it): its paths, and a local
-    lockfile path, must stay inside the repository (reconciler.manifests.files)."""
+    The file comes with the manifests (a pull request can change it): shard names follow the
+    manifest name rule (reconciler.names), and its paths, and a local lockfile path, must stay
+    inside the repository (reconciler.manifests.files)."""
     import tomllib
 
     from reconciler.manifests.files import escape, repository_root
@@ -262,6 +310,10 @@ def load_shards(directory: Path | None = None) -> dict[str, Shard]:
         raise InvalidSettings(f"{path}: `shards` must be a table of shards", 'e.g. [shards.agri] with paths and state')
     root, shards = repository_root(path.parent), {}
     for name, table in tables.items():
+        if not is_name(name):  # it names lockfiles and CI matrix entries, and reaches messages: checked first
+            shown = repr(name[:_SHOWN]) + ("…" if len(name) > _SHOWN else "")
+            raise InvalidSettings(f"{path}: the shard name {shown} does not follow the name rule: {NAME_RULE}",
+                                  "shard names are checked like manifest names, e.g. [shards.agri]")
         where = f"{path}: shards.{name}"
         if not isinstance(table, dict):
             raise InvalidSettings(f"{where} must be a table with `paths` and `state`", f"e.g. [shards.{name}]")

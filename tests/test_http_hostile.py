@@ -252,6 +252,87 @@ def test_listing_that_never_ends_stops_at_max_pages(server, client):
     assert len(server.requests_to("GET", PROCESS)) == 5
 
 
+LIST_DEADLINE = 1.0
+PAGE_DELAY = 0.1  # each page well within its own deadline: only the listing's overall one can end it
+PATIENCE = 15.0  # a generous upper bound on a loaded machine; the listing would otherwise run for hours
+
+
+def slow_endless_pages(h: Handler) -> None:
+    """Every page names a next one, after a short pause (cut short when the test ends)."""
+    n = len(h.server.requests_to("GET", PROCESS))
+    if h.server.stop.wait(PAGE_DELAY):
+        return
+    h.send_json(200, {"data": [task(f"t-{n}")], "links": {"nextToken": f"page-{n + 1}"}})
+
+
+def test_a_slow_endless_listing_ends_at_the_listing_deadline(server, client):
+    server.route("GET", PROCESS, slow_endless_pages)
+    listing = client(max_pages=10_000, list_deadline=LIST_DEADLINE).v2.iter_tasks()
+    started = time.monotonic()
+    e = raised(lambda: list(listing), errors.ApiUnavailable)
+    elapsed = time.monotonic() - started
+    pages = len(server.requests_to("GET", PROCESS))
+    assert LIST_DEADLINE <= elapsed < PATIENCE and 2 <= pages < PATIENCE / PAGE_DELAY
+    assert e.message == (f"GET /api/v2/batch/process: the listing did not end within 1 s (list_deadline): "
+                         f"{pages} page(s) read, and each names a next one")
+    assert "RECONCILER_LIST_TIMEOUT" in e.hint
+
+
+def test_the_listing_deadline_is_measured_on_the_injected_clock(server):
+    pages = iter(range(10 ** 6))
+    server.route("GET", PROCESS, lambda h: h.send_json(200, {"data": [task("t")], "links": {"nextToken": f"p-{next(pages)}"}}))
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 100.0  # a hundred seconds per look: the deadline of 250 s passes on the third page
+        return now[0]
+
+    settings = ApiSettings("client-1", SECRET, base_url=server.url, token_url=server.url + "/token", list_deadline=250)
+    with BatchClient(session=ApiSession(settings), clock=clock) as api:
+        e = raised(lambda: list(api.v2.iter_tasks()), errors.ApiUnavailable)
+    assert "within 250 s (list_deadline): 3 page(s) read" in e.message
+    assert len(server.requests_to("GET", PROCESS)) == 3
+
+
+def test_plan_against_a_slow_endless_listing_exits_1_with_one_line(server, run_cli, tmp_path, monkeypatch):
+    from tests.conftest import example_job
+
+    for name in ("SH_DEPLOYMENT", "SH_PROFILE", "RECONCILER_STATE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"SH_CLIENT_ID": "client-1", "SH_CLIENT_SECRET": SECRET, "SH_BASE_URL": server.url,
+                        "SH_TOKEN_URL": server.url + "/token", "RECONCILER_LIST_TIMEOUT": "1s",
+                        "OAUTHLIB_INSECURE_TRANSPORT": "1", "NO_COLOR": "1"}.items():
+        monkeypatch.setenv(name, value)
+    server.route("GET", PROCESS, slow_endless_pages)
+    server.route("GET", "/api/v1/batch/process", lambda h: h.send_json(200, {"data": [], "links": {}}))
+    example_job(tmp_path)
+    (tmp_path / "state").mkdir()
+    started = time.monotonic()
+    code, out, err = run_cli("plan", "--state", str(tmp_path / "state" / "state.json"))
+    assert time.monotonic() - started < PATIENCE
+    errors_shown = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert code == 1 and len(errors_shown) == 1 and "Traceback" not in err and len(err.splitlines()) <= 2, err
+    assert "the listing did not end within 1 s (list_deadline)" in errors_shown[0] and SECRET not in err
+    assert not (tmp_path / "state" / "state.json").exists()  # a plan writes nothing
+
+
+@pytest.mark.parametrize("value", ["0", "0s", "soon", "-1s"])
+def test_a_nonsense_list_timeout_is_refused(value):
+    from reconciler.settings import api_settings
+
+    with pytest.raises(InvalidSettings, match="RECONCILER_LIST_TIMEOUT"):
+        api_settings({"SH_CLIENT_ID": "id", "SH_CLIENT_SECRET": "s", "RECONCILER_LIST_TIMEOUT": value})
+
+
+def test_the_list_timeout_is_read_from_the_environment_and_defaults_to_ten_minutes():
+    from reconciler.settings import api_settings
+
+    credentials = {"SH_CLIENT_ID": "id", "SH_CLIENT_SECRET": "s"}
+    assert api_settings(credentials).list_deadline == 600.0
+    assert api_settings({**credentials, "RECONCILER_LIST_TIMEOUT": " 1m30s "}).list_deadline == 90.0
+    assert api_settings({**credentials, "RECONCILER_LIST_TIMEOUT": "1m"}, list_deadline=5).list_deadline == 5
+
+
 # -- the deadline ------------------------------------------------------------------------------
 
 
@@ -415,7 +496,8 @@ def test_oversized_error_answer_is_refused_too(server, client):
     assert "max_response_bytes" in e.message
 
 
-@pytest.mark.parametrize("name, value", [("request_deadline", 0), ("max_response_bytes", 0), ("max_pages", 0)])
+@pytest.mark.parametrize("name, value", [("request_deadline", 0), ("max_response_bytes", 0), ("max_pages", 0),
+                                         ("list_deadline", 0)])
 def test_bounds_must_be_positive(name, value):
     with pytest.raises(InvalidSettings, match=name):
         ApiSettings("id", "secret", **{name: value})

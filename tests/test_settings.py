@@ -103,3 +103,17 @@ def test_plain_http_only_on_loopback_unless_opted_in():
 def test_nonsense_budgets_are_refused(field, value):
     with pytest.raises(InvalidSettings, match=field):
         ApiSettings("id", "secret", **{field: value})
+
+
+@pytest.mark.parametrize("value", ["1", "true", "TRUE", " yes ", "On", "True\n"])
+def test_plain_http_opt_in_takes_only_yes_words(value):
+    env = {**CREDENTIALS, "SH_BASE_URL": "http://sandbox.internal:8080", "OAUTHLIB_INSECURE_TRANSPORT": value}
+    assert api_settings(env).base_url == "http://sandbox.internal:8080"
+
+
+@pytest.mark.parametrize("value", ["0", "false", "False", "no", "off", "", "  ", "2", "enabled", "y"])
+def test_plain_http_is_refused_when_the_opt_in_says_no_or_anything_else(value):
+    for variable in ("SH_BASE_URL", "SH_TOKEN_URL"):
+        env = {**CREDENTIALS, variable: "http://sandbox.internal:8080/x", "OAUTHLIB_INSECURE_TRANSPORT": value}
+        with pytest.raises(InvalidSettings, match=f"{variable} uses plain http on a non-local host"):
+            api_settings(env)

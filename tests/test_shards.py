@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import SandboxProcess
 from tests.test_engine_chaos import write_manifests
 
@@ -129,3 +131,50 @@ def test_rebuilding_one_shards_lockfile_takes_only_its_own_jobs(sandbox, tmp_pat
         code, out, err = run_cli("plan", "--shard", shard, "--detailed-exitcode")
         assert code == 0, out + err
         assert "forget" not in out and "adopt" not in out
+
+
+BAD_SHARD_NAMES = {
+    "quote": ("'x\")or(true)or(\"'", 'x")or(true)or("'),
+    "angle-bracket": ('"<script>"', "<script>"),
+    "space": ('"agri team"', "agri team"),
+    "uppercase": ("Agri", "Agri"),
+    "64-characters": ("a" * 64, "a" * 64),
+    "newline": ('"agri\\nforest"', "agri\nforest"),
+    "leading-dash": ("-agri", "-agri"),
+}
+
+
+@pytest.mark.parametrize("key, name", BAD_SHARD_NAMES.values(), ids=BAD_SHARD_NAMES)
+def test_a_shard_name_must_follow_the_manifest_name_rule(tmp_path, run_cli, key, name):
+    from reconciler.settings import InvalidSettings, load_shards
+
+    (tmp_path / "reconciler.toml").write_text(CONFIG + f'\n[shards.{key}]\npaths = ["manifests"]\nstate = "x.json"\n')
+    with pytest.raises(InvalidSettings) as info:
+        load_shards(tmp_path)
+    shown = repr(name)
+    assert info.value.message == (f"{tmp_path / 'reconciler.toml'}: the shard name {shown} does not follow the name "
+                                  "rule: a name is 1-63 lowercase letters, digits and '-', starting and ending with "
+                                  "a letter or digit")
+    code, out, err = run_cli("shards")
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert code == 1 and out == "" and len(errors) == 1 and len(err.splitlines()) <= 2, err
+    assert "Traceback" not in err and shown in errors[0] and "name rule" in errors[0]
+
+
+def test_a_long_bad_shard_name_is_quoted_cut_short(tmp_path, run_cli):
+    from reconciler.settings import InvalidSettings, load_shards
+
+    name = '"><img src=x>' + "A" * 5000
+    (tmp_path / "reconciler.toml").write_text(f"[shards.'{name}']\npaths = [\"manifests\"]\nstate = \"x.json\"\n")
+    with pytest.raises(InvalidSettings) as info:
+        load_shards(tmp_path)
+    assert f"the shard name {name[:80]!r}… does not follow" in info.value.message and len(info.value.message) < 400
+    code, _, err = run_cli("shards")
+    assert code == 1 and len(err.splitlines()) <= 2 and "A" * 81 not in err
+
+
+def test_valid_shard_names_are_taken(tmp_path):
+    from reconciler.settings import load_shards
+
+    (tmp_path / "reconciler.toml").write_text(CONFIG.replace("forest", "f" * 63) + '[shards.0-eu-1]\npaths = ["m"]\nstate = "s.json"\n')
+    assert sorted(load_shards(tmp_path)) == ["0-eu-1", "agri", "f" * 63]

@@ -14,7 +14,8 @@ whole refresh).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
@@ -29,16 +30,20 @@ M = TypeVar("M", bound=BaseModel)
 
 _MALFORMED_HINT = ("the service's answer does not have the shape the Batch API documents; check that "
                    "SH_BASE_URL points at a Sentinel Hub deployment")
+_SLOW_LISTING_HINT = ("the service answers its listing too slowly or never ends it; if the account really has "
+                      "that many jobs, set RECONCILER_LIST_TIMEOUT to a longer duration (e.g. 30m)")
 
 
 class BatchApiVersion:
     """One version of the Batch API under `base_path`: the request, paging and parsing code that
-    every version shares, and the tiling grids that every version lists."""
+    every version shares, and the tiling grids that every version lists. `clock` (monotonic
+    seconds) times a listing against `list_deadline`."""
 
     base_path: ClassVar[str]
 
-    def __init__(self, session: ApiSession):
+    def __init__(self, session: ApiSession, clock: Callable[[], float] = time.monotonic):
         self._session = session
+        self._clock = clock
 
     def tiling_grids(self) -> list[common.TilingGrid]:
         """Every tiling grid the deployment offers (all pages)."""
@@ -68,10 +73,14 @@ class BatchApiVersion:
     def _pages(self, path: str, model: type[M], params: Mapping[str, Any] | None = None,
                page_size: int | None = None) -> Iterator[M]:
         """Every item of a paged listing: pass `links.nextToken` back as `viewtoken` until it is absent.
-        A listing that repeats a page or passes `max_pages` pages raises ApiUnavailable."""
+        A listing that repeats a page, passes `max_pages` pages or is still going `list_deadline`
+        seconds after it began raises ApiUnavailable. The deadline is checked between pages, so a
+        listing ends within it plus one page's own bounds (`request_deadline`, retries)."""
         query = {k: v for k, v in {"count": page_size, **(params or {})}.items() if v is not None}
         seen: set[str] = set()
         limit = self._session.settings.max_pages
+        deadline = self._session.settings.list_deadline
+        started = self._clock()
         while True:
             page = self._fetch("GET", path, common.Page[model], params=query)  # type: ignore[valid-type]
             yield from page.data
@@ -87,6 +96,11 @@ class BatchApiVersion:
                                      "names a next one", method="GET", path=self.base_path + path,
                                      hint=_MALFORMED_HINT)
             seen.add(token)
+            # Each page may come within its own deadline, slowly, forever: the whole listing has one too.
+            if self._clock() - started >= deadline:
+                raise ApiUnavailable(f"the listing did not end within {deadline:g} s (list_deadline): "
+                                     f"{len(seen)} page(s) read, and each names a next one",
+                                     method="GET", path=self.base_path + path, hint=_SLOW_LISTING_HINT)
             query["viewtoken"] = token
 
     def _act(self, request_id: str, action: str) -> None:
@@ -192,16 +206,17 @@ class V1Client(BatchApiVersion):
 
 class BatchClient:
     """The Batch API for one account: `.v2` and `.v1` share one session, so one token and one
-    retry policy."""
+    retry policy. `clock` (monotonic seconds) times listings against their deadline."""
 
-    def __init__(self, settings: ApiSettings | None = None, *, session: ApiSession | None = None):
+    def __init__(self, settings: ApiSettings | None = None, *, session: ApiSession | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         if session is None:
             if settings is None:
                 raise TypeError("BatchClient needs ApiSettings or an ApiSession")
             session = ApiSession(settings)
         self.session = session
-        self.v2 = V2Client(session)
-        self.v1 = V1Client(session)
+        self.v2 = V2Client(session, clock)
+        self.v1 = V1Client(session, clock)
 
     def close(self) -> None:
         self.session.close()

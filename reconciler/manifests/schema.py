@@ -24,21 +24,13 @@ from pydantic import (
 )
 
 from reconciler.api.models import common, v1, v2
+from reconciler.names import NAME_PATTERN, check_name  # the name rule is defined once, there
 
 API_VERSION = "reconciler/v1"
 MARKER_PREFIX = "[reconciler:"
 DROP_REQUEST = "drop_request"  # validation context key: validate spec.request in full, then keep None
 
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-
-
-def check_name(value: str) -> str:
-    if len(value) > 63 or not _NAME.fullmatch(value):
-        raise ValueError(
-            "a name is 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit"
-        )
-    return value
 
 
 def _label(value: str) -> str:
@@ -47,7 +39,7 @@ def _label(value: str) -> str:
     return value
 
 
-Name = Annotated[str, AfterValidator(check_name), WithJsonSchema({"type": "string", "maxLength": 63, "pattern": f"^{_NAME.pattern}$"})]
+Name = Annotated[str, AfterValidator(check_name), WithJsonSchema({"type": "string", "maxLength": 63, "pattern": f"^{NAME_PATTERN.pattern}$"})]
 LabelKey = Annotated[str, Field(min_length=1), AfterValidator(_label)]
 LabelValue = Annotated[str, AfterValidator(_label)]
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -23,6 +24,7 @@ from reconciler.state.model import CURRENT_VERSION, Lockfile
 # version N → function turning a version-N document into a version-(N+1) one
 UPGRADES: dict[int, Callable[[dict], dict]] = {
     1: lambda document: {**document, "version": 2},  # 2 adds jobs' sensitivePaths, rerunOf, previous (none before)
+    2: lambda document: {**document, "version": 3},  # 3 adds jobs' manifest `file` (unknown before)
 }
 # What a stored lockfile holds once upgraded (the model has defaults for a new one, made in code)
 REQUIRED = ("version", "lineage", "serial", "journalSeq", "jobs")
@@ -33,11 +35,39 @@ def encode(lockfile: Lockfile) -> bytes:
     return (json.dumps(lockfile.model_dump(mode="json", exclude_none=True), indent=1, sort_keys=True) + "\n").encode()
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def strict_json_loads(data: bytes | str) -> Any:
+    """The JSON value in `data`, refusing what `json.loads` would let through silently: a key repeated
+    in one object, at any depth (the last would win unseen, and other readers may take the first).
+    ValueError with a one-line message otherwise (DuplicateKey naming the key, cut short; nesting too
+    deep to read is a ValueError too). For every file that is read strictly: lockfiles, journal
+    entries, saved plans."""
+    try:
+        return json.loads(data, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) < len(pairs):  # rare: look for the culprit only then (a lockfile may hold 100,000 objects)
+        counts = Counter(key for key, _ in pairs)
+        key = next(key for key, _ in pairs if counts[key] > 1)
+        raise DuplicateKey(f"the key {repr(key[:_SHOWN])}{'…' if len(key) > _SHOWN else ''} appears twice in one object")
+    return document
+
+
 def decode(data: bytes, where: str) -> Lockfile:
     """The lockfile in `data` (read from `where`), upgraded to the current version; StateError otherwise."""
     try:
-        document = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        document = strict_json_loads(data)
+    except DuplicateKey as e:
+        raise StateError(f"{where} is not a valid lockfile: {e}",
+                         "nothing was changed; fix the file, or restore it from S3 versioning or a backup") from None
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise StateError(f"{where} is not JSON: {e}", "restore it from S3 versioning or a backup") from None
     if not isinstance(document, dict) or "version" not in document:
         raise StateError(f"{where} is not a reconciler lockfile (no version)")

@@ -121,26 +121,35 @@ class Lease:
             delay = min(delay * 2, MAX_BACKOFF)
 
     def renew(self) -> None:
-        """Push `expires` forward, only over our own version of the lease."""
+        """Push `expires` forward, only over our own version of the lease. A lease that is gone
+        (force-unlock deleted it) or is another run's now (a takeover) is lost for good: LeaseLost,
+        here and from every later `check`."""
         with self._lock:
             if self._lost:
-                raise LeaseLost(self._lost)
+                raise self._lost_error()
             now = self._clock()
             info = LeaseInfo(**{**asdict(self.info), "expires": _iso(now + self.ttl)})
             try:
                 self.etag = self.store.put(self.key, _encode(info), if_match=self.etag)
                 self.info, self._valid_until = info, info.expires_at()
             except PreconditionFailed:
-                self._lost = f"the lease {self.info.id} was broken or taken over while held"
-                raise LeaseLost(self._lost, "another run may be acting: stop and look at `reconciler lock status`") from None
+                # Both stores refuse an If-Match write over a missing object as over a changed one
+                # (S3 answers 412 or 404, objects.S3Store maps both), so a deleted lease lands here too.
+                self._lost = "it was broken by force-unlock or taken over by another run while held"
+                raise self._lost_error() from None
 
     def check(self) -> None:
-        """Raise LeaseLost if the lease is gone or may be: the heartbeat saw it taken, or no renewal
-        has succeeded within its lifetime (store unreachable, process suspended). Call before each action."""
+        """Raise LeaseLost if the lease is gone or may be: the heartbeat saw it broken or taken, or
+        no renewal has succeeded within its lifetime (store unreachable, process suspended). Call
+        before each action."""
         if not self._lost and self._clock() >= self._valid_until:
-            self._lost = f"the lease {self.info.id} expired: it could not be renewed in time"
+            self._lost = "it expired: it could not be renewed in time"
         if self._lost:
-            raise LeaseLost(self._lost, "another run may be acting: stop and look at `reconciler lock status`")
+            raise self._lost_error()
+
+    def _lost_error(self) -> LeaseLost:
+        return LeaseLost(f"the lease {self.info.id} was lost ({self._lost}): nothing more was started",
+                         "another run may be acting: look at `reconciler lock status`, then run again")
 
     def release(self) -> None:
         self._stop.set()
@@ -151,7 +160,7 @@ class Lease:
                 return
             with contextlib.suppress(PreconditionFailed):  # not ours any more: leave it alone
                 self.store.delete(self.key, if_match=self.etag)
-            self._lost = "released"
+            self._lost = "it was released"
 
     def __enter__(self) -> Lease:
         self._heartbeat = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)

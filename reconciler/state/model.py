@@ -12,9 +12,22 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
-CURRENT_VERSION = 2
+from reconciler.names import NAME_RULE, is_name
+
+CURRENT_VERSION = 3
 HISTORY_LIMIT = 50  # entries kept per job; older ones are dropped when new ones arrive
 PREVIOUS_LIMIT = 20  # replaced requests remembered per job
 # Serials and counters stop here: the largest integer every JSON reader (JavaScript, jq) keeps exact,
@@ -30,7 +43,17 @@ def _iso_time(value: object) -> object:
     raise ValueError("should be an ISO 8601 time string with an offset")
 
 
+def _job_name(name: str) -> str:
+    """A job's name is a manifest's name (reconciler.names). One no manifest could declare (a hand
+    edit, another tool) is refused when read: it would reach markers, messages and searches unchecked."""
+    if not is_name(name):
+        shown = repr(name[:80]) + ("…" if len(name) > 80 else "")  # from the file: quoted, on one line, cut short
+        raise PydanticCustomError("job_name", "{name} is not a job name: {rule}", {"name": shown, "rule": NAME_RULE})
+    return name
+
+
 Counter = Annotated[int, Field(strict=True, ge=0, le=COUNTER_LIMIT)]
+JobName = Annotated[str, Field(strict=True), AfterValidator(_job_name)]
 Time = Annotated[AwareDatetime, BeforeValidator(_iso_time)]
 
 
@@ -80,6 +103,10 @@ class JobState(_Model):
     # Requests this one replaced (re-runs, replacements), newest last: they still carry the
     # marker until the service deletes them, and are predecessors, not duplicates.
     previous: list[str] | None = None
+    # The manifest file that declares this job, relative to the repository root (POSIX): a run
+    # over other paths leaves the job alone, and only a run over this file removes it (DESIGN §4).
+    # None in records written before version 3: such a job is never removed automatically.
+    file: str | None = None
     intent: Intent | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
 
@@ -104,3 +131,10 @@ class Lockfile(_Model):
     serial: Counter = 0
     journalSeq: Counter = 0  # the last journal entry folded in (see reconciler.state.statefile)
     jobs: dict[str, JobState] = Field(default_factory=dict)
+
+    @field_validator("jobs")
+    @classmethod
+    def _job_names(cls, jobs: dict[str, JobState]) -> dict[str, JobState]:
+        for name in jobs:  # here rather than on the key type: the error is then about `jobs`, naming the key
+            _job_name(name)
+        return jobs

@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pydantic import StrictBool, ValidationError
 
 from reconciler.errors import StateConflict, StateError
-from reconciler.state.format import decode, encode
-from reconciler.state.model import Counter, HistoryEntry, JobState, Lockfile, _Model
+from reconciler.state.format import DuplicateKey, _shown, decode, encode, strict_json_loads
+from reconciler.state.model import Counter, HistoryEntry, JobName, JobState, Lockfile, _Model
 from reconciler.state.objects import ObjectStore, PreconditionFailed
 
 
 class JournalEntry(_Model):
     seq: Counter
     lineage: str  # an entry of another lineage is a leftover: listed, never merged
-    name: str
+    name: JobName
     job: JobState | None = None  # the job's new state (its history travels as `event`)
     event: HistoryEntry | None = None
     removed: StrictBool = False
@@ -113,9 +113,14 @@ class StateFile:
             if blob is None:
                 continue  # compacted meanwhile
             try:
-                entry = JournalEntry.model_validate(json.loads(blob.data))
-            except (ValueError, ValidationError, RecursionError):
-                raise StateError(f"journal entry {self.store.url(key)} is unreadable",
+                entry = JournalEntry.model_validate(strict_json_loads(blob.data))
+            except ValueError as e:  # a ValidationError is one too
+                if isinstance(e, ValidationError):  # the field at fault, never its value
+                    first = e.errors(include_input=False, include_url=False)[0]
+                    why = f": {'.'.join(_shown(str(part)) for part in first['loc'])}: {first['msg']}"
+                else:
+                    why = f": {e}" if isinstance(e, DuplicateKey) else ""
+                raise StateError(f"journal entry {self.store.url(key)} is unreadable{why}",
                                  "inspect it; delete it if it is garbage (its action is then forgotten)") from None
             current = entry.lineage == lockfile.lineage and entry.seq > lockfile.journalSeq
             entries.append((key, entry if current else None))
