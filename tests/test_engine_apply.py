@@ -107,6 +107,7 @@ def test_import_and_state_rebuild(workspace, run_cli, sandbox):
     assert code == 0 and f"as {name}" in out
     written = (workspace / "manifests" / f"{name}.yaml").read_text()
     assert "imported-secret-value" not in written and "${env:" in written
+    assert json.loads(run_cli("state", "pull")[1])["jobs"][name]["file"] == f"manifests/{name}.yaml"  # its scope
     code, out, err = run_cli("validate")
     assert code == 0, out + err
     variables = [line.split("${env:")[1].split("}")[0] for line in written.splitlines() if "${env:" in line]
@@ -129,6 +130,8 @@ def test_import_and_state_rebuild(workspace, run_cli, sandbox):
         assert code == 0 and f"+ {name}: {job.id}" in out
         code, out, _ = run_cli("state", "show", name, "--state", monkeypatch_state)
         assert job.id in out and "rebuild" in out
+        rebuilt = json.loads(run_cli("state", "pull", "--state", monkeypatch_state)[1])["jobs"][name]
+        assert rebuilt["file"] == f"manifests/{name}.yaml"
     finally:
         for v in variables:
             os.environ.pop(v, None)

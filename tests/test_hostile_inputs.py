@@ -7,6 +7,7 @@ test_http_hostile.py, the cache files' own hardening in test_load_cache.py.)"""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,7 +17,8 @@ import pytest
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
 from reconciler.engine.identity import owner
-from reconciler.settings import api_settings
+from reconciler.operations.planfile import PlanKeys
+from reconciler.settings import api_settings, plan_key
 from tests.conftest import EXAMPLES, copy_evalscripts
 
 SECRET = "S3cr3t-Value-That-Must-Not-Leak-7781"
@@ -156,10 +158,16 @@ def test_a_tampered_saved_plan_does_nothing_a_fresh_plan_would_not(workspace, ru
         "another body": lambda a: a.update(sends="0" * 32),
         "another name": lambda a: a.update(name=name + "-x"),
     }
+    keys = PlanKeys(plan_key(os.environ))  # the key the plan was signed with (from SH_CLIENT_SECRET here)
     for what, tamper in tamperings.items():
         document = json.loads(json.dumps(original))
         tamper(document["plan"]["actions"][0])
         (workspace / "saved.plan").write_text(json.dumps(document))
+        code, out, err = run_cli("apply", "saved.plan")
+        assert code == 1 and "saved.plan was altered since it was signed" in err, (what, out, err)
+        # even a tampered plan signed with the key (its holder gone astray) does only what a fresh plan does
+        del document["signature"]
+        (workspace / "saved.plan").write_text(json.dumps({**document, "signature": keys.sign(document)}))
         code, out, err = run_cli("apply", "saved.plan")
         assert code == 1 and "the saved plan is not what" in err, (what, out, err)
         assert err.count("\n") <= 2, err

@@ -153,9 +153,9 @@ def test_the_unmanaged_case_lists_them_only_when_asked():
 def test_markdown_escapes_markup_in_values():
     md = (GOLDEN / "unmanaged" / "plan.md").read_text(encoding="utf-8")
     assert "&#60;b&#62;Corsica&#60;/b&#62;" in md and "&#42;2019&#42;" in md and "&#91;link&#93;" in md
-    for raw in ("<b>Corsica", "*2019*", "[link]", "`x`", "$y$", "~~old~~", "NDVI | "):
-        assert raw not in md
-    assert "<code>" in md  # free text sits in <code>, where GitHub neither links nor mentions
+    for raw in ("<b>Corsica", "*2019*", "[link]", "`x`", "$y$", "~~old~~", "NDVI | ", "@octocat", "https://"):
+        assert raw not in md  # no markup, and no mention or link either (tests/test_markdown_inert.py)
+    assert "<code>" in md  # values sit in <code>, where GitHub mentions no one (md breaks links there too)
 
 
 def test_the_sensitive_case_never_shows_a_secret():
@@ -251,7 +251,7 @@ def test_json_round_trips_with_format_version_1():
         document = json.loads(plan_json(made))
         assert document["formatVersion"] == 1
         assert set(document) == {"formatVersion", "lineage", "serial", "fingerprint", "summary", "actions",
-                                 "unmanaged", "warnings"}
+                                 "unmanaged", "warnings", "outOfScope"}
         assert document["summary"]["costPU"] == made.cost()
         assert sum(document["summary"]["counts"].values()) == len(document["actions"]) == len(made.actions)
         assert [a["name"] for a in document["actions"]] == [a.name for a in made.actions]

@@ -1,6 +1,7 @@
-"""`reconciler show PLANFILE` (a saved plan, displayed without refreshing: no API call, no
-credentials; the file is untrusted, so a damaged one is a one-line error and its text is shown
-escaped) and `reconciler shards` (the units every command runs over, JSON for a CI matrix)."""
+"""`reconciler show PLANFILE` (a saved plan, displayed without refreshing: no API call, only the
+plan key to check its signature; a damaged one is a one-line error, and text from the service it
+carries is shown escaped) and `reconciler shards` (the units every command runs over, JSON for a
+CI matrix). How signatures refuse forged plans: tests/test_signed_plans.py."""
 
 from __future__ import annotations
 
@@ -9,32 +10,50 @@ import time
 
 import pytest
 
-from reconciler.operations.planfile import SavedPlan, load, save
+from reconciler.operations.planfile import Options, PlanKeys, SavedPlan, load, published, save
 from reconciler.render.plan import plan_json, plan_markdown, plan_text
+from reconciler.settings import plan_key
 from tests.test_render_plan import case_plan
 
-CREDENTIALS = ("SH_CLIENT_ID", "SH_CLIENT_SECRET", "SH_BASE_URL", "SH_TOKEN_URL", "RECONCILER_STATE")
+CREDENTIALS = ("SH_CLIENT_ID", "SH_CLIENT_SECRET", "SH_BASE_URL", "SH_TOKEN_URL", "RECONCILER_STATE",
+               "RECONCILER_PLAN_KEY")
+PLAN_KEY = "a-plan-key-for-these-tests-only"
+KEYS = PlanKeys(plan_key({"RECONCILER_PLAN_KEY": PLAN_KEY}))
+OPTIONS = Options(("manifests",), None, None, (), False)
 
 
 @pytest.fixture
 def offline(monkeypatch):
-    """No credentials and no endpoint: anything that tried to call out would fail."""
+    """No credentials and no endpoint, only the plan key: anything that tried to call out would fail."""
     for name in CREDENTIALS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RECONCILER_PLAN_KEY", PLAN_KEY)
     monkeypatch.setenv("NO_COLOR", "1")
 
 
 def saved(case: str, path: str = "saved.plan") -> tuple:
     made, _ = case_plan(case)
-    save(SavedPlan(made, ("manifests",), 0, False, None), path)
+    made = published(made, KEYS)
+    save(SavedPlan(made, OPTIONS, 0, "0" * 40), path, KEYS)
     return made, json.loads(open(path).read())
+
+
+def signed(document: dict, path: str = "saved.plan") -> None:
+    """Write `document` signed with the tests' plan key: a plan the trusted side made, whose text
+    came from the service (the signature is not what these tests are about)."""
+    document = {k: v for k, v in document.items() if k != "signature"}
+    document = json.loads(json.dumps(document))
+    with open(path, "w") as f:
+        json.dump({**document, "signature": KEYS.sign(document)}, f)
 
 
 @pytest.mark.parametrize("case", ["new", "lifecycle", "mixed", "sensitive"])
 def test_show_renders_a_saved_plan_as_plan_did_without_credentials(case, run_cli, offline):
     made, _ = saved(case)
-    assert load("saved.plan").plan == made
-    views = {"text": plan_text(made, colour=False), "json": plan_json(made), "markdown": plan_markdown(made)}
+    loaded = load("saved.plan", KEYS)
+    assert loaded.plan == made and loaded.options == OPTIONS and loaded.commit == "0" * 40
+    views = {"text": plan_text(made, colour=False, saved=loaded), "json": plan_json(made, loaded),
+             "markdown": plan_markdown(made, saved=loaded)}
     for fmt, expected in views.items():
         code, out, err = run_cli("show", "saved.plan", "--format", fmt)
         assert (code, err) == (0, "") and out == expected + "\n", fmt
@@ -42,11 +61,12 @@ def test_show_renders_a_saved_plan_as_plan_did_without_credentials(case, run_cli
 
 
 def test_show_gives_what_plan_showed_when_it_saved_the_plan(workspace, run_cli, monkeypatch):
+    monkeypatch.setenv("RECONCILER_PLAN_KEY", PLAN_KEY)  # kept when the credentials go
     for fmt in ("markdown", "text", "json"):
         code, planned, err = run_cli("plan", "--format", fmt, "--out", "saved.plan")
         assert code == 0, err
         with monkeypatch.context() as offline_now:
-            for name in CREDENTIALS:
+            for name in CREDENTIALS[:-1]:
                 offline_now.delenv(name, raising=False)
             code, shown, err = run_cli("show", "saved.plan", "--format", fmt)
         assert (code, err) == (0, "") and shown == planned, fmt
@@ -61,21 +81,21 @@ def test_a_saved_plan_carries_the_cards_show_needs(run_cli, offline):
     assert code == 0 and "| Job card | |" in out and "```geojson" in out
 
 
-def test_a_plan_saved_before_job_cards_still_shows(run_cli, offline):
+def test_a_plan_of_the_unsigned_format_is_refused_with_a_way_out(run_cli, offline):
     _, document = saved("new")
-    for action in document["plan"]["actions"]:
-        del action["card"]
+    document = {k: v for k, v in document.items() if k not in ("signature", "keyId", "saved")}
     with open("saved.plan", "w") as f:
-        json.dump(document, f)
-    code, out, _ = run_cli("show", "saved.plan")
-    assert code == 0 and "+ create   corsica-max-ndvi (v2)" in out and "job:" not in out
+        json.dump({**document, "formatVersion": 1}, f)
+    code, out, err = run_cli("show", "saved.plan")
+    assert code == 1 and out == "" and "format version 1" in err and "make the plan again" in err
 
 
 DAMAGE = {
     "not JSON": lambda d: "{not json",
     "not an object": lambda d: [1, 2],
     "another format": lambda d: {**d, "format": "terraform"},
-    "another version": lambda d: {**d, "formatVersion": 2},
+    "another version": lambda d: {**d, "formatVersion": 3},
+    "a duplicate key": lambda d: json.dumps(d)[:-1] + ', "keyId": "0"}',
     "a kind no one knows": lambda d: d["plan"]["actions"][0].update(kind="EXPLODE"),
     "a step no one knows": lambda d: d["plan"]["actions"][0].update(steps=["rm -rf"]),
     "a string for a number": lambda d: d["plan"]["actions"][1]["card"].update(tiles="many"),
@@ -87,16 +107,42 @@ DAMAGE = {
 }
 
 
+@pytest.mark.parametrize("resign", [False, True], ids=["as found", "signed again"])
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_a_damaged_saved_plan_is_one_line_of_error(damage, run_cli, offline):
+def test_a_damaged_saved_plan_is_one_line_of_error(damage, resign, run_cli, offline):
+    """Damage is refused by the signature; signed again with the key (a file of another version,
+    say), by the strict model behind it."""
     _, document = saved("new")
     changed = DAMAGE[damage](document)
     changed = document if changed is None else changed
-    with open("saved.plan", "w") as f:
-        f.write(changed if isinstance(changed, str) else json.dumps(changed))
+    if resign and isinstance(changed, dict) and changed.get("formatVersion") == 2:
+        signed(changed)
+    else:
+        with open("saved.plan", "w") as f:
+            f.write(changed if isinstance(changed, str) else json.dumps(changed))
     code, out, err = run_cli("show", "saved.plan", "--format", "markdown")
     assert code == 1 and out == "", damage
-    assert err.startswith("Error: saved.plan is") and err.count("\n") <= 2 and "Traceback" not in err, err
+    assert err.startswith("Error: saved.plan ") and err.count("\n") <= 2 and "Traceback" not in err, err
+
+
+FORGERIES = {
+    "no signature": (lambda d: d.pop("signature"), "is not signed"),
+    "options widened": (lambda d: d["saved"].update(allowReplace=True), "was altered since it was signed"),
+    "display text changed": (lambda d: d["plan"]["actions"][0].update(reasons=["nothing to see"]), "was altered"),
+    "another key id": (lambda d: d.update(keyId="0123456789abcdef"), "was signed with another plan key"),
+    "a signature of its own": (lambda d: d.update(signature="hmac-sha256:" + "0" * 64), "was altered"),
+}
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_show_refuses_a_forged_saved_plan_before_showing_anything(forgery, run_cli, offline):
+    _, document = saved("new")
+    forge, message = FORGERIES[forgery]
+    forge(document)
+    with open("saved.plan", "w") as f:
+        json.dump(document, f)
+    code, out, err = run_cli("show", "saved.plan")
+    assert (code, out) == (1, "") and err.startswith(f"Error: saved.plan {message}") and err.count("\n") <= 2, err
 
 
 def test_text_from_a_saved_plan_is_shown_escaped(run_cli, offline):
@@ -104,8 +150,7 @@ def test_text_from_a_saved_plan_is_shown_escaped(run_cli, offline):
     document["plan"]["lineage"] = "evil\x1b[2J"
     document["plan"]["actions"][0]["name"] = "name\x1b]0;title\x07"
     document["plan"]["actions"][0]["reasons"] = ["line\nbreak <b>bold</b>"]
-    with open("saved.plan", "w") as f:
-        json.dump(document, f)
+    signed(document)
     for fmt in ("text", "markdown", "json"):
         code, out, _ = run_cli("show", "saved.plan", "--format", fmt)
         assert code == 0 and "\x1b" not in out and "\x07" not in out, fmt
@@ -116,8 +161,7 @@ def test_a_saved_plan_cannot_make_show_tile_the_world(run_cli, offline):
     _, document = saved("new")
     card = document["plan"]["actions"][1]["card"]
     card.update(grid_id=1, resolution=10.0, tiles=3, bounds={"bbox": [-179.9, -79.9, 179.9, 83.9]})
-    with open("saved.plan", "w") as f:
-        json.dump(document, f)
+    signed(document)
     start = time.monotonic()
     code, out, _ = run_cli("show", "saved.plan", "--format", "markdown")
     assert code == 0 and time.monotonic() - start < 10
@@ -166,3 +210,13 @@ def test_a_broken_reconciler_toml_is_an_error(tmp_path, run_cli, offline):
     (tmp_path / "reconciler.toml").write_text("[shards.agri]\npaths = 'not a list'\nstate = 's3://b/k.json'\n")
     code, _, err = run_cli("shards", "--format", "json")
     assert code == 1 and "shards.agri.paths must be a non-empty list" in err
+
+
+def test_a_saved_plan_of_100_mb_is_refused_at_once_without_being_read(run_cli, offline):
+    with open("saved.plan", "wb") as f:
+        f.write(b'{"format": "reconciler-plan", "formatVersion": 2, "plan": "')
+        f.truncate(100 * 2**20)  # sparse: 100 MB that cost nothing to make, and would cost to read
+    start = time.monotonic()
+    code, out, err = run_cli("apply", "saved.plan", "--auto-approve")
+    assert (code, out) == (1, "") and "saved.plan is larger than a saved plan can be (64 MiB): not read" in err
+    assert time.monotonic() - start < 5 and run_cli("show", "saved.plan")[0] == 1

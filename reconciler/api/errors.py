@@ -181,7 +181,8 @@ def _phrase(status: int) -> str:
 
 
 def _compact(details: Any) -> str:
-    text = json.dumps(details, separators=(",", ":"), ensure_ascii=False, default=str)
+    # scrubbed before it is cut: a secret across the cut would otherwise leave its start behind
+    text = scrub(json.dumps(details, separators=(",", ":"), ensure_ascii=False, default=str)[: _MAX_DETAIL * 8])
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 1] + "…"
 
 

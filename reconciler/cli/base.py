@@ -53,6 +53,17 @@ def service_settings():
     return api_settings(deployment=context.find_root().params.get("deployment") if context else None)
 
 
+def plan_keys(client_secret: str | None = None):
+    """The keys of this run's plan key (settings.plan_key; `client_secret`: the API settings'):
+    they sign and check saved plans and key every digest a plan publishes."""
+    import os
+
+    from reconciler.operations.planfile import PlanKeys
+    from reconciler.settings import plan_key
+
+    return PlanKeys(plan_key(os.environ, client_secret))
+
+
 STATE = click.option("--state", "state_location", metavar="URL",
                      help="Lockfile: s3://bucket/key.json or a local path (default: $RECONCILER_STATE).")
 LEASE_TTL = click.option("--lease-ttl", type=Duration(), default=None,

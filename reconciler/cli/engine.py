@@ -24,6 +24,7 @@ from reconciler.cli.base import (
     for_each,
     lease_options,
     lockfile_at,
+    plan_keys,
     selection_of,
     service_settings,
     units_of,
@@ -47,8 +48,8 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
     """Show what apply would change, with the cost, without changing anything."""
     from reconciler.api.client import BatchClient
     from reconciler.errors import UsageError
-    from reconciler.operations.planfile import SavedPlan, save
-    from reconciler.operations.run import load_manifests, make_plan
+    from reconciler.operations.planfile import SavedPlan, published, save
+    from reconciler.operations.run import load_manifests, make_plan, options_of, revision
     from reconciler.render.plan import show_plan
 
     units = units_of(paths, state_location, shards)
@@ -59,12 +60,16 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
         selection = selection_of(unit.paths, targets, selectors, show_unmanaged, allow_replace)
         manifests, names = load_manifests(selection, use_cache=True)
         state_file = lockfile_at(unit.state)
-        with BatchClient(service_settings()) as client:
-            made, refreshed = make_plan(client, state_file, manifests, names, selection)
-        show_plan(made, fmt, show_unmanaged=show_unmanaged)
-        if out_file:
-            save(SavedPlan(made, selection.paths, refreshed.snapshot.lockfile.journalSeq, allow_replace,
-                           tuple(sorted(names)) if names is not None else None), out_file)
+        api = service_settings()
+        keys = plan_keys(api.client_secret)
+        with BatchClient(api) as client:
+            made, refreshed = make_plan(client, state_file, manifests, names, selection, keys)
+        made = published(made, keys)  # every view shows the digests a saved plan holds
+        saved = SavedPlan(made, options_of(selection, unit.shard), refreshed.snapshot.lockfile.journalSeq,
+                          revision(manifests)) if out_file else None
+        show_plan(made, fmt, show_unmanaged=show_unmanaged, saved=saved)
+        if saved is not None:
+            save(saved, out_file, keys)
         return 2 if detailed_exitcode and made.drift else 0
 
     return for_each(units, one)
@@ -74,12 +79,15 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
 @click.argument("planfile", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 def show(planfile: str, fmt: str) -> int:
-    """Show a saved plan (a FILE from `plan --out`) without refreshing anything: no API call, no
-    credentials. It is only displayed; `apply FILE` plans again and acts only when nothing moved."""
+    """Show a saved plan (a FILE from `plan --out`), with the options it was made with, without
+    refreshing anything: no API call. Its signature is checked first (RECONCILER_PLAN_KEY, or
+    SH_CLIENT_SECRET, must be the one it was made with). It is only displayed; `apply FILE` plans
+    again and acts only when nothing moved."""
     from reconciler.operations.planfile import load
     from reconciler.render.plan import show_plan
 
-    show_plan(load(planfile).plan, fmt)
+    saved = load(planfile, plan_keys())
+    show_plan(saved.plan, fmt, saved=saved)
     return 0
 
 
@@ -100,7 +108,9 @@ def show(planfile: str, fmt: str) -> int:
 @SHARD
 def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_interval, lock_timeout, lease_ttl,
           targets, selectors, allow_replace, shards) -> int:
-    """Converge live jobs to the manifests (PATHS), or execute a saved plan (a FILE from plan --out)."""
+    """Converge live jobs to the manifests (PATHS), or execute a saved plan (PLANFILE [PATHS…], a
+    FILE from plan --out): its signature is checked first, and PATHS, --shard, --target,
+    --selector and --allow-replace must be those it was made with."""
     from reconciler.api.client import BatchClient
     from reconciler.engine.statuses import converged
     from reconciler.operations.apply import Outcome
@@ -110,22 +120,25 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
     from reconciler.render.plan import show_plan
 
     settings = ApplySettings(parallelism, wait, timeout, poll_interval, lease_options(lease_ttl, lock_timeout))
-    saved_file = paths[0] if len(paths) == 1 and is_plan_file(paths[0]) else None
-    units = units_of(() if saved_file else paths, state_location, shards)
+    saved_file = paths[0] if paths and is_plan_file(paths[0]) else None
+    units = units_of(paths[1:] if saved_file else paths, state_location, shards)
     if saved_file and len(units) > 1:
         from reconciler.errors import UsageError
 
         raise UsageError("a saved plan belongs to one shard", "add --shard NAME (or --state)")
+    saved = load(saved_file, plan_keys()) if saved_file else None  # verified before anything else is read or asked
 
     def one(unit) -> int:
         state_file, progress = lockfile_at(unit.state), Progress()
-        with _reporting_interrupts(progress), BatchClient(service_settings()) as client:
-            if saved_file:
-                made, results, final = apply_saved(client, state_file, load(saved_file), settings,
+        selection = selection_of(unit.paths, targets, selectors, allow_replace=allow_replace)
+        api = service_settings()
+        keys = plan_keys(api.client_secret)
+        with _reporting_interrupts(progress), BatchClient(api) as client:
+            if saved is not None:
+                made, results, final = apply_saved(client, state_file, saved, selection, unit.shard, settings, keys,
                                                    lambda p: show_plan(p, "text"), progress)
             else:
-                selection = selection_of(unit.paths, targets, selectors, allow_replace=allow_replace)
-                made, results, final = apply_fresh(client, state_file, selection, settings,
+                made, results, final = apply_fresh(client, state_file, selection, settings, keys,
                                                    lambda p: show_plan(p, "text"), lambda p: auto_approve or confirm(p),
                                                    progress)
         behind = tuple(sorted(name for name, (wanted, status) in final.items() if not converged(wanted, status)))
@@ -167,9 +180,11 @@ def reconcile(paths, state_location, detect_only, report, wait, timeout, paralle
 
     def one(unit) -> int:
         progress = Progress()
-        with _reporting_interrupts(progress), BatchClient(service_settings()) as client:
+        api = service_settings()
+        keys = plan_keys(api.client_secret)
+        with _reporting_interrupts(progress), BatchClient(api) as client:
             outcome = run_reconcile(client, lockfile_at(unit.state), selection_of(unit.paths, targets, selectors), settings,
-                                    detect_only, lambda p: show_plan(p, "text"), progress)
+                                    detect_only, keys, lambda p: show_plan(p, "text"), progress)
         show_reconciled(outcome, detect_only)
         if report:
             with open(report, "a", encoding="utf-8") as f:
@@ -271,7 +286,7 @@ def import_command(name, request_id, api, write, state_location, lease_ttl, lock
         raise click.BadParameter(f"{write} exists; not overwriting it", param_hint="--write")
     with BatchClient(service_settings()) as client:
         imported = import_job(client, lockfile_at(state_location), name, request_id, api,
-                              lease_options(lease_ttl, lock_timeout), adopt=bool(write))
+                              lease_options(lease_ttl, lock_timeout), adopt=bool(write), file=write)
     if write:
         Path(write).write_text(imported.manifest_yaml)
     show_imported(name, imported, write)

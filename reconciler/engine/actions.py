@@ -141,6 +141,8 @@ class Plan:
     fingerprint: str  # of the live jobs the plan was made from
     unmanaged: tuple[Unmanaged, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    # recorded jobs whose manifest file lies outside the paths planned: never removed by this plan
+    out_of_scope: tuple[str, ...] = ()
 
     @property
     def changes(self) -> tuple[Action, ...]:

@@ -2,10 +2,12 @@
 planner makes it to fingerprint the action (`Action.sends`), and apply makes it again just before
 sending and refuses when the two differ (DESIGN §4: apply sends what the plan showed). Pure.
 
-The digest is of the exact JSON sent. Sensitive values enter it through a keyed hash (HMAC with
-a `seal` derived from the run's OAuth client secret): a secret changed between the plan and the
-apply changes the digest, yet a saved plan cannot be used to confirm a guessed secret by anyone
-who does not hold the client secret. Without a seal they enter as a constant mask.
+The digest is of the exact JSON sent, keyed with the plan's digest key (an HMAC derived from the
+plan key, operations/planfile.py): a secret changed between the plan and the apply changes the
+digest, yet nothing published (a saved plan, a pull request comment) lets anyone without the key
+confirm a guessed secret, or even a guessed body. Sensitive values are hashed apart first, with
+the same key, so the whole is never the plain JSON of a secret. Without a key (tests of the pure
+core) sensitive values enter as a constant mask and the whole as a plain hash.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hmac
 import json
 from typing import Any
 
-from reconciler.canonical import digest
+from reconciler.canonical import digest, stable_json
 from reconciler.engine.identity import with_marker
 from reconciler.redaction import SENSITIVE
 
@@ -41,18 +43,20 @@ def with_overrides(body: dict, overrides: tuple[tuple[str, Any], ...]) -> dict:
     return sent
 
 
-def seal(client_secret: str) -> bytes:
-    """The key that sensitive values are hashed with in `Action.sends`: the same for the plan and
-    the apply of one account, unknown to anyone without its client secret."""
-    return hashlib.sha256(b"reconciler:sends\0" + client_secret.encode()).digest()
+def keyed(key: bytes, data: Any) -> str:
+    """A digest of JSON-shaped data that only the holder of `key` can make (HMAC-SHA256 of its
+    stable JSON); a plain hash without a key."""
+    if not key:
+        return digest(data)[:32]
+    return hmac.new(key, stable_json(data).encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def sent_digest(sent: dict | str, masked: frozenset[tuple] = frozenset(), key: bytes = b"") -> str:
-    """The digest of a create body, or of a description (a string), with the values at `masked`
-    paths (("description",) for the description) hashed with `key` (masked without one)."""
+    """The digest of a create body, or of a description (a string), keyed with `key`, with the
+    values at `masked` paths (("description",) for the description) hashed apart first."""
     if isinstance(sent, str):
-        return digest({"description": _hidden(sent, key) if ("description",) in masked else sent})[:32]
-    return digest(_masked(sent, masked, (), key))[:32]
+        return keyed(key, {"description": _hidden(sent, key) if ("description",) in masked else sent})
+    return keyed(key, _masked(sent, masked, (), key))
 
 
 def _masked(value: Any, masked: frozenset[tuple], path: tuple, key: bytes) -> Any:

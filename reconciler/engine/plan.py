@@ -14,24 +14,28 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from reconciler.api.models.live import LiveJob
-from reconciler.canonical import canonical, digest, request_digest, sensitive_digest
+from reconciler.canonical import canonical, request_digest, sensitive_digest
 from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
 from reconciler.engine.pairing import Pair, pair
-from reconciler.engine.payload import create_body, sent_digest
+from reconciler.engine.payload import create_body, keyed, sent_digest
 from reconciler.engine.rerun import desired_body, remaining, rerun_overrides, sent_overrides, shown
 from reconciler.engine.statuses import FINISHED, KNOWN, NEVER_STARTED, RUNNING
 from reconciler.manifests.manifest import Manifest
 from reconciler.redaction import SENSITIVE, from_service
-from reconciler.state.model import Lockfile
+from reconciler.state.model import JobState, Lockfile
 
 
 @dataclass(frozen=True)
 class PlanOptions:
     allow_replace: bool = False
     targets: frozenset[str] | None = None  # names; None = all
-    seal: bytes = field(default=b"", repr=False)  # hashes sensitive values into `Action.sends` (engine.payload)
+    key: bytes = field(default=b"", repr=False)  # keys every digest the plan publishes (engine.payload.keyed)
+    # The manifest files this run covers, as repository-relative POSIX paths (files or folders;
+    # "." is all of it); None: every recorded job is in scope. A job whose manifest is gone is
+    # removed only when the lockfile recorded it from a file inside the scope (DESIGN §4).
+    scope: tuple[str, ...] | None = None
 
 
 def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockfile, options: PlanOptions,
@@ -41,18 +45,30 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
     the job card of a manifest sent with an action's overrides (engine.estimate), carried by each
     create and replace."""
     pairing = pair(manifests, live, lockfile.jobs, set(options.targets) if options.targets is not None else None)
+    pairs = [p for p in pairing.pairs if p.manifest is not None or in_scope(p.record, options.scope)]
+    outside = tuple(sorted(p.name for p in pairing.pairs if p.manifest is None and not in_scope(p.record, options.scope)))
     actions: list[Action] = []
     forms = LiveForms()
-    for p in pairing.pairs:
-        actions += [_with_card(_with_sends(a, p.manifest, options.seal), p.manifest, card) if p.manifest is not None
+    for p in pairs:
+        actions += [_with_card(_with_sends(a, p.manifest, options.key), p.manifest, card) if p.manifest is not None
                     else a for a in _decide(p, options, estimate, forms)]
     warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "
-                f"using {p.live.id}" for p in pairing.pairs if p.duplicates]
+                f"using {p.live.id}" for p in pairs if p.duplicates]
     unmanaged = [Unmanaged(j.id, j.api, j.status, from_service(j.description) or "") for j in pairing.unmanaged]
     unmanaged += [Unmanaged(j.id, j.api, j.status, from_service(j.description) or "", "marked for a name no manifest has")
                   for j in pairing.foreign]
     return Plan(tuple(sorted(actions, key=Action.sort_key)), lockfile.lineage, lockfile.serial,
-                fingerprint(pairing.pairs, forms), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings))
+                fingerprint(pairs, forms, options.key), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings),
+                outside)
+
+
+def in_scope(record: JobState | None, scope: tuple[str, ...] | None) -> bool:
+    """Whether a recorded job's manifest file lies inside the scope. A record that names no file
+    (written before files were recorded) is never in a given scope: it is not removed on a guess."""
+    if scope is None:
+        return True
+    file = record.file if record is not None else None
+    return file is not None and any(p == "." or file == p or file.startswith(p.rstrip("/") + "/") for p in scope)
 
 
 class LiveForms:
@@ -70,9 +86,10 @@ class LiveForms:
         return self._digests[key][1]
 
 
-def fingerprint(pairs: Iterable[Pair], forms: LiveForms | None = None) -> str:
+def fingerprint(pairs: Iterable[Pair], forms: LiveForms | None = None, key: bytes = b"") -> str:
     """What the plan's decisions rest on: each paired job's id, status, description and request
-    (sensitive values as digests, and the description's digest when it is masked)."""
+    (sensitive values as digests, and the description's digest when it is masked), keyed with
+    `key`: the fingerprint is published, and must not confirm a guessed secret."""
     forms = forms if forms is not None else LiveForms()
     seen = []
     for p in pairs:
@@ -80,7 +97,7 @@ def fingerprint(pairs: Iterable[Pair], forms: LiveForms | None = None) -> str:
             hidden = masked(p)
             shown = p.live.description if ("description",) not in hidden else sensitive_digest(p.live.description)
             seen.append((p.name, p.live.id, p.live.status, shown, forms.digest(p.live, _body_paths(hidden))))
-    return digest(sorted(seen))[:32]
+    return keyed(key, sorted(seen))
 
 
 def masked(p: Pair) -> frozenset[tuple]:

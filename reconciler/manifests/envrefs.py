@@ -16,6 +16,17 @@ from reconciler.redaction import CREDENTIAL_KEYS, remember
 
 REFERENCE = re.compile(r"\$\{env:([^}]*)\}")
 VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What the run itself holds (its credentials, the plan key, the CI's tokens) is never a manifest's
+# to read: a pull request, planned with those in the environment, could otherwise point a field
+# at them and look for the value in an error or a side effect (DESIGN §8).
+RESERVED_PREFIXES = ("SH_", "RECONCILER_", "GITHUB_", "ACTIONS_", "RUNNER_")
+RESERVED = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                      "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "GH_TOKEN",
+                      "OAUTHLIB_INSECURE_TRANSPORT"})
+
+
+def reserved(name: str) -> bool:
+    return name in RESERVED or name.startswith(RESERVED_PREFIXES)
 
 
 @dataclass
@@ -63,6 +74,11 @@ def scan(data: Any, environ: Mapping[str, str] | None, resolve: bool = True) -> 
         bad = [n for n in names if not VARIABLE.fullmatch(n)]
         if bad or text.count("${env:") != len(names):
             result.problems.append((path, f"malformed reference in {text!r}", "write ${env:NAME} with NAME of letters, digits and _"))
+            continue
+        if own := next((n for n in names if reserved(n)), None):
+            result.problems.append((path, f"${{env:{own}}} names a variable of the reconciler's own (its credentials, "
+                                          "settings or CI tokens), which a manifest may not read",
+                                    "give the value its own variable (e.g. DELIVERY_SECRET_KEY)"))
             continue
         if environ is None or not resolve:
             result.unresolved.add(path)

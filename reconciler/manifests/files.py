@@ -61,6 +61,20 @@ def escape(path: str | os.PathLike, root: str, hidden: bool = False) -> str | No
     return None
 
 
+def source_of(path: str | os.PathLike) -> str:
+    """Where a manifest file (or a folder of them) is, as the lockfile records it: relative to its
+    repository root, resolved, in POSIX form ("." for the root itself), so the same file is named
+    alike from any working directory or checkout."""
+    relative = os.path.relpath(os.path.realpath(path), repository_root(path))
+    return Path(relative).as_posix()
+
+
+def scope_of(paths: Iterable[str | os.PathLike]) -> tuple[str, ...]:
+    """The manifest paths a run covers (DEFAULT_PATHS when none are given), as `source_of` names
+    them, sorted: a recorded job is in scope when its file is one of them or under one."""
+    return tuple(sorted({source_of(path) for path in (tuple(paths) or DEFAULT_PATHS)}))
+
+
 def discover(paths: Iterable[str | os.PathLike], diagnostics: list[Diagnostic]) -> list[Found]:
     """Every *.yaml/*.yml file under `paths` (files or folders) that may be read, each file once;
     what may not is a diagnostic."""

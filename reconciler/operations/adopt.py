@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import io
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -15,8 +17,10 @@ from reconciler.api.jobs import JobsApi, LiveJob
 from reconciler.canonical import canonical, spec_hash
 from reconciler.engine.identity import owner, with_marker, without_marker
 from reconciler.errors import ReconcilerError
+from reconciler.manifests.envrefs import VARIABLE
+from reconciler.manifests.files import source_of
 from reconciler.manifests.manifest import Manifest
-from reconciler.redaction import CREDENTIAL_KEYS
+from reconciler.redaction import SECRET_KEYS, remember
 from reconciler.state.lease import whoami
 from reconciler.state.model import HistoryEntry, JobState
 from reconciler.state.operations import LeaseOptions, locked
@@ -45,26 +49,31 @@ def find_live(client: BatchClient, request_id: str, api: str | None) -> LiveJob:
 
 
 def import_job(client: BatchClient, state: StateFile, name: str, request_id: str, api: str | None,
-               lease: LeaseOptions, adopt: bool = True) -> Imported:
+               lease: LeaseOptions, adopt: bool = True, file: str | None = None) -> Imported:
     """The manifest of the live request `request_id` as `name`; with `adopt`, also take the
-    request under management (lockfile record and marker). Without it nothing is changed: a
-    request recorded without its manifest would only be forgotten by the next plan."""
+    request under management (lockfile record and marker), recorded as declared in `file` (where
+    the manifest is written). Without it nothing is changed: a request recorded without its
+    manifest would only be forgotten by the next plan."""
     live = find_live(client, request_id, api)
     if (marked_for := owner(live.description)) not in (None, name):
         raise ReconcilerError(f"request {request_id} is marked for {marked_for!r}, not {name!r}")
     if not adopt:
-        _check_free(state.read().lockfile.jobs, name, request_id)
-        manifest_yaml, secrets, _ = manifest_for(name, live)
+        jobs = state.read().lockfile.jobs
+        _check_free(jobs, name, request_id)
+        manifest_yaml, secrets, _ = manifest_for(name, live, _recorded_sensitive(jobs, name, request_id))
         return Imported(live, manifest_yaml, secrets, marked=False, adopted=False)
     with locked(state, "import", lease):
         snapshot = state.read()
         _check_free(snapshot.lockfile.jobs, name, request_id)
-        manifest_yaml, secrets, masked = manifest_for(name, live)
+        recorded = _recorded_sensitive(snapshot.lockfile.jobs, name, request_id)
+        manifest_yaml, secrets, masked = manifest_for(name, live, recorded)
+        masked |= recorded  # sensitive until the live value changes (DESIGN §4), even where absent now
         marked = _mark(client, live, name)
         journal = state.journal(state.compact(snapshot))
-        job = JobState(id=live.id, api=live.api, specHash=spec_hash(live.api, live.request, masked), status=live.status,
-                       observedAt=datetime.now(timezone.utc),
-                       sensitivePaths=JobState.paths(masked))
+        body_masked = frozenset(path for path in masked if path != ("description",))
+        job = JobState(id=live.id, api=live.api, specHash=spec_hash(live.api, live.request, body_masked),
+                       status=live.status, observedAt=datetime.now(timezone.utc),
+                       sensitivePaths=JobState.paths(masked), file=source_of(file) if file else None)
         journal.record(name, job, HistoryEntry(at=datetime.now(timezone.utc), who=whoami(), action="import",
                                                result="ok", requestId=live.id))
         journal.compact()
@@ -91,14 +100,29 @@ def _mark(client: BatchClient, live: LiveJob, name: str) -> bool:
         return False
 
 
-def manifest_for(name: str, live: LiveJob) -> tuple[str, tuple[str, ...], frozenset[tuple]]:
-    """A manifest reproducing the live request; credentials become `${env:…}` references. Also
-    the variables it expects and their paths in the body (sensitive from now on)."""
+def _recorded_sensitive(jobs: Mapping[str, JobState], name: str, request_id: str) -> frozenset[tuple]:
+    """The paths the lockfile records as sensitive for request `request_id` (taken as `name`): those
+    of its record, by id, and of the record of `name`."""
+    return frozenset(path for other, record in jobs.items() if record.id == request_id or other == name
+                     for path in record.masked)
+
+
+def manifest_for(name: str, live: LiveJob, recorded: frozenset[tuple] = frozenset()
+                 ) -> tuple[str, tuple[str, ...], frozenset[tuple]]:
+    """A manifest reproducing the live request, in which every sensitive value is an `${env:…}`
+    reference: at a credential key, or at a path of `recorded` (body paths, ("description",) for
+    the description). Also the variables it expects and those paths (sensitive from now on)."""
     from ruamel.yaml import YAML
     from ruamel.yaml.scalarstring import LiteralScalarString
 
     request = {k: v for k, v in copy.deepcopy(live.request).items() if k != "description"}
-    found: list[tuple[str, tuple]] = _externalise_secrets(request, name, [])
+    variables = _Variables(name)
+    found: list[tuple[str, tuple]] = _externalise_secrets(request, variables, recorded, [])
+    description: str = without_marker(live.description)
+    if ("description",) in recorded:
+        remember([description])
+        found.append((variables.new(("description",)), ("description",)))
+        description = f"${{env:{found[-1][0]}}}"
     secrets = [variable for variable, _ in found]
     evalscript = request.get("processRequest", {}).get("evalscript")
     if isinstance(evalscript, str) and "\n" in evalscript:
@@ -108,7 +132,7 @@ def manifest_for(name: str, live: LiveJob) -> tuple[str, tuple[str, ...], frozen
         "kind": "BatchJob",
         "metadata": {"name": name},
         "spec": {"api": live.api, "state": STATE_OF_STATUS.get(live.status, "started"),
-                 "description": without_marker(live.description), "request": request},
+                 "description": description, "request": request},
     }
     yaml = YAML()
     yaml.indent(mapping=2, sequence=4, offset=2)
@@ -121,18 +145,38 @@ def manifest_for(name: str, live: LiveJob) -> tuple[str, tuple[str, ...], frozen
     return text.getvalue(), tuple(secrets), frozenset(path for _, path in found)
 
 
-def _externalise_secrets(node, name: str, found: list[tuple[str, tuple]], path: tuple = ()) -> list[tuple[str, tuple]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in CREDENTIAL_KEYS and isinstance(value, str):
-                variable = f"{name.upper().replace('-', '_')}_{'_'.join(str(p).upper() for p in (*path, key))}"
-                node[key] = f"${{env:{variable}}}"
-                found.append((variable, (*path, key)))
-            else:
-                _externalise_secrets(value, name, found, (*path, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            _externalise_secrets(value, name, found, (*path, i))
+class _Variables:
+    """Names of the environment variables of one imported manifest: NAME_PATH_PARTS in upper
+    case, made a valid name (`envrefs.VARIABLE`), and made unique when two paths would share one."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._taken: set[str] = set()
+
+    def new(self, path: tuple) -> str:
+        base = re.sub(r"[^A-Z0-9_]", "_", "_".join(str(p).upper() for p in (self._name, *path)))
+        base = base if VARIABLE.fullmatch(base) else f"_{base}"  # a name may start with a digit
+        variable, n = base, 1
+        while variable in self._taken:
+            n += 1
+            variable = f"{base}_{n}"
+        self._taken.add(variable)
+        return variable
+
+
+def _externalise_secrets(node, variables: _Variables, recorded: frozenset[tuple], found: list[tuple[str, tuple]],
+                         path: tuple = ()) -> list[tuple[str, tuple]]:
+    """Replace by a reference, in place, every value of `node` that is sensitive: at a key
+    `redaction` holds secret, or at a `recorded` path; list (variable, path) of each in `found`."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        at = (*path, key)
+        if value is not None and (at in recorded or key in SECRET_KEYS):
+            remember([value] if isinstance(value, str) else [])  # an error may echo it: every output hides it
+            found.append((variables.new(at), at))
+            node[key] = f"${{env:{found[-1][0]}}}"
+        else:
+            _externalise_secrets(value, variables, recorded, found, at)
     return found
 
 
@@ -173,7 +217,8 @@ def rebuild(client: BatchClient, state: StateFile, manifests: list[Manifest], le
             manifest = by_name.get(name)
             masked = manifest.sent_sensitive if manifest is not None else frozenset()
             journal.record(name, JobState(id=job.id, api=job.api, specHash=_hash(manifest, job), status=job.status,
-                                          observedAt=datetime.now(timezone.utc), sensitivePaths=JobState.paths(masked)),
+                                          observedAt=datetime.now(timezone.utc), sensitivePaths=JobState.paths(masked),
+                                          file=source_of(manifest.file) if manifest is not None else None),
                            HistoryEntry(at=datetime.now(timezone.utc), who=whoami(), action="rebuild", result="ok",
                                         requestId=job.id, detail="recovered from its ownership marker"))
             added.append((name, job.id))

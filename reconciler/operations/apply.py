@@ -25,7 +25,7 @@ from reconciler.engine.identity import owner, with_marker
 from reconciler.engine.payload import create_body, sent_digest
 from reconciler.engine.rerun import sent_overrides
 from reconciler.engine.statuses import STOP_TOOK_EFFECT, TERMINAL, start_took_effect
-from reconciler.errors import ReconcilerError
+from reconciler.errors import LeaseLost, ReconcilerError
 from reconciler.manifests.manifest import Manifest
 from reconciler.redaction import from_service
 from reconciler.state.model import PREVIOUS_LIMIT, HistoryEntry, Intent, JobState
@@ -80,7 +80,8 @@ class Context:
     poll_seconds: float = 1.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-    seal: bytes = field(default=b"", repr=False)  # as the plan hashed sensitive values (engine.payload)
+    seal: bytes = field(default=b"", repr=False)  # the plan's digest key: `sends` is checked with it (engine.payload)
+    files: Mapping[str, str] = field(default_factory=dict)  # name → its manifest file, as the lockfile records it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, name: str, job: JobState | None, action: str, result: str, request_id: str | None = None,
@@ -144,6 +145,8 @@ class _Step:
                 self.context.check_lease()
                 _STEPS[step](self)
                 done.append(str(step))
+        except LeaseLost:
+            raise  # another run may hold the lease: record nothing more, start nothing more
         except (ApiError, ReconcilerError) as e:
             self.context.record(self.action.name, None, "/".join(map(str, self.action.steps)), f"failed: {e.message}",
                                 self.job_id)
@@ -159,7 +162,8 @@ class _Step:
         masked = manifest.sent_sensitive | (previous.masked if previous and previous.id == self.job_id else frozenset())
         job = JobState(id=self.job_id, api=self.action.api, specHash=self.action.spec_hash or "",
                        status=self.action.live_status, observedAt=_now(), restarts=previous.restarts if previous else 0,
-                       onRemove=manifest.job.spec.policy.onRemove, sensitivePaths=JobState.paths(masked))
+                       onRemove=manifest.job.spec.policy.onRemove, sensitivePaths=JobState.paths(masked),
+                       file=self.context.files.get(self.action.name))
         self.context.record(self.action.name, job, "adopt", "ok", self.job_id, "found by its ownership marker")
 
     def _forget(self) -> None:
@@ -184,7 +188,7 @@ class _Step:
                         self.context.seal)
         old = self.job_id or (previous.id if previous else None)  # what this create replaces, if anything
         predecessors = [*(previous.previous or [] if previous else []), *([old] if old else [])][-PREVIOUS_LIMIT:]
-        base = previous or JobState(api=self.action.api, specHash=self.action.spec_hash)
+        base = previous or JobState(api=self.action.api, specHash=self.action.spec_hash, file=self.context.files.get(name))
         intent = Intent(action="create", at=_now(), who=self.context.who, marker=f"[reconciler:{name}]",
                         specHash=self.action.spec_hash)
         self.context.record(name, base.model_copy(update={"intent": intent}), "create", "intent", None)
@@ -199,7 +203,7 @@ class _Step:
         job = JobState(id=live.id, api=self.action.api, specHash=self.action.spec_hash, status=live.status,
                        observedAt=_now(), restarts=restarts, onRemove=manifest.job.spec.policy.onRemove,
                        sensitivePaths=JobState.paths(manifest.sent_sensitive), rerunOf=self.action.rerun_of,
-                       previous=predecessors or None)
+                       previous=predecessors or None, file=self.context.files.get(name))
         self.context.record(name, job, "create", how, live.id, f"replaces {old}" if old else None)
         self.job_id, self.created_at = live.id, self.context.clock()
 

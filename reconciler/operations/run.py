@@ -15,14 +15,14 @@ from reconciler.api.jobs import JobsApi
 from reconciler.api.models.live import LiveJob
 from reconciler.engine.actions import Kind, Plan
 from reconciler.engine.estimate import Estimator
-from reconciler.engine.payload import seal
 from reconciler.engine.plan import PlanOptions, plan
-from reconciler.errors import InvalidManifests, ReconcilerError
+from reconciler.errors import InvalidManifests, LeaseLost, ReconcilerError, UsageError
+from reconciler.manifests.files import scope_of, source_of
 from reconciler.manifests.loader import load
 from reconciler.manifests.manifest import Manifest
 from reconciler.operations import apply as applying
 from reconciler.operations.live import JobProgress, Tracker, joined, recorded_jobs
-from reconciler.operations.planfile import SavedPlan
+from reconciler.operations.planfile import Options, PlanKeys, SavedPlan, published
 from reconciler.operations.refresh import Refreshed, refresh
 from reconciler.state.lease import whoami
 from reconciler.state.operations import LeaseOptions, locked
@@ -65,8 +65,15 @@ def load_manifests(selection: Selection, use_cache: bool = False) -> tuple[list[
     return result.manifests, (frozenset(names) if names is not None else None)
 
 
+def options_of(selection: Selection, shard: str | None) -> Options:
+    """The options a saved plan records, and an apply of it must be given (DESIGN §4)."""
+    return Options(scope_of(selection.paths), shard, tuple(sorted(selection.targets)) if selection.targets else None,
+                   tuple(sorted(f"{k}={v}" for k, v in selection.selector)), selection.allow_replace)
+
+
 def make_plan(client: BatchClient, state: StateFile, manifests: list[Manifest], names: frozenset[str] | None,
-              selection: Selection) -> tuple[Plan, Refreshed]:
+              selection: Selection, keys: PlanKeys) -> tuple[Plan, Refreshed]:
+    """Refresh and plan. Only the jobs recorded from files inside `selection.paths` may be removed."""
     refreshed = refresh(client, state, manifests, every=selection.show_unmanaged)
     known = {m.name for m in manifests} | set(refreshed.snapshot.lockfile.jobs)
     unknown = sorted(set(selection.targets or ()) - known)
@@ -75,39 +82,43 @@ def make_plan(client: BatchClient, state: StateFile, manifests: list[Manifest], 
                               "names: " + ", ".join(sorted(known)[:20]))
     estimator = Estimator()
     made = plan(manifests, refreshed.live, refreshed.snapshot.lockfile,
-                PlanOptions(selection.allow_replace, names, seal(client.session.settings.client_secret)),
+                PlanOptions(selection.allow_replace, names, keys.digests, scope_of(selection.paths)),
                 estimator, estimator.card)
     return made, refreshed
 
 
-def apply_fresh(client: BatchClient, state: StateFile, selection: Selection, settings: ApplySettings,
+def apply_fresh(client: BatchClient, state: StateFile, selection: Selection, settings: ApplySettings, keys: PlanKeys,
                 show: Callable[[Plan], None], confirm: Callable[[Plan], bool],
                 progress: Callable[[tuple[JobProgress, ...]], None]) -> tuple[Plan, list[applying.ActionResult], dict]:
     """Plan under the lease, show it, ask, execute it. Returns the plan, what each action did and,
     with `wait`, where each job settled: {name: (spec.state, status)}."""
     manifests, names = load_manifests(selection)
     with locked(state, "apply", settings.lease) as lease:
-        made, refreshed = make_plan(client, state, manifests, names, selection)
+        made, refreshed = make_plan(client, state, manifests, names, selection, keys)
         show(made)
         if not made.changes and not settings.wait:
-            _record_observed(client, state, refreshed, made, manifests, lease)
+            _record_observed(client, state, refreshed, made, manifests, lease, keys)
             return made, [], {}
         if made.changes and not confirm(made):
             raise ReconcilerError("apply cancelled; nothing was changed")
-        return (made, *_execute(client, state, refreshed, made, manifests, settings, lease, progress))
+        return (made, *_execute(client, state, refreshed, made, manifests, settings, lease, progress, keys))
 
 
-def apply_saved(client: BatchClient, state: StateFile, saved: SavedPlan, settings: ApplySettings,
-                show: Callable[[Plan], None],
+def apply_saved(client: BatchClient, state: StateFile, saved: SavedPlan, selection: Selection, shard: str | None,
+                settings: ApplySettings, keys: PlanKeys, show: Callable[[Plan], None],
                 progress: Callable[[tuple[JobProgress, ...]], None]) -> tuple[Plan, list[applying.ActionResult], dict]:
-    """Execute a saved plan if nothing it rests on has moved. The file is never trusted on its own
-    (DESIGN §4, §8): the plan is made again from the manifests, the lockfile and the live jobs, and
-    only when the fresh plan does what the saved one says is the fresh one executed (and shown)."""
-    selection = Selection(paths=saved.paths, targets=frozenset(saved.targets) if saved.targets else None,
-                          allow_replace=saved.allow_replace)
+    """Execute a saved plan (its signature already verified) if nothing it rests on has moved. The
+    file carries no authority of its own (DESIGN §4, §8): the options come from this command line
+    (`selection`, `shard`) and must equal the recorded ones; the plan is made again from the
+    manifests, the lockfile and the live jobs, and only when the fresh plan does what the saved one
+    says is the fresh one executed (and shown)."""
+    if differences := saved.options.differences(options_of(selection, shard)):
+        raise UsageError("the saved plan was made with other options: " + "; ".join(differences),
+                         "apply it with the options it was made with (`reconciler show FILE` prints them), "
+                         "or make a new plan")
     manifests, names = load_manifests(selection)
     with locked(state, "apply", settings.lease) as lease:
-        again, refreshed = make_plan(client, state, manifests, names, selection)
+        again, refreshed = make_plan(client, state, manifests, names, selection, keys)
         lockfile, snapshot = refreshed.snapshot.lockfile, refreshed.snapshot
         made_on_nothing = saved.plan.serial == 0 and saved.journal_seq == 0  # no lockfile existed: no lineage yet
         exists = snapshot.etag is not None or bool(snapshot.journal)
@@ -118,12 +129,12 @@ def apply_saved(client: BatchClient, state: StateFile, saved: SavedPlan, setting
                             f"{refreshed.snapshot.stored_serial})", "make a new plan: `reconciler plan --out FILE`")
         if again.fingerprint != saved.plan.fingerprint:
             raise StalePlan("the live jobs changed since the plan was made", "make a new plan: `reconciler plan --out FILE`")
-        if differences := plan_differences(saved.plan, again):
+        if differences := plan_differences(saved.plan, published(again, keys)):
             raise StalePlan("the saved plan is not what the manifests, lockfile and live jobs give now: "
                             + "; ".join(differences[:3]) + (f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""),
                             "make a new plan and review it: `reconciler plan --out FILE`")
         show(again)
-        return (again, *_execute(client, state, refreshed, again, manifests, settings, lease, progress))
+        return (again, *_execute(client, state, refreshed, again, manifests, settings, lease, progress, keys))
 
 
 def plan_differences(saved: Plan, fresh: Plan) -> list[str]:
@@ -150,22 +161,29 @@ def plan_differences(saved: Plan, fresh: Plan) -> list[str]:
     return out
 
 
-def _execute(client, state, refreshed, made: Plan, manifests, settings: ApplySettings, lease, progress):
+def _execute(client, state, refreshed, made: Plan, manifests, settings: ApplySettings, lease, progress, keys: PlanKeys):
     snapshot = state.compact(refreshed.snapshot)  # fold in what a crashed run left first
     journal = state.journal(snapshot)
     apis = {api: JobsApi(client, api) for api in ("v1", "v2")}
+    files = {m.name: source_of(m.file) for m in manifests}
     context = applying.Context(apis, journal, {m.name: m for m in manifests}, whoami(), revision(manifests), lease.check,
-                               settings.wait, settings.timeout, settings.poll_seconds,
-                               seal=seal(client.session.settings.client_secret))
+                               settings.wait, settings.timeout, settings.poll_seconds, seal=keys.digests, files=files)
     final: dict[str, tuple[str, str]] = {}
+    lost = False
     try:
         results = applying.execute(made, context, settings.parallelism)
         if settings.wait:
             final = _wait(context, made, manifests, settings, progress)
         names = {a.name for a in made.actions} | set(refreshed.snapshot.lockfile.jobs)
         _observe(context, recorded_jobs(apis.values(), {name: context.current(name) for name in names}))
+    except LeaseLost:
+        # Another run may hold the lease now: folding this run's journal into the lockfile could
+        # count that run's entries as folded. The entries stay for the next holder to fold in.
+        lost = True
+        raise
     finally:
-        journal.compact()
+        if not lost:
+            journal.compact()
     return results, final
 
 
@@ -194,20 +212,30 @@ def _wait(context: applying.Context, made: Plan, manifests: list[Manifest], sett
 
 
 def _observe(context: applying.Context, jobs: dict[str, LiveJob | None]) -> None:
-    """Record the status each managed job has now (stale-deletion decisions rest on it), with the
-    final lockfile write: one write for all of them."""
+    """Record the status each managed job has now (stale-deletion decisions rest on it), and the
+    manifest file that declares it (a job's scope), with the final lockfile write: one write for all."""
     for name, job in sorted(jobs.items()):
         record = context.current(name)
-        if job is not None and record is not None and job.status != record.status:
-            context.note(name, record.model_copy(update={"status": job.status, "observedAt": datetime.now(timezone.utc)}),
-                         "observe", job.status, job.id)
+        if record is None:
+            continue
+        update: dict = {}
+        if job is not None and job.status != record.status:
+            update = {"status": job.status, "observedAt": datetime.now(timezone.utc)}
+        if (file := context.files.get(name)) is not None and file != record.file:
+            update["file"] = file
+        if update:
+            context.note(name, record.model_copy(update=update), "observe", update.get("status", "declared in " + str(file)),
+                         job.id if job is not None else record.id)
 
 
-def _record_observed(client, state, refreshed: Refreshed, made: Plan, manifests, lease) -> None:
-    """With nothing to do, still record statuses that moved (from the listing the plan was made on)."""
+def _record_observed(client, state, refreshed: Refreshed, made: Plan, manifests, lease, keys: PlanKeys) -> None:
+    """With nothing to do, still record statuses that moved (from the listing the plan was made on)
+    and manifest files that records do not name yet."""
     records = refreshed.snapshot.lockfile.jobs
-    if any(job is not None and job.status != records[name].status for name, job in joined(refreshed.live, records).items()):
-        _execute(client, state, refreshed, replace(made, actions=()), manifests, ApplySettings(), lease, lambda s: None)
+    moved = any(job is not None and job.status != records[name].status for name, job in joined(refreshed.live, records).items())
+    if moved or any(m.name in records and records[m.name].file != source_of(m.file) for m in manifests):
+        _execute(client, state, refreshed, replace(made, actions=()), manifests, ApplySettings(), lease, lambda s: None,
+                 keys)
 
 
 def revision(manifests: Sequence[Manifest]) -> str | None:
@@ -236,18 +264,19 @@ class Reconciled:
 
 
 def reconcile(client: BatchClient, state: StateFile, selection: Selection, settings: ApplySettings, detect_only: bool,
-              show: Callable[[Plan], None], progress: Callable[[tuple[JobProgress, ...]], None]) -> Reconciled:
+              keys: PlanKeys, show: Callable[[Plan], None],
+              progress: Callable[[tuple[JobProgress, ...]], None]) -> Reconciled:
     """Refresh and plan; unless `detect_only`, apply the actions that need no review."""
     manifests, names = load_manifests(selection)
     if detect_only:
-        made, _ = make_plan(client, state, manifests, names, selection)
+        made, _ = make_plan(client, state, manifests, names, selection, keys)
         show(made)
         return Reconciled(made, (), tuple(a for a in made.actions if a.kind.changes or a.kind is Kind.BLOCKED), {})
     with locked(state, "reconcile", settings.lease) as lease:
-        made, refreshed = make_plan(client, state, manifests, names, selection)
+        made, refreshed = make_plan(client, state, manifests, names, selection, keys)
         show(made)
         automatic = tuple(a for a in made.actions if a.kind in AUTOMATIC)
         deferred = tuple(a for a in made.actions if (a.kind.changes and a.kind not in AUTOMATIC) or a.kind is Kind.BLOCKED)
         results, final = _execute(client, state, refreshed, replace(made, actions=automatic), manifests, settings, lease,
-                                  progress)
+                                  progress, keys)
     return Reconciled(made, tuple(results), deferred, final)

@@ -10,13 +10,17 @@ markdown view of render/plan.py, read by a reviewer who must not miss the risky 
   end of the review order, with a note; a blocked action is never dropped: those that do not fit
   in full are still named. The note points only to what surely exists: the JSON view of the
   plan and `reconciler show` of a saved plan.
+- Text from outside (manifests, the service, lease holders) goes through `md`/`md_code`/`md_item`
+  only: it can neither write markup nor mention, reference or link anything (DESIGN §8).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from reconciler.engine.actions import Action, Kind, Plan
+from reconciler.operations.planfile import SavedPlan
 from reconciler.render import plain
 from reconciler.render.phrases import (
     card_area,
@@ -33,6 +37,8 @@ from reconciler.render.phrases import (
     listed,
     pu,
     redact,
+    saved_line,
+    scope_line,
     short_value,
     steps_note,
     summary_line,
@@ -46,22 +52,51 @@ REVIEW_ORDER = (Kind.BLOCKED, Kind.REPLACE, Kind.STOP, Kind.FORGET, Kind.CREATE,
                 Kind.ANALYSE, Kind.START, Kind.RESTART, Kind.WAIT, Kind.NOOP)
 OPEN = frozenset({Kind.BLOCKED, Kind.REPLACE})  # shown open, never collapsed
 _MD_SPECIAL = set("&<>\\`*_[]|~#$")
+WORD_JOINER = "\u2060"  # invisible, and never a line break: the text reads as it was
+# Where GitHub would act on plain text, which it does after decoding entities: an @mention or an
+# address (`a@b.example`), a reference (`#12`, `GH-12`, `owner/repo#12`), an autolinked URL
+# (`https://`, `http://`, `ftp://`, `www.`, `mailto:`, `xmpp:`). A word joiner at each of these
+# points breaks the pattern and leaves the characters. Bare commit hashes are left alone: GitHub
+# links only hashes of this repository's commits, tells no one, and request ids look like them.
+_ACTED_ON = re.compile(r"(?i:@(?=\w)|#(?=\d)|gh-(?=\d)|(?:https?|ftp):(?=//)|mailto:|xmpp:|www(?=\.))")
+# At the start of a list item: what would open a nested list or an indented code block.
+_BLOCK_START = re.compile(r"^(?:[-+](?= |$)|\d{1,9}(?=[.)](?: |$))| )")
 
 
 def md(text: str) -> str:
-    """Text safe anywhere in GitHub markdown or HTML: special characters as numeric entities, which
-    markdown shows literally and never reads as markup."""
-    return "".join(f"&#{ord(c)};" if c in _MD_SPECIAL else c for c in plain(text))
+    """Text safe anywhere inline in GitHub markdown or HTML: special characters as numeric entities,
+    which markdown shows literally and never reads as markup, and mentions, references and links
+    made inert (`_inert`). Every text from outside (service, manifests, lease holders) goes here."""
+    return "".join(f"&#{ord(c)};" if c in _MD_SPECIAL else c for c in _inert(plain(text)))
+
+
+def _inert(text: str) -> str:
+    lower = text.lower()  # most texts hold none of the patterns: a few substring tests, not a regex pass
+    if "@" in text or "#" in text or ":" in text or "www." in lower or "gh-" in lower:
+        return _ACTED_ON.sub(lambda found: found.group(0) + WORD_JOINER, text)
+    return text
 
 
 def md_code(text: str) -> str:
-    # HTML <code>, not backticks: it holds any character, and GitHub links no @mention or URL in it
+    # HTML <code>, not backticks: it holds any character, and GitHub mentions no one in it (md
+    # still breaks links: the autolinker reads the text between HTML tags like any other)
     return f"<code>{md(text)}</code>"
 
 
-def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    """A pull request comment of at most `limit` characters (see the module docstring)."""
-    head = _md_head(plan)
+def md_item(text: str) -> str:
+    """A list item of `text`: md, and a start that would open a nested list or a code block encoded."""
+    escaped = md(text)
+    start = _BLOCK_START.match(escaped)
+    if start is None:
+        return f"- {escaped}"
+    at = start.end() if start.group(0)[0].isdigit() else 0  # the "." of "1." or the "-" itself
+    return f"- {escaped[:at]}&#{ord(escaped[at])};{escaped[at + 1:]}"
+
+
+def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT, saved: SavedPlan | None = None) -> str:
+    """A pull request comment of at most `limit` characters (see the module docstring); with
+    `saved`, what the saved plan was made from and with."""
+    head = _md_head(plan, saved)
     actions = sorted(listed(plan, verbose=False), key=lambda a: (REVIEW_ORDER.index(a.kind), a.sort_key()))
     counts = plan.counts()
     blocked = [a.name for a in actions if a.kind is Kind.BLOCKED]
@@ -125,7 +160,7 @@ def _md_note(left_out: int, total: int, limit: int) -> str:
             "for a plan saved with `--out`.")
 
 
-def _md_head(plan: Plan) -> str:
+def _md_head(plan: Plan, saved: SavedPlan | None = None) -> str:
     counts = plan.counts()
     rows = ["| Action | Jobs |", "| :-- | --: |"]
     for k in kinds():
@@ -138,11 +173,15 @@ def _md_head(plan: Plan) -> str:
     parts = ["### Reconciler plan", f"**{md(summary_line(plan))}**", "\n".join(rows),
              f"<sub>state lineage {md_code(plan.lineage)}, serial {plan.serial} · live fingerprint "
              f"{md_code(plan.fingerprint)}</sub>"]
+    if saved is not None:
+        parts.append(f"<sub>{md(saved_line(saved))}</sub>")
+    if plan.out_of_scope:
+        parts.append(md(scope_line(plan)))
     if plan.unmanaged:
         parts.append(f"{len(plan.unmanaged)} live job(s) are not managed by these manifests and are never touched; "
                      "`reconciler plan --show-unmanaged` lists them.")
     if plan.warnings:
-        items = [f"- {md(w)}" for w in plan.warnings[:MD_WARNINGS]]
+        items = [md_item(w) for w in plan.warnings[:MD_WARNINGS]]
         if len(plan.warnings) > MD_WARNINGS:
             items.append(f"- … and {len(plan.warnings) - MD_WARNINGS:,} more (see the CI log)")
         parts.append("**Warnings**\n\n" + "\n".join(items))
@@ -169,7 +208,7 @@ def _md_details(action: Action, drawn) -> str:
     extras = " · ".join(md(x) for x in (steps_note(action), cost_note(action)) if x)
     summary = f"<code>{md(k.symbol)}</code> <b>{k.word}</b> {md(action.name)} ({where})"
     summary += f" · {extras}" if extras else ""
-    body = [f"- {md(reason)}" for reason in action.reasons]
+    body = [md_item(reason) for reason in action.reasons]
     if action.job_id:
         body.append(f"- request {md_code(action.job_id)}")
     body += [f"- with {md_code(path)} = {md_code(short_value(value, path))}" for path, value in action.overrides]

@@ -17,6 +17,7 @@ from reconciler import redaction
 from reconciler.engine.actions import Action, JobCard, Kind, Plan
 from reconciler.engine.diff import FieldChange
 from reconciler.geo.grids import GRIDS
+from reconciler.operations.planfile import SavedPlan, describe
 from reconciler.redaction import SENSITIVE
 
 VALUE_WIDTH = 100  # characters of a value shown in text and markdown before it is shortened
@@ -213,3 +214,19 @@ def card_json(action: Action) -> dict | None:
         "estimatePU": round(action.cost_pu, 1) if action.cost_pu is not None else None,
         "note": card.note,
     }
+
+
+def saved_line(saved: SavedPlan) -> str:
+    """A saved plan's options, as `apply FILE` must be given them, and its commit."""
+    o = saved.options
+    return (f"Saved plan of commit {saved.commit or '(not in git)'} · shard {describe(o.shard or '(none)')} · "
+            f"paths {describe(o.paths)} · --target {describe(o.targets)} · --selector {describe(o.selectors)} · "
+            f"--allow-replace {describe(o.allow_replace)}")
+
+
+def scope_line(plan: Plan) -> str:
+    """The recorded jobs this plan leaves alone because their manifest file is elsewhere."""
+    if not plan.out_of_scope:
+        return ""
+    return (f"{len(plan.out_of_scope)} recorded job(s) are out of scope (declared outside these paths, or before "
+            "files were recorded): left alone; plan their paths to act on them.")

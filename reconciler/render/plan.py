@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
+from reconciler.operations.planfile import SavedPlan
 from reconciler.render import colour_enabled, out, paint, plain
 from reconciler.render.markdown import GITHUB_COMMENT_LIMIT, md, md_code, plan_markdown
 from reconciler.render.phrases import (
@@ -32,6 +33,8 @@ from reconciler.render.phrases import (
     leaf_changes,
     listed,
     redact,
+    saved_line,
+    scope_line,
     short_value,
     steps_note,
     summary_line,
@@ -52,22 +55,28 @@ _COLOURS = {
 _DIFF_COLOURS = {"+": "green", "-": "red", "~": "yellow"}
 
 
-def show_plan(plan: Plan, fmt: str, show_unmanaged: bool = False, verbose: bool = False) -> None:
-    """Print the plan as `text` (coloured on a terminal), `json` or `markdown`."""
+def show_plan(plan: Plan, fmt: str, show_unmanaged: bool = False, verbose: bool = False,
+              saved: SavedPlan | None = None) -> None:
+    """Print the plan as `text` (coloured on a terminal), `json` or `markdown`; with `saved`, also
+    what it was made from and with (a saved plan's commit and options)."""
     if fmt == "json":
-        out(plan_json(plan))
+        out(plan_json(plan, saved))
     elif fmt == "markdown":
-        out(plan_markdown(plan))
+        out(plan_markdown(plan, saved=saved))
     else:
-        out(plan_text(plan, colour=colour_enabled(), show_unmanaged=show_unmanaged, verbose=verbose))
+        out(plan_text(plan, colour=colour_enabled(), show_unmanaged=show_unmanaged, verbose=verbose, saved=saved))
 
 
 # ---------------------------------------------------------------- text
 
-def plan_text(plan: Plan, *, colour: bool, show_unmanaged: bool = False, verbose: bool = False) -> str:
+def plan_text(plan: Plan, *, colour: bool, show_unmanaged: bool = False, verbose: bool = False,
+              saved: SavedPlan | None = None) -> str:
     """Terraform-like text: header, one block per action that needs attention, warnings, summary."""
     lines = [paint(f"Reconciler plan · state lineage {plain(plan.lineage)}, serial {plan.serial} · "
-                   f"live fingerprint {plain(plan.fingerprint)}", colour, dim=True), ""]
+                   f"live fingerprint {plain(plan.fingerprint)}", colour, dim=True)]
+    if saved is not None:
+        lines.append(paint(plain(saved_line(saved)), colour, dim=True))
+    lines.append("")
     shown = listed(plan, verbose)
     if shown:
         present = [k for k in kinds() if any(a.kind is k for a in shown)]
@@ -77,6 +86,8 @@ def plan_text(plan: Plan, *, colour: bool, show_unmanaged: bool = False, verbose
         lines += _text_block(action, colour) + [""]
     if plan.unmanaged:
         lines += _text_unmanaged(plan.unmanaged, show_unmanaged) + [""]
+    if plan.out_of_scope:
+        lines += [scope_line(plan), ""]
     for warning in plan.warnings:
         lines.append(paint("Warning: ", colour, fg="yellow", bold=True) + plain(warning))
     if plan.warnings:
@@ -128,7 +139,7 @@ def _text_unmanaged(unmanaged: tuple[Unmanaged, ...], show: bool) -> list[str]:
 
 # ---------------------------------------------------------------- JSON
 
-def plan_json(plan: Plan) -> str:
+def plan_json(plan: Plan, saved: SavedPlan | None = None) -> str:
     """The plan as JSON, format version 1 (docs/plan-json.md): keys sorted, values redacted."""
     counts = plan.counts()
     document = {
@@ -146,7 +157,13 @@ def plan_json(plan: Plan) -> str:
         "unmanaged": [{"id": u.id, "api": u.api, "status": u.status, "description": u.description, "note": u.note}
                       for u in plan.unmanaged],
         "warnings": list(plan.warnings),
+        "outOfScope": list(plan.out_of_scope),
     }
+    if saved is not None:
+        o = saved.options
+        document["saved"] = {"commit": saved.commit, "shard": o.shard, "paths": list(o.paths),
+                             "targets": list(o.targets) if o.targets is not None else None,
+                             "selectors": list(o.selectors), "allowReplace": o.allow_replace}
     return json.dumps(finite(document), indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
