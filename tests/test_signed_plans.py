@@ -44,7 +44,7 @@ def reviewed(workspace, run_cli, sandbox, monkeypatch):
     second = manifest.read_text().replace(f"name: {prefix}-a", f"name: {prefix}-b")
     (workspace / "manifests" / "second.yaml").write_text(second.replace("maxCloudCoverage: 30.0", "maxCloudCoverage: 20.0"))
     code, out, err = run_cli("plan", "--out", "saved.plan", "--detailed-exitcode")
-    assert code == 2 and "! blocked" in out and "+ create" in out, out + err
+    assert code == 4 and "! blocked" in out and "+ create" in out, out + err  # 4: something is blocked
     return prefix
 
 

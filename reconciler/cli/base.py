@@ -140,7 +140,7 @@ def units_of(paths: tuple[str, ...], state_location: str | None, shards: tuple[s
 
 def for_each(units: list[Unit], run) -> int:
     """Run per unit, with a heading per shard; with several shards an error in one is shown and the
-    others still run. The exit code is the most serious: 1, then 3, then 2, then 0."""
+    others still run. The exit code is the most serious: 1, then 3, then 4, then 2, then 0."""
     from reconciler.errors import ReconcilerError
     from reconciler.render import show_heading
     from reconciler.render.diagnostics import show_failure
@@ -158,4 +158,4 @@ def for_each(units: list[Unit], run) -> int:
             e.message = f"shard {unit.shard}: {e.message}"
             show_failure(e)
             codes.append(e.exit_code)
-    return next((c for c in (1, 3, 2) if c in codes), 0)
+    return next((c for c in (1, 3, 4, 2) if c in codes), 0)

@@ -37,7 +37,8 @@ from reconciler.cli.base import (
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=str), help="Save the plan for `apply FILE`.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 0 without changes, 2 with changes (or changes policy blocks), 1 on error.")
+              help="Exit 0 without changes, 2 with changes, 4 when policy blocks something (a pull request's "
+                   "check fails on it), 1 on error.")
 @click.option("--show-unmanaged", is_flag=True, help="Also list live jobs the reconciler does not manage.")
 @TARGET
 @SELECTOR
@@ -70,7 +71,9 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
         show_plan(made, fmt, show_unmanaged=show_unmanaged, saved=saved)
         if saved is not None:
             save(saved, out_file, keys)
-        return 2 if detailed_exitcode and made.drift else 0
+        if not detailed_exitcode:
+            return 0
+        return 4 if made.blocked else 2 if made.drift else 0
 
     return for_each(units, one)
 

@@ -153,6 +153,11 @@ class Plan:
         """Live jobs differ from the manifests: changes to make, or ones policy refuses."""
         return any(a.kind.changes or a.kind is Kind.BLOCKED for a in self.actions)
 
+    @property
+    def blocked(self) -> tuple[Action, ...]:
+        """What policy refuses: a reviewer must act before this plan can converge."""
+        return tuple(a for a in self.actions if a.kind is Kind.BLOCKED)
+
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for action in self.actions:
