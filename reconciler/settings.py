@@ -1,4 +1,4 @@
-"""Configuration: flags and the environment → frozen settings (DESIGN §5).
+"""Configuration: flags, the environment and sentinelhub-py's profile → frozen settings (DESIGN §5).
 
 The first step of every command that talks to a service. Settings are read once, checked here
 (so a typo in a URL fails before any request), and passed down as immutable values; nothing
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from reconciler.errors import ReconcilerError
 from reconciler.names import NAME_RULE, is_name
+from reconciler.profiles import DEFAULT_PROFILE, PROFILE_KEYS, Profile, read_profile
 
 
 @dataclass(frozen=True)
@@ -105,18 +106,20 @@ class ApiSettings:
 
 def api_settings(environ: Mapping[str, str] = os.environ, deployment: str | None = None,
                  **overrides: object) -> ApiSettings:
-    """Settings from SH_CLIENT_ID, SH_CLIENT_SECRET and the service's URLs (`deployment`, else
-    SH_DEPLOYMENT, else SH_BASE_URL/SH_TOKEN_URL), and a listing's deadline from
-    RECONCILER_LIST_TIMEOUT (a duration); non-None `overrides` (tests) win. Raises
-    MissingCredentials or InvalidSettings."""
+    """Settings by sentinelhub-py's precedence, per field: non-None `overrides` (flags, tests), then
+    SH_CLIENT_ID, SH_CLIENT_SECRET and the service's URLs (`deployment`, else SH_DEPLOYMENT, else
+    SH_BASE_URL/SH_TOKEN_URL), then the sentinelhub-py profile (`read_profile`); a listing's
+    deadline from RECONCILER_LIST_TIMEOUT (a duration). Raises MissingCredentials, InvalidSettings
+    or profiles.InvalidProfile."""
     known = {f.name for f in fields(ApiSettings)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise TypeError(f"unknown API setting(s): {', '.join(unknown)}")
-    base_url, token_url = service_urls(environ, deployment)
+    profile = read_profile(environ)
+    base_url, token_url = service_urls(environ, deployment, profile)
     values: dict[str, object] = {
-        "client_id": environ.get("SH_CLIENT_ID", "").strip(),
-        "client_secret": environ.get("SH_CLIENT_SECRET", "").strip(),
+        "client_id": environ.get("SH_CLIENT_ID", "").strip() or profile.values.get("SH_CLIENT_ID", ""),
+        "client_secret": environ.get("SH_CLIENT_SECRET", "").strip() or profile.values.get("SH_CLIENT_SECRET", ""),
         "base_url": base_url,
         "token_url": token_url,
     }
@@ -126,15 +129,23 @@ def api_settings(environ: Mapping[str, str] = os.environ, deployment: str | None
     missing = [var for var, key in (("SH_CLIENT_ID", "client_id"), ("SH_CLIENT_SECRET", "client_secret"))
                if not values[key]]
     if missing:
-        raise MissingCredentials(
-            f"no Sentinel Hub credentials: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
-            "set SH_CLIENT_ID and SH_CLIENT_SECRET to an OAuth client of your Sentinel Hub account "
-            "(and SH_BASE_URL/SH_TOKEN_URL for another deployment), or source the env file that "
-            "`reconciler sandbox serve --env-file FILE` writes",
-        )
+        raise _missing_credentials(missing, profile)
     settings = ApiSettings(**values)  # type: ignore[arg-type]
-    _check_transport(settings, environ)
+    _check_transport(settings, environ, profile)
     return settings
+
+
+def _missing_credentials(missing: list[str], profile: Profile) -> MissingCredentials:
+    keys = " or ".join(PROFILE_KEYS[var] for var in missing)
+    return MissingCredentials(
+        f"no Sentinel Hub credentials: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set, "
+        f"and {profile.lacking(keys)}",
+        "set SH_CLIENT_ID and SH_CLIENT_SECRET to an OAuth client of your Sentinel Hub account, or give that "
+        "profile sh_client_id and sh_client_secret (edit the file, or run `sentinelhub.config"
+        f"{'' if profile.name == DEFAULT_PROFILE else ' --profile ' + profile.name} --sh_client_id ID "
+        "--sh_client_secret SECRET`), or pick another profile with SH_PROFILE; or source the env file that "
+        "`reconciler sandbox serve --env-file FILE` writes",
+    )
 
 
 def _list_timeout(text: str) -> float:
@@ -148,17 +159,23 @@ def _list_timeout(text: str) -> float:
     return seconds
 
 
-def service_urls(environ: Mapping[str, str], deployment: str | None = None) -> tuple[str, str]:
-    """The API and token URLs: a named deployment's; else SH_BASE_URL (default EU) and SH_TOKEN_URL,
-    which defaults to the realm of the deployment SH_BASE_URL names (the EU realm for others).
-    A deployment and URLs that name another service are refused rather than guessed between."""
+def service_urls(environ: Mapping[str, str], deployment: str | None = None,
+                 profile: Profile | None = None) -> tuple[str, str]:
+    """The API and token URLs: a named deployment's (`deployment`, else SH_DEPLOYMENT); else SH_BASE_URL,
+    else the profile's sh_base_url (default EU), and SH_TOKEN_URL, else the profile's sh_token_url, else
+    the realm of the deployment the base URL names (the EU realm for others). A deployment and SH_*
+    URLs that name another service are refused rather than guessed between; a deployment outranks
+    a profile's URLs (`profile`: reconciler.profiles.read_profile(environ) when not given)."""
     name = (deployment or environ.get("SH_DEPLOYMENT", "")).strip()
     base = environ.get("SH_BASE_URL", "").strip()
     token = environ.get("SH_TOKEN_URL", "").strip()
     if not name:
-        base = _normalise_url(base, "SH_BASE_URL") if base else DEFAULT_BASE_URL
+        profile = read_profile(environ) if profile is None else profile
+        base, base_from = (base, "SH_BASE_URL") if base else profile.value("SH_BASE_URL")
+        token, token_from = (token, "SH_TOKEN_URL") if token else profile.value("SH_TOKEN_URL")
+        base = _normalise_url(base, base_from) if base else DEFAULT_BASE_URL
         known = next((d for d in DEPLOYMENTS.values() if d.base_url == base), DEPLOYMENTS["eu"])
-        return base, token or known.token_url
+        return base, _normalise_url(token, token_from) if token else known.token_url
     chosen = DEPLOYMENTS.get(name)
     if chosen is None:
         raise InvalidSettings(f"unknown deployment {name!r} (SH_DEPLOYMENT or --deployment)",
@@ -181,12 +198,14 @@ def _normalise_url(url: str, variable: str) -> str:
     return url
 
 
-def _check_transport(settings: ApiSettings, environ: Mapping[str, str]) -> None:
+def _check_transport(settings: ApiSettings, environ: Mapping[str, str], profile: Profile | None = None) -> None:
     # The client secret and the bearer token travel in clear over http: fine on loopback (the
     # sandbox), otherwise only when the user opted in the way oauthlib asks for.
     if environ.get(INSECURE_TRANSPORT_VARIABLE, "").strip().lower() in INSECURE_TRANSPORT_YES:
         return
     for variable, url in (("SH_BASE_URL", settings.base_url), ("SH_TOKEN_URL", settings.token_url)):
+        if profile and not environ.get(variable, "").strip() and profile.values.get(variable, "").rstrip("/") == url:
+            variable = profile.value(variable)[1]  # the URL came from the profile: name it there
         if url.startswith("http://") and not is_loopback(urlsplit(url).hostname or ""):
             raise InvalidSettings(
                 f"{variable} uses plain http on a non-local host: {url}",
@@ -271,7 +290,8 @@ def plan_key(environ: Mapping[str, str] = os.environ, client_secret: str | None 
     secret = (client_secret or environ.get("SH_CLIENT_SECRET", "")).strip()
     if secret:
         return hmac.new(b"reconciler plan key from SH_CLIENT_SECRET", secret.encode(), hashlib.sha256).digest()
-    raise MissingCredentials(f"no plan key: neither {PLAN_KEY_VARIABLE} nor SH_CLIENT_SECRET is set",
+    raise MissingCredentials(f"no plan key: neither {PLAN_KEY_VARIABLE} nor an OAuth client secret (SH_CLIENT_SECRET, "
+                             "or a sentinelhub-py profile's sh_client_secret) is set",
                              "saved plans are signed and checked with it: set the one the plan was made with")
 
 

@@ -22,7 +22,7 @@ def project_as_committed(tmp_path):
     the hooks from a commit, and the tree under test may not be one yet."""
     project = tmp_path / "project"
     project.mkdir()
-    for name in (".pre-commit-hooks.yaml", "pyproject.toml", "README.md"):
+    for name in (".pre-commit-hooks.yaml", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "reconciler", project / "reconciler", ignore=shutil.ignore_patterns("__pycache__"))
     git(project.parent, "init", "-q", str(project))

@@ -59,8 +59,16 @@ class BadRequest(ApiError):
 class AuthError(ApiError):
     """401/403 from the API, or the token endpoint refused the client credentials."""
 
-    default_hint = ("check SH_CLIENT_ID and SH_CLIENT_SECRET: an OAuth client of the deployment in use "
-                    "(--deployment or SH_DEPLOYMENT: eu, us-west, cdse; or SH_BASE_URL with its SH_TOKEN_URL)")
+    default_hint = ("check SH_CLIENT_ID and SH_CLIENT_SECRET (or sh_client_id and sh_client_secret of the "
+                    "sentinelhub-py profile in use): an OAuth client of the deployment in use (--deployment or "
+                    "SH_DEPLOYMENT: eu, us-west, cdse; or SH_BASE_URL with its SH_TOKEN_URL)")
+
+
+class WrongTokenUrl(AuthError):
+    """The token URL answered as no OAuth token endpoint does: no such resource (404, 410), no POST
+    there (405), or a web page. The URL is wrong, not the client's credentials."""
+
+    default_hint = "check SH_TOKEN_URL (or sh_token_url of the sentinelhub-py profile in use)"
 
 
 class NotFound(ApiError):
@@ -118,15 +126,26 @@ _BY_STATUS: dict[int, type[ApiError]] = {400: BadRequest, 401: AuthError, 403: A
                                          409: Conflict, 429: RateLimited}
 
 
+_NO_SUCH_ENDPOINT = frozenset({404, 405, 410})
+
+
+def is_web_page(body: bytes, content_type: str = "") -> bool:
+    """An HTML answer: a portal's, a proxy's or a web server's page, never an OAuth or API answer."""
+    start = body[:512].lstrip().lower()
+    return "html" in content_type.lower() or start.startswith(b"<!doctype html") or b"<html" in start
+
+
 def error_for_status(status: int, body: bytes, *, method: str, path: str, token_endpoint: bool = False,
-                     note: str | None = None) -> ApiError:
-    """The error a failed answer means (`note` says what was tried). At the token endpoint every
-    4xx but 429 is an AuthError."""
-    fields = parse_error_body(body)
+                     note: str | None = None, content_type: str = "") -> ApiError:
+    """The error a failed (or, from the token endpoint, unusable) answer means (`note` says what was
+    tried). At the token endpoint every other answer but 429 is an AuthError: a WrongTokenUrl when it
+    says there is no token endpoint there (404, 405, 410, a web page), else about the credentials."""
+    page = token_endpoint and is_web_page(body, content_type)
+    fields = ErrorFields(message="a web page, not an OAuth answer") if page else parse_error_body(body)
     if status >= 500:
         cls: type[ApiError] = ServerError
     elif token_endpoint and status != 429:
-        cls = AuthError
+        cls = WrongTokenUrl if status in _NO_SUCH_ENDPOINT or page else AuthError
     else:
         cls = _BY_STATUS.get(status, ApiError)
     reason = fields.reason or _phrase(status)

@@ -45,13 +45,15 @@ from reconciler.api.errors import (
     ApiUnavailable,
     AuthError,
     CreateOutcomeUnknown,
+    WrongTokenUrl,
     error_for_status,
+    is_web_page,
     parse_error_body,
 )
 from reconciler.api.pacer import Pacer
 from reconciler.api.transport import TRANSPORT_ERRORS, BoundedAdapter, classify_failure, no_redirects, redirect_target
 from reconciler.redaction import remember
-from reconciler.settings import INSECURE_TRANSPORT_VARIABLE, ApiSettings, is_loopback
+from reconciler.settings import DEPLOYMENTS, INSECURE_TRANSPORT_VARIABLE, ApiSettings, is_loopback
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -223,7 +225,7 @@ class ApiSession:
 
     def _after_answer(self, response: requests.Response, call: _Call, budget: RetryBudget) -> float:
         status = response.status_code
-        if status < 400 and (call.token_endpoint or call.method not in _FOLLOWS_REDIRECTS):
+        if 300 <= status < 400 and (call.token_endpoint or call.method not in _FOLLOWS_REDIRECTS):
             raise self._redirect_error(response, call)
         if status == 429:
             wait = budget.after_rate_limit(retry_after_seconds(response.headers))
@@ -258,8 +260,29 @@ class ApiSession:
         return wait
 
     def _status_error(self, response: requests.Response, call: _Call, note: str | None = None) -> ApiError:
-        return error_for_status(response.status_code, response.content, method=call.method, path=call.path,
-                                token_endpoint=call.token_endpoint, note=note)
+        error = error_for_status(response.status_code, response.content, method=call.method, path=call.path,
+                                 token_endpoint=call.token_endpoint, note=note,
+                                 content_type=response.headers.get("Content-Type", ""))
+        if isinstance(error, WrongTokenUrl):
+            error.hint = self._wrong_token_url_hint()
+        return error
+
+    def _wrong_token_url_hint(self) -> str:
+        # Not the credentials' fault: the usual slip is a token URL of another deployment, or a
+        # legacy or guessed one, so say which realm the base URL's deployment issues tokens at.
+        token, base = self.settings.token_url, self.settings.base_url
+        hint = (f"the token URL ({token}) is no OAuth token endpoint: check SH_TOKEN_URL, or sh_token_url of "
+                "the sentinelhub-py profile in use (SH_PROFILE)")
+        named = next(((name, d) for name, d in DEPLOYMENTS.items() if d.base_url == base), None)
+        if named is None:
+            realms: dict[str, list[str]] = {}
+            for name, deployment in DEPLOYMENTS.items():
+                realms.setdefault(deployment.token_url, []).append(name)
+            listed = "; ".join(f"{' and '.join(names)}: {url}" for url, names in realms.items())
+            return f"{hint}; the named deployments issue tokens at {listed}"
+        if named[1].token_url == token:
+            return f"{hint}; it is deployment {named[0]!r}'s own realm, so a proxy in between may be answering"
+        return f"{hint}; deployment {named[0]!r} ({base}) issues its tokens at {named[1].token_url}"
 
     def _redirect_error(self, response: requests.Response, call: _Call) -> ApiError:
         # Not retried, and not CreateOutcomeUnknown: the server that got the request answered
@@ -341,8 +364,9 @@ def _refresh_after(expires_in: Any) -> float:
 
 def _raise_unless_ok(response: requests.Response) -> requests.Response:
     # oauthlib reads any answer body as a token response; a 429 or 5xx must reach the retry loop
-    # instead, and a 3xx or 4xx is reported with its status rather than as oauthlib's guess.
-    if response.status_code >= 300:
+    # instead, and a 3xx or 4xx (or a web page: a login portal's, a wrong URL's) is reported with its
+    # status rather than as oauthlib's guess.
+    if response.status_code >= 300 or is_web_page(response.content, response.headers.get("Content-Type", "")):
         raise _Answered(response)
     return response
 

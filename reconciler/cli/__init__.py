@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import click
 
 from reconciler import redaction
-from reconciler.cli import engine, manifests, sandbox, shards, state  # noqa: F401 — each registers its commands
+from reconciler.cli import completion, engine, manifests, sandbox, shards, state  # noqa: F401 — each registers its commands
 from reconciler.cli.base import cli
 from reconciler.errors import ReconcilerError
 from reconciler.render.diagnostics import show_error, show_failure
@@ -54,26 +54,11 @@ def console() -> None:
     sys.exit(code)
 
 
-def _group_options_first(args: list[str]) -> list[str]:
-    """`--debug` and `--deployment NAME` belong to the group; they are accepted after the command too."""
-    first, rest = [], list(args)
-    while "--debug" in rest:
-        rest.remove("--debug")
-        first = ["--debug"]
-    for index, arg in enumerate(rest):
-        if arg == "--":
-            break
-        if arg.startswith("--deployment="):
-            return [*first, arg, *rest[:index], *rest[index + 1:]]
-        if arg == "--deployment" and index + 1 < len(rest):
-            return [*first, *rest[index:index + 2], *rest[:index], *rest[index + 2:]]
-    return [*first, *rest]
-
-
 def run(args: list[str]) -> int:
     """Run the command line `args`; the exit code (DESIGN §5)."""
-    debug = "--debug" in args or bool(os.environ.get("RECONCILER_DEBUG"))
-    args = _group_options_first(args)
+    # --debug is a global option (cli.base.GLOBAL_OPTIONS), wanted here even when parsing fails
+    options = args[:args.index("--")] if "--" in args else args
+    debug = "--debug" in options or bool(os.environ.get("RECONCILER_DEBUG"))
     redaction.forget()
     try:
         code = cli.main(args=args, prog_name="reconciler", standalone_mode=False)

@@ -35,13 +35,61 @@ class Duration(click.ParamType):
 RATE = click.FloatRange(min=0, max=1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _keep_global(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    if value:  # given: before the command or after it (the later wins), it is the run's
+        ctx.find_root().meta[f"reconciler.{param.name}"] = value
+
+
+# Options of the whole run, taken by the group and by every command alike (`reconciler --deployment
+# cdse plan` or `reconciler plan --deployment cdse`). Like --help, they are added by `get_params`, not
+# kept in each command's `params`; their values are read with `global_option`.
+GLOBAL_OPTIONS = (
+    click.Option(["--deployment"], type=click.Choice(list(DEPLOYMENTS)), default=None, expose_value=False,
+                 callback=_keep_global, help="The Sentinel Hub deployment: eu (default), us-west, or cdse (Copernicus "
+                 "Data Space Ecosystem); or set SH_DEPLOYMENT, else SH_BASE_URL and SH_TOKEN_URL (or the "
+                 "sh_base_url and sh_token_url of a sentinelhub-py profile)."),
+    click.Option(["--debug"], is_flag=True, expose_value=False, callback=_keep_global,
+                 help="Show the traceback of an unexpected error (or set RECONCILER_DEBUG=1)."),
+)
+
+
+def global_option(name: str) -> object:
+    """The value of the global option `name` (e.g. "deployment") in this run; None when not given."""
+    context = click.get_current_context(silent=True)
+    return context.find_root().meta.get(f"reconciler.{name}") if context else None
+
+
+class Command(click.Command):
+    """A command of `reconciler`: it takes GLOBAL_OPTIONS and lists them in its help under "Global options"."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)  # its own, then --help
+        own = len(self.params)
+        return [*params[:own], *GLOBAL_OPTIONS, *params[own:]]
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        own = [p for p in self.get_params(ctx) if p not in GLOBAL_OPTIONS]
+        for title, params in (("Options", own), ("Global options", GLOBAL_OPTIONS)):
+            records = [r for p in params if not isinstance(p, click.Argument) and (r := p.get_help_record(ctx))]
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+
+class Group(Command, click.Group):
+    """`reconciler` and its groups (state, lock, sandbox): their commands and groups are of these classes."""
+
+    command_class = Command
+    group_class = type
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_options(ctx, formatter)  # Command's: the options, apart from the global ones
+        self.format_commands(ctx, formatter)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="reconciler")
-@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error (or set RECONCILER_DEBUG=1).")
-@click.option("--deployment", type=click.Choice(list(DEPLOYMENTS)), default=None,
-              help="The Sentinel Hub deployment: eu (default), us-west, or cdse (Copernicus Data Space "
-                   "Ecosystem); or set SH_DEPLOYMENT, or SH_BASE_URL and SH_TOKEN_URL.")
-def cli(debug: bool, deployment: str | None) -> None:
+def cli() -> None:
     """GitOps for Sentinel Hub batch jobs: manifests in git, converged by plan and apply."""
 
 
@@ -49,18 +97,31 @@ def service_settings():
     """The API settings for this command line (its `--deployment`, else the environment)."""
     from reconciler.settings import api_settings
 
-    context = click.get_current_context(silent=True)
-    return api_settings(deployment=context.find_root().params.get("deployment") if context else None)
+    deployment = global_option("deployment")
+    return api_settings(deployment=deployment if isinstance(deployment, str) else None)
+
+
+def ci_run_url() -> str | None:
+    """The page of the CI run this command runs in (GitHub Actions), for a saved plan's comment."""
+    import os
+
+    server, repository, run = (os.environ.get(name, "") for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY",
+                                                                      "GITHUB_RUN_ID"))
+    return f"{server}/{repository}/actions/runs/{run}" if server and repository and run else None
 
 
 def plan_keys(client_secret: str | None = None):
-    """The keys of this run's plan key (settings.plan_key; `client_secret`: the API settings'):
-    they sign and check saved plans and key every digest a plan publishes."""
+    """The keys of this run's plan key (settings.plan_key; `client_secret`: the API settings', else the
+    one they would have, from SH_CLIENT_SECRET or the sentinelhub-py profile): they sign and check
+    saved plans and key every digest a plan publishes."""
     import os
 
     from reconciler.operations.planfile import PlanKeys
-    from reconciler.settings import plan_key
+    from reconciler.profiles import client_secret as configured_secret
+    from reconciler.settings import PLAN_KEY_VARIABLE, plan_key
 
+    if client_secret is None and not os.environ.get(PLAN_KEY_VARIABLE, "").strip():
+        client_secret = configured_secret(os.environ) or None  # `show` and `apply PLANFILE` read no API settings
     return PlanKeys(plan_key(os.environ, client_secret))
 
 
