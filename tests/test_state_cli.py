@@ -143,3 +143,26 @@ def test_an_out_of_range_lease_ttl_is_one_line(location, run_cli, flag):
     code, _, err = run_cli("state", "rm", "corsica", "--state", location, "--lease-ttl", flag)
     assert code == 1 and "unexpected" not in err
     assert ("out of range" in err) if flag.endswith("d") else ("at least 1s" in err)
+
+
+def test_lock_status_as_json_with_and_without_a_holder(location, run_cli):
+    code, out, _ = run_cli("lock", "status", "--state", location, "--format", "json")
+    assert code == 0 and json.loads(out) == {"formatVersion": 1, "state": location, "holder": None}
+    state = open_state(location)
+    held = Lease.acquire(state.store, state.key, operation="apply", who="ci@other\x1b[2J", ttl=600)
+    try:
+        code, out, _ = run_cli("lock", "status", "--state", location, "--format", "json")
+        document = json.loads(out)
+        assert code == 0 and list(document) == ["formatVersion", "holder", "state"]  # keys sorted
+        assert document["holder"] == {"id": held.info.id, "operation": "apply", "who": "ci@other\x1b[2J",
+                                      "created": held.info.created, "expires": held.info.expires, "expired": False}
+        assert "\x1b" not in out  # JSON escapes it: a terminal showing the document is not driven by it
+    finally:
+        held.release()
+    expired = Lease.acquire(state.store, state.key, operation="apply", ttl=1)
+    import time
+
+    time.sleep(1.1)
+    document = json.loads(run_cli("lock", "status", "--state", location, "--format", "json")[1])
+    assert document["holder"]["id"] == expired.info.id and document["holder"]["expired"] is True
+    expired.release()

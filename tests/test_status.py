@@ -1,6 +1,8 @@
 """`reconciler status` against the sandbox: manifests whose variables are unset, the versioned
-camelCase JSON, the two cost figures (PU so far, estimate), jobs chosen by NAME beside PATHS, and
-progress while jobs process — v2 from its percentage and the offline tiles, v1 from its tiles."""
+camelCase JSON, the two cost figures (PU so far, estimate; a v1 job's PU so far estimated), jobs
+chosen by NAME beside PATHS (in --map mode too), jobs declared outside the paths read, and progress
+while jobs process — v2 from its percentage and the offline tiles (all of them once DONE), v1 from
+its tiles."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ import pytest
 
 from tests.conftest import EXAMPLES, copy_evalscripts
 
-JOB_KEYS = {"name", "api", "manifest", "desiredState", "jobId", "status", "percentDone", "tilesDone", "tilesTotal",
-            "costPU", "estimatePU", "estimateSource", "lastAction"}
+JOB_KEYS = {"name", "api", "manifest", "file", "desiredState", "jobId", "status", "percentDone", "tilesDone",
+            "tilesTotal", "costPU", "costPUEstimated", "estimatePU", "estimateSource", "lastAction"}
+SMALL_BBOX = "bbox: [9.0, 42.0, 9.05, 42.05]"  # a tile or two: processed in a moment
 
 
 @pytest.fixture
@@ -125,3 +128,75 @@ def test_progress_of_processing_jobs_v2_from_its_percentage_v1_from_its_tiles(tm
     assert v2["costPU"] is not None and (v2["estimatePU"], v2["estimateSource"]) == (112.3, "offline")
     assert v1["tilesTotal"] == 66 and v1["percentDone"] == round(100 * v1["tilesDone"] / 66, 2)
     assert v1["costPU"] is None and v1["estimateSource"] == "service"
+
+
+def test_finished_jobs_show_their_tiles_done_and_v1_an_estimate_of_pu_so_far(here, tmp_path, run_cli):
+    v2, v1 = f"done-{here}", f"done-v1-{here}"
+    small = {"bbox: [8.44, 41.31, 9.66, 43.1]": SMALL_BBOX}
+    write(tmp_path, v2, **small, **{"  policy:\n    maxCostPU: 5000\n": ""})
+    write(tmp_path, v1, "corsica-max-ndvi-v1", **small, **{"    maxCostPU: 5000\n": ""})
+    code, out, err = run_cli("apply", "--auto-approve", "--wait", "--poll-interval", "100ms")
+    assert code == 0, out + err
+
+    jobs = rows(run_cli)
+    assert jobs[v2]["status"] == "DONE" and jobs[v2]["tilesTotal"] and jobs[v2]["tilesDone"] == jobs[v2]["tilesTotal"]
+    assert jobs[v2]["percentDone"] == 100 and jobs[v2]["costPU"] is not None and jobs[v2]["costPUEstimated"] is None
+    assert jobs[v2]["file"] == f"manifests/{v2}.yaml" and jobs[v2]["estimatePU"] is None  # its costPU is what it cost
+    assert jobs[v1]["status"] == "DONE" and jobs[v1]["tilesDone"] == jobs[v1]["tilesTotal"] > 0
+    assert jobs[v1]["costPU"] is None and jobs[v1]["estimateSource"] == "service"  # v1 reports no spending
+    assert jobs[v1]["costPUEstimated"] == round(jobs[v1]["estimatePU"], 1) > 0  # all its tiles: the whole estimate
+
+    code, out, _ = run_cli("status")
+    [v2_line] = [line for line in out.splitlines() if line.startswith(v2 + " ")]
+    [v1_line] = [line for line in out.splitlines() if line.startswith(v1 + " ")]
+    total = jobs[v2]["tilesTotal"]
+    assert f" 100%      {total}/{total} " in v2_line and " est. " not in v2_line
+    assert f" {jobs[v1]['costPUEstimated']:,.1f} est. " in v1_line and "est.: a v1 job's PU so far, estimated" in out
+
+    code, out, err = run_cli("status", v2, "manifests", "--map", "tiles.geojson")  # a PATH beside the NAME
+    assert code == 0 and out.startswith("Wrote tiles.geojson"), out + err
+    code, _, err = run_cli("status", v2, "no/such/dir", "--map", "tiles.geojson")
+    assert code == 1 and "no/such/dir: no such file or directory" in err
+    code, _, err = run_cli("status", "manifests", "--map", "tiles.geojson")
+    assert code == 1 and "--map needs exactly one job NAME" in err
+
+
+def test_pu_so_far_of_a_v1_job_is_its_share_of_the_estimate():
+    from reconciler.api.models.live import LiveJob
+    from reconciler.operations.status import _pu_estimated
+
+    partial = LiveJob("id", "v1", "PARTIAL", None, {}, cost_pu=80.0, tile_count=66)
+    assert _pu_estimated(partial, 25.0, 80.0, "service") == 20.0
+    analysed = LiveJob("id", "v1", "ANALYSIS_DONE", None, {}, cost_pu=80.0, tile_count=66)
+    assert _pu_estimated(analysed, 0.0, 80.0, "service") is None  # nothing processed yet: no figure, as for v2
+    v2 = LiveJob("id", "v2", "PROCESSING", None, {}, cost_pu=12.0, completion=50.0)
+    assert _pu_estimated(v2, 50.0, 112.3, "offline") is None  # v2 reports its spending
+
+
+def test_a_job_declared_outside_the_paths_read_is_read_from_its_recorded_file(here, tmp_path, run_cli):
+    name = f"elsewhere-{here}"
+    (tmp_path / "jobs").mkdir()
+    copy_evalscripts(tmp_path / "jobs")
+    text = (EXAMPLES / "corsica-max-ndvi.yaml").read_text().replace("name: corsica-max-ndvi\n", f"name: {name}\n")
+    (tmp_path / "jobs" / "job.yaml").write_text(text.replace("  state: started", "  state: created"))
+    code, out, err = run_cli("apply", "--auto-approve", "jobs")
+    assert code == 0, out + err
+
+    [job] = rows(run_cli, name).values()  # the default paths (manifests/) do not declare it
+    assert (job["manifest"], job["desiredState"], job["file"]) == ("loaded", "created", "jobs/job.yaml")
+    assert (job["estimatePU"], job["estimateSource"]) == (112.3, "offline")  # priced from the file read
+    code, out, _ = run_cli("status", name)
+    assert code == 0 and re.search(rf"^{name} +v2 +created +CREATED ", out, re.M) and "(removed)" not in out
+    assert f"read from the file the lockfile records: {name} (jobs/job.yaml)" in out
+
+    (tmp_path / "jobs" / "job.yaml").write_text(text.replace("  state: started", "  state: sideways"))
+    [job] = rows(run_cli, name).values()
+    assert (job["manifest"], job["desiredState"], job["file"]) == ("unreadable", None, "jobs/job.yaml")
+    code, out, _ = run_cli("status", name)
+    assert code == 0 and re.search(rf"^{name} +v2 +\(not read\) +CREATED ", out, re.M)
+    assert f"{name}: declared in jobs/job.yaml, not read here: it has errors" in out
+
+    (tmp_path / "jobs" / "job.yaml").write_text(text.replace(f"name: {name}\n", "name: another\n"))
+    assert rows(run_cli, name)[name]["manifest"] == "removed"  # the file no longer declares it
+    (tmp_path / "jobs" / "job.yaml").unlink()
+    assert rows(run_cli, name)[name]["manifest"] == "removed"

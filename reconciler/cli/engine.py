@@ -20,6 +20,7 @@ from reconciler.cli.base import (
     STATE,
     TARGET,
     Duration,
+    ci_run_url,
     cli,
     for_each,
     lease_options,
@@ -68,7 +69,7 @@ def plan(paths, state_location, out_file, fmt, detailed_exitcode, show_unmanaged
         made = published(made, keys)  # every view shows the digests a saved plan holds
         saved = SavedPlan(made, options_of(selection, unit.shard), refreshed.snapshot.lockfile.journalSeq,
                           revision(manifests)) if out_file else None
-        show_plan(made, fmt, show_unmanaged=show_unmanaged, saved=saved)
+        show_plan(made, fmt, show_unmanaged=show_unmanaged, saved=saved, run_url=ci_run_url())
         if saved is not None:
             save(saved, out_file, keys)
         if not detailed_exitcode:
@@ -90,7 +91,7 @@ def show(planfile: str, fmt: str) -> int:
     from reconciler.render.plan import show_plan
 
     saved = load(planfile, plan_keys())
-    show_plan(saved.plan, fmt, saved=saved)
+    show_plan(saved.plan, fmt, saved=saved, run_url=ci_run_url())
     return 0
 
 
@@ -109,29 +110,31 @@ def show(planfile: str, fmt: str) -> int:
 @SELECTOR
 @ALLOW_REPLACE
 @SHARD
+@FORMAT
 def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_interval, lock_timeout, lease_ttl,
-          targets, selectors, allow_replace, shards) -> int:
+          targets, selectors, allow_replace, shards, fmt) -> int:
     """Converge live jobs to the manifests (PATHS), or execute a saved plan (PLANFILE [PATHS…], a
     FILE from plan --out): its signature is checked first, and PATHS, --shard, --target,
-    --selector and --allow-replace must be those it was made with."""
+    --selector and --allow-replace must be those it was made with. JSON: docs/apply-json.md."""
     from reconciler.api.client import BatchClient
     from reconciler.engine.statuses import converged
+    from reconciler.errors import UsageError
     from reconciler.operations.apply import Outcome
-    from reconciler.operations.planfile import is_plan_file, load
+    from reconciler.operations.planfile import is_plan_file, load, published
     from reconciler.operations.run import ApplySettings, apply_fresh, apply_saved
-    from reconciler.render.apply import Progress, confirm, show_results
-    from reconciler.render.plan import show_plan
+    from reconciler.render.apply import Progress, apply_document, confirm, plan_view, show_results
 
     settings = ApplySettings(parallelism, wait, timeout, poll_interval, lease_options(lease_ttl, lock_timeout))
     saved_file = paths[0] if paths and is_plan_file(paths[0]) else None
+    if fmt == "json" and not (auto_approve or saved_file):
+        raise UsageError("apply --format json cannot ask for confirmation", "pass --auto-approve, or apply a plan "
+                         "saved with `plan --out FILE` after reviewing it")
     units = units_of(paths[1:] if saved_file else paths, state_location, shards)
     if saved_file and len(units) > 1:
-        from reconciler.errors import UsageError
-
         raise UsageError("a saved plan belongs to one shard", "add --shard NAME (or --state)")
     saved = load(saved_file, plan_keys()) if saved_file else None  # verified before anything else is read or asked
 
-    def one(unit) -> int:
+    def one(unit) -> tuple[int, dict | None]:
         state_file, progress = lockfile_at(unit.state), Progress()
         selection = selection_of(unit.paths, targets, selectors, allow_replace=allow_replace)
         api = service_settings()
@@ -139,17 +142,44 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
         with _reporting_interrupts(progress), BatchClient(api) as client:
             if saved is not None:
                 made, results, final = apply_saved(client, state_file, saved, selection, unit.shard, settings, keys,
-                                                   lambda p: show_plan(p, "text"), progress)
+                                                   plan_view(fmt), progress)
             else:
-                made, results, final = apply_fresh(client, state_file, selection, settings, keys,
-                                                   lambda p: show_plan(p, "text"), lambda p: auto_approve or confirm(p),
-                                                   progress)
+                made, results, final = apply_fresh(client, state_file, selection, settings, keys, plan_view(fmt),
+                                                   lambda p: auto_approve or confirm(p), progress)
         behind = tuple(sorted(name for name, (wanted, status) in final.items() if not converged(wanted, status)))
         outcome = Outcome.of(made, results, behind)
+        if fmt == "json":
+            return outcome.exit_code, apply_document(published(made, keys), outcome, final, wait, saved_file)
         show_results(outcome, {name: status for name, (_, status) in final.items()})
-        return outcome.exit_code
+        return outcome.exit_code, None
 
-    return for_each(units, one)
+    return _each(units, fmt, one)
+
+
+def _each(units, fmt: str, run) -> int:
+    """`for_each` over `run(unit) -> (exit code, JSON document or None)`. With --format json, one
+    document for them all on stdout: the unit's own, or with shards `{"formatVersion": 1,
+    "shards": [...]}` where a shard that failed (of several) holds its error (docs/apply-json.md)."""
+    if fmt != "json":
+        return for_each(units, lambda unit: run(unit)[0])
+    from reconciler.errors import ReconcilerError
+    from reconciler.render.diagnostics import show_failure
+    from reconciler.render.status import show_documents
+
+    entries, codes = [], []
+    for unit in units:
+        try:
+            code, document = run(unit)
+        except ReconcilerError as e:
+            if len(units) == 1:
+                raise
+            e.message = f"shard {unit.shard}: {e.message}"
+            show_failure(e)
+            code, document = e.exit_code, e
+        codes.append(code)
+        entries.append((unit.shard, document))
+    show_documents(entries)
+    return next((c for c in (1, 3, 4, 2) if c in codes), 0)
 
 
 @cli.command()
@@ -168,35 +198,39 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
 @TARGET
 @SELECTOR
 @SHARD
+@FORMAT
 def reconcile(paths, state_location, detect_only, report, wait, timeout, parallelism, poll_interval, lock_timeout, lease_ttl,
-              targets, selectors, shards) -> int:
+              targets, selectors, shards, fmt) -> int:
     """For scheduled runs: apply only what needs no review (start, restart within budget, stop,
-    description updates, adopt); report creates, replacements, removals and blocked changes."""
+    description updates, adopt); report creates, replacements, removals and blocked changes.
+    JSON: docs/apply-json.md."""
     from reconciler.api.client import BatchClient
+    from reconciler.operations.planfile import published
     from reconciler.operations.run import ApplySettings
     from reconciler.operations.run import reconcile as run_reconcile
-    from reconciler.render.apply import Progress
-    from reconciler.render.plan import show_plan
-    from reconciler.render.reconcile import reconcile_markdown, show_reconciled
+    from reconciler.render.apply import Progress, plan_view
+    from reconciler.render.reconcile import reconcile_document, reconcile_markdown, show_reconciled
 
     settings = ApplySettings(parallelism, wait, timeout, poll_interval, lease_options(lease_ttl, lock_timeout))
 
-    def one(unit) -> int:
+    def one(unit) -> tuple[int, dict | None]:
         progress = Progress()
         api = service_settings()
         keys = plan_keys(api.client_secret)
         with _reporting_interrupts(progress), BatchClient(api) as client:
             outcome = run_reconcile(client, lockfile_at(unit.state), selection_of(unit.paths, targets, selectors), settings,
-                                    detect_only, keys, lambda p: show_plan(p, "text"), progress)
-        show_reconciled(outcome, detect_only)
+                                    detect_only, keys, plan_view(fmt), progress)
         if report:
             with open(report, "a", encoding="utf-8") as f:
                 f.write(reconcile_markdown(outcome, detect_only, unit.shard))
-        if any(not r.ok for r in outcome.results):
-            return 1
-        return 2 if outcome.deferred else 0  # left for review (or, detecting only, found): a scheduled run alerts
+        # 1: an action failed; 2: left for review (or, detecting only, found): a scheduled run alerts
+        code = 1 if any(not r.ok for r in outcome.results) else 2 if outcome.deferred else 0
+        if fmt == "json":
+            return code, reconcile_document(published(outcome.plan, keys), outcome, detect_only, wait, code)
+        show_reconciled(outcome, detect_only)
+        return code, None
 
-    return for_each(units_of(paths, state_location, shards), one)
+    return _each(units_of(paths, state_location, shards), fmt, one)
 
 
 @cli.command()
@@ -210,7 +244,8 @@ def status(paths, state_location, fmt, shards, map_file) -> int:
     """Each job: what it should be, its live status, progress (% and tiles), PU so far, the cost
     estimate, request id and last action (JSON: docs/status-json.md).
 
-    PU SO FAR is what the service reports spent (v2 once processing began; v1 reports none).
+    PU SO FAR is what the service reports spent (v2 once processing began); v1 reports none, so a
+    v1 job's is estimated ("est."): its share of tiles processed × the service's estimate.
     ESTIMATE PU is the service's figure after analysis (`service`) or the manifest's offline
     estimate (`offline`); a v2 job that ended has none: its PU so far is what it cost.
 
@@ -218,27 +253,31 @@ def status(paths, state_location, fmt, shards, map_file) -> int:
     manifests; any other is a job NAME, and only the jobs named are shown (`status
     corsica-max-ndvi`). Manifests are read without resolving ${env:…}: status needs no secret.
 
-    `status NAME --map FILE` writes the tile map of job NAME instead."""
+    A job the PATHs read do not declare is looked for in the manifest file the lockfile records
+    for it. `status NAME [PATH…] --map FILE` writes the tile map of job NAME instead."""
     from reconciler.api.client import BatchClient
     from reconciler.errors import UsageError
     from reconciler.operations.status import read_manifests, statuses
-    from reconciler.render.status import show_statuses
+    from reconciler.render.status import show_statuses, status_document
 
     if map_file:
         return _tile_map(paths, state_location, shards, map_file)
     paths, names = _paths_and_names(paths)
     shown: set[str] = set()
 
-    def one(unit) -> int:
+    def one(unit) -> tuple[int, dict | None]:
         readable = read_manifests(unit.paths)
         with BatchClient(service_settings()) as client:
             rows = statuses(client, lockfile_at(unit.state), readable, names or None)
         shown.update(row.name for row in rows)
-        if rows or not names:  # named jobs another shard holds: nothing to show here
-            show_statuses(rows, fmt)
-        return 0
+        if names and not rows:  # named jobs another shard holds: nothing to show here
+            return 0, None
+        if fmt == "json":
+            return 0, status_document(rows)
+        show_statuses(rows, fmt)
+        return 0, None
 
-    code = for_each(units_of(paths, state_location, shards), one)
+    code = _each(units_of(paths, state_location, shards), fmt, one)
     if code == 0 and (unknown := sorted(set(names) - shown)):
         raise UsageError(f"{unknown[0]}: no such file or folder, and no job of that name in the manifests or the "
                          "lockfile", "see `reconciler state list`, or give an existing PATH")
@@ -270,10 +309,12 @@ def _paths_and_names(args: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str,
 @STATE
 @LEASE_TTL
 @LOCK_TIMEOUT
-def import_command(name, request_id, api, write, state_location, lease_ttl, lock_timeout) -> int:
+@FORMAT
+def import_command(name, request_id, api, write, state_location, lease_ttl, lock_timeout, fmt) -> int:
     """Adopt the live request REQUEST_ID as NAME and write its manifest (--write FILE).
 
-    Without --write nothing changes: the manifest is printed, to review before adopting."""
+    Without --write nothing changes: the manifest is printed, to review before adopting.
+    JSON: docs/import-json.md."""
     from pathlib import Path
 
     from reconciler.api.client import BatchClient
@@ -292,7 +333,7 @@ def import_command(name, request_id, api, write, state_location, lease_ttl, lock
                               lease_options(lease_ttl, lock_timeout), adopt=bool(write), file=write)
     if write:
         Path(write).write_text(imported.manifest_yaml)
-    show_imported(name, imported, write)
+    show_imported(name, imported, write, fmt)
     return 0
 
 
@@ -320,17 +361,24 @@ def _reporting_interrupts(progress) -> Iterator[None]:
         raise
 
 
-def _tile_map(names: tuple[str, ...], state_location, shards, map_file: str) -> int:
+def _tile_map(args: tuple[str, ...], state_location, shards, map_file: str) -> int:
+    """`status NAME [PATH…] --map FILE`: PATHs and NAME told apart, and the lockfile chosen, as in the table."""
+    import os
+
     from reconciler.api.client import BatchClient
     from reconciler.api.jobs import JobsApi
     from reconciler.errors import UsageError
     from reconciler.operations.tilemap import tile_map
     from reconciler.render.tilemap import write_map
 
+    paths, names = _paths_and_names(args)
     if len(names) != 1:
-        raise UsageError("--map needs exactly one job NAME", "e.g. reconciler status corsica-max-ndvi --map tiles.png")
+        raise UsageError("--map needs exactly one job NAME (beside any PATHs)",
+                         "e.g. reconciler status corsica-max-ndvi --map tiles.png")
+    if missing := [path for path in paths if not os.path.exists(path)]:
+        raise UsageError(f"{missing[0]}: no such file or directory")
     name = names[0]
-    for unit in units_of((), state_location, shards):
+    for unit in units_of(paths, state_location, shards):
         record = lockfile_at(unit.state).read().lockfile.jobs.get(name)
         if record is not None and record.id:
             with BatchClient(service_settings()) as client:

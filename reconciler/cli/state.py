@@ -138,8 +138,9 @@ def lock() -> None:
 
 @lock.command("status")
 @STATE
-def lock_status(state_location: str | None) -> int:
-    """Who holds the lease, since when, until when."""
+@FORMAT
+def lock_status(state_location: str | None, fmt: str) -> int:
+    """Who holds the lease, since when, until when (JSON: docs/lock-json.md)."""
     import time
 
     from reconciler.render.state import show_lease
@@ -147,7 +148,7 @@ def lock_status(state_location: str | None) -> int:
 
     state_file = lockfile_at(state_location)
     holder, expired = lease_status(state_file, time.time())
-    show_lease(holder, state_file.location, expired)
+    show_lease(holder, state_file.location, expired, fmt)
     return 0
 
 

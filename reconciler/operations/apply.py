@@ -44,23 +44,30 @@ class ActionResult:
 @dataclass(frozen=True)
 class Outcome:
     """How an apply ended, for its one summary and its exit code (DESIGN §5): 1 when an action
-    failed or was blocked, or (with --wait) a job did not reach its spec.state."""
+    failed or was blocked, or (with --wait) a job did not reach its spec.state. An action whose
+    steps ran but whose start waits for the service's estimate is done, and also counted deferred."""
 
-    done: tuple[ActionResult, ...]
+    done: tuple[ActionResult, ...]  # every action that ran without error, those with a deferred start included
     failed: tuple[ActionResult, ...]
-    deferred: tuple[ActionResult, ...]  # a step left for a later run (a start waiting for the estimate)
+    deferred: tuple[ActionResult, ...]  # those of `done` with a step left for a later run (a start waiting for the estimate)
     blocked: tuple[Action, ...]
     behind: tuple[str, ...]  # names that did not reach their spec.state (with --wait)
 
     @classmethod
     def of(cls, plan: Plan, results: list[ActionResult], behind: tuple[str, ...] = ()) -> Outcome:
-        return cls(tuple(r for r in results if r.ok and not r.pending), tuple(r for r in results if not r.ok),
+        return cls(tuple(r for r in results if r.ok), tuple(r for r in results if not r.ok),
                    tuple(r for r in results if r.ok and r.pending), tuple(a for a in plan.actions if a.kind is Kind.BLOCKED),
                    tuple(behind))
 
     @property
     def complete(self) -> bool:
         return not (self.failed or self.blocked or self.behind)
+
+    @property
+    def verdict(self) -> str:
+        """One word for the run, the most serious that holds: failed, blocked, behind, deferred, done."""
+        return next((word for word, holds in (("failed", self.failed), ("blocked", self.blocked),
+                                              ("behind", self.behind), ("deferred", self.deferred)) if holds), "done")
 
     @property
     def exit_code(self) -> int:

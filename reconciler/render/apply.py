@@ -1,5 +1,6 @@
 """Views of an apply: the confirmation prompt, progress while waiting (and the line an interrupt
-leaves), and what each action did."""
+leaves, both on stderr), and what each action did: as text ending in one summary line, or as the
+one JSON document of docs/apply-json.md (whose results part `reconcile --format json` shares)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Callable
 
 import click
 
-from reconciler.engine.actions import Plan
+from reconciler.engine.actions import Plan, Step
 from reconciler.render import colour_enabled, out, paint, plain
 from reconciler.render.status import STATUS_COLOURS
 
@@ -145,23 +146,102 @@ def _duration(seconds: float | None) -> str:
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
+def plan_view(fmt: str) -> Callable[[Plan], None]:
+    """How apply and reconcile show the plan before they act: as text, or (JSON) only inside the
+    document they print at the end, so that stdout holds that one document."""
+    from reconciler.render.plan import show_plan
+
+    return (lambda plan: None) if fmt == "json" else (lambda plan: show_plan(plan, "text"))
+
+
 def show_results(outcome, waited: dict[str, str] | None = None) -> None:
-    """What each action did, then one summary: done, failed, blocked, deferred, not converged."""
+    """What each action did, then one summary: done (a start deferred until the service's
+    estimate is known included, and said), failed, blocked, not converged."""
     colour = colour_enabled()
-    for result in sorted((*outcome.done, *outcome.deferred, *outcome.failed), key=lambda r: r.action.sort_key()):
-        mark = paint("✓", colour, fg="green") if result.ok else paint("✗", colour, fg="red")
-        what = f"{result.action.kind.word} {result.action.name}"
-        out(f"{mark} {what}: {plain(result.message)}" + (f" ({plain(result.job_id)})" if result.job_id else ""))
+    for result in sorted((*outcome.done, *outcome.failed), key=lambda r: r.action.sort_key()):
+        out(result_line(result, colour))
     for action in outcome.blocked:
         out(f"{paint('!', colour, fg='red')} blocked {action.name}: {plain(action.reasons[-1]) if action.reasons else ''}")
-    for result in outcome.deferred:
-        out(f"  {result.action.name}: the start is deferred until the service's estimate is known; "
-            "run apply --wait, or apply again later")
     if waited:
         out("Final statuses: " + ", ".join(f"{n} {plain(s)}" for n, s in sorted(waited.items())))
+    word = "Apply complete" if outcome.complete else "Apply incomplete"
+    out(paint(f"{word}: {summary(outcome)}.", colour, fg="green" if outcome.complete else "red", bold=True))
+
+
+def summary(outcome) -> str:
+    """`1 action(s) done, 0 failed, 0 blocked, 1 start(s) deferred until the service's estimate is
+    known`: an action whose start is deferred did its other steps, so it is counted done."""
+    deferred = len(outcome.deferred)
     parts = [f"{len(outcome.done)} action(s) done", f"{len(outcome.failed)} failed", f"{len(outcome.blocked)} blocked",
-             f"{len(outcome.deferred)} deferred"]
+             f"{deferred} start(s) deferred until the service's estimate is known" if deferred else "0 deferred"]
     if outcome.behind:
         parts.append(f"not converged: {', '.join(outcome.behind)} (see `reconciler status`)")
-    word = "Apply complete" if outcome.complete else "Apply incomplete"
-    out(paint(f"{word}: {', '.join(parts)}.", colour, fg="green" if outcome.complete else "red", bold=True))
+    return ", ".join(parts)
+
+
+def result_line(result, colour: bool) -> str:
+    """`✓ create NAME: create, analyse (request id)`; a deferred start says so, and how to go on."""
+    mark = paint("✓", colour, fg="green") if result.ok else paint("✗", colour, fg="red")
+    message = plain(result.message)
+    if result.pending:
+        ran = ", ".join(str(step) for step in result.action.steps if step not in deferred_steps(result))
+        message = (f"{ran}; " if ran else "") + ("the start is deferred until the service's estimate is known "
+                                                 "(run apply --wait, or apply again later)")
+    return (f"{mark} {result.action.kind.word} {plain(result.action.name)}: {message}"
+            + (f" ({plain(result.job_id)})" if result.job_id else ""))
+
+
+def deferred_steps(result) -> tuple[Step, ...]:
+    """The steps an action left for a later run: only a start that waits for the service's estimate
+    (the last step of its action) is ever deferred."""
+    return tuple(step for step in result.action.steps if step is Step.START_WITHIN_BUDGET) if result.pending else ()
+
+
+# ---------------------------------------------------------------- JSON (docs/apply-json.md)
+
+FORMAT_VERSION = 1
+
+
+def plan_object(plan: Plan) -> dict:
+    """The plan as `plan --format json` gives it (docs/plan-json.md), as an object to nest."""
+    import json
+
+    from reconciler.render.plan import plan_json
+
+    return json.loads(plan_json(plan))
+
+
+def apply_document(plan: Plan, outcome, final: dict[str, tuple[str, str]], waited: bool,
+                   plan_file: str | None) -> dict:
+    """What `apply --format json` prints: the plan, each action's result, the outcome, where the
+    jobs settled (with --wait) and the exit code it leads to."""
+    return {
+        "formatVersion": FORMAT_VERSION,
+        "plan": plan_object(plan),
+        "planFile": plan_file,
+        "results": results_json((*outcome.done, *outcome.failed)),
+        "summary": {"done": len(outcome.done), "failed": len(outcome.failed), "blocked": len(outcome.blocked),
+                    "deferred": len(outcome.deferred), "behind": list(outcome.behind)},
+        "outcome": outcome.verdict,
+        "finalStatuses": final_json(final) if waited else None,
+        "exitCode": outcome.exit_code,
+    }
+
+
+def results_json(results) -> list[dict]:
+    """Each action that ran: ok, pending (a step deferred) or failed, with its message and request."""
+    from reconciler.redaction import scrub
+
+    return [{"name": r.action.name, "kind": r.action.kind.word, "steps": [str(s) for s in r.action.steps],
+             "result": "failed" if not r.ok else "pending" if r.pending else "ok",
+             "deferredSteps": [str(s) for s in deferred_steps(r)], "message": scrub(r.message), "jobId": r.job_id}
+            for r in sorted(results, key=lambda r: r.action.sort_key())]
+
+
+def final_json(final: dict[str, tuple[str, str]]) -> list[dict]:
+    """Where each job waited for settled: its spec.state, its status, and whether that is converged."""
+    from reconciler.engine.statuses import converged
+    from reconciler.redaction import scrub
+
+    return [{"name": name, "desiredState": wanted, "status": scrub(status), "converged": converged(wanted, status)}
+            for name, (wanted, status) in sorted(final.items())]

@@ -1,4 +1,5 @@
-"""Views of recorded state: the lockfile's jobs, one job's audit trail, the lease."""
+"""Views of recorded state: the lockfile's jobs, one job's audit trail, the lease (as JSON too:
+docs/lock-json.md)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,12 @@ def show_lockfile(lockfile: Lockfile) -> None:
     out(encode(lockfile).decode(), nl=False)
 
 
-def show_lease(holder: LeaseInfo | None, location: str, expired: bool) -> None:
+def show_lease(holder: LeaseInfo | None, location: str, expired: bool, fmt: str = "text") -> None:
+    if fmt == "json":
+        from reconciler.render.status import show_json
+
+        show_json(lease_document(holder, location, expired))
+        return
     if holder is None:
         out(f"{location}: not locked")
         return
@@ -56,6 +62,17 @@ def show_lease(holder: LeaseInfo | None, location: str, expired: bool) -> None:
     for label, value in (("lease id", holder.id), ("holder", holder.who), ("operation", holder.operation),
                          ("since", holder.created), ("expires", holder.expires)):
         out(f"  {label:<10} {plain(value)}")  # written by another run: shown, never obeyed
+
+
+def lease_document(holder: LeaseInfo | None, location: str, expired: bool) -> dict:
+    """The JSON of docs/lock-json.md. The holder's fields were written by another run: known
+    secrets are hidden in them, as in every view."""
+    from reconciler.redaction import scrub
+
+    fields = None if holder is None else {
+        "id": scrub(holder.id), "operation": scrub(holder.operation), "who": scrub(holder.who),
+        "created": scrub(holder.created), "expires": scrub(holder.expires), "expired": expired}
+    return {"formatVersion": 1, "state": scrub(location), "holder": fields}
 
 
 def show_done(message: str) -> None:
