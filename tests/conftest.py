@@ -27,6 +27,8 @@ def _inside_tmp_path(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     redaction.forget()
+    for name in ("GITHUB_RUN_ID", "GITHUB_ACTIONS"):  # when the suite itself runs in CI: outputs as anywhere else
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

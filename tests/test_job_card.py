@@ -98,7 +98,12 @@ def test_the_card_is_not_part_of_what_apply_compares(tmp_path):
     assert without.card is None and with_card.substance() == without.substance()
 
 
-def test_only_creates_and_replaces_carry_a_card(tmp_path):
-    m = manifest(tmp_path, policy={"maxCostPU": 1})  # over budget: blocked, so no card
+def test_a_create_that_policy_blocks_carries_the_card_of_what_it_would_run(tmp_path):
+    """Over budget, it is blocked: the reviewer still sees what the figure is for, and that none of it
+    is spent in this run."""
+    from reconciler.render.phrases import card_estimate
+
+    m = manifest(tmp_path, policy={"maxCostPU": 1})
     [action] = planned([m]).actions
-    assert action.kind is Kind.BLOCKED and action.card is None
+    assert action.kind is Kind.BLOCKED and action.refused is Kind.CREATE and action.card is not None
+    assert action.card.tiles and action.cost is None and card_estimate(action).startswith("nothing in this run: blocked")

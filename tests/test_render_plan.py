@@ -211,7 +211,7 @@ def test_a_plan_of_2000_actions_stays_under_githubs_limit_with_a_note():
     blocked = [a.name for a in made.actions if a.kind is Kind.BLOCKED]
     assert len(blocked) == 1333 and all(name in md for name in blocked)  # never cut away, if only by name
     assert "**Also blocked**, not shown in full for room: " in md
-    assert "| `+` create | 667 |" in md  # the summary table always counts everything
+    assert "| `+` to create | 667 |" in md  # the summary table always counts everything, as the summary says it
 
 
 def test_a_plan_that_fits_has_no_note_and_every_limit_is_kept():
@@ -261,7 +261,7 @@ def test_json_round_trips_with_format_version_1():
 def test_json_actions_carry_every_documented_field():
     made, _ = case_plan("lifecycle")
     fields = {"kind", "symbol", "name", "api", "jobId", "steps", "reasons", "changes", "liveStatus", "desiredState",
-              "costPU", "costSource", "specHash", "overrides", "card"}
+              "costPU", "costSource", "specHash", "overrides", "card", "refused"}
     document = json.loads(plan_json(made))
     assert all(set(a) == fields for a in document["actions"])
     assert any(a["overrides"].get("output.skipExisting") is True for a in document["actions"])
@@ -315,10 +315,50 @@ def test_a_plan_of_1000_actions_has_cards_and_maps_keeps_every_blocked_action_an
     assert "actions are not shown in full" in md and "artifact" not in md
 
 
+def test_a_saved_plans_comment_is_the_whole_body_and_fits_at_1000_actions_with_every_part():
+    """`show FILE --format markdown` is what a workflow posts, as it is: the marker line first, one
+    heading (shard and commit), every part a plan can have, the footer naming the run last, and
+    never over GitHub's limit."""
+    from dataclasses import replace as with_
+
+    from reconciler.operations.planfile import Options, SavedPlan
+
+    base = review_plan(1000)
+    kinds = (Kind.ADOPT, Kind.FORGET, Kind.ANALYSE, Kind.RESTART, Kind.STOP, Kind.WAIT, Kind.NOOP)
+    extra = tuple(Action(kind, f"more-{kind.word}-{i}", "v1", f"id-{kind.word}-{i}", ("@someone https://x.example",),
+                         steps=(Step.STOP,) if kind is Kind.STOP else ()) for kind in kinds for i in range(3))
+    refused = Action(Kind.BLOCKED, "over-budget", "v2", None, ("estimate 13,787.9 PU exceeds maxCostPU 5,000.0",),
+                     cost_pu=13787.9, cost_source="estimate", card=CARD, refused=Kind.CREATE)
+    made = with_(base, actions=(*base.actions, *extra, refused),
+                 unmanaged=tuple(Unmanaged(f"u-{i}", "v2", "DONE", "someone's <b>job</b>") for i in range(50)),
+                 warnings=tuple(f"job-{i}: two live requests carry its marker" for i in range(40)),
+                 out_of_scope=tuple(f"elsewhere-{i}" for i in range(30)))
+    saved = SavedPlan(made, Options(("manifests/agri",), "agri", None, ("team=agri",), False), 3, "ab" * 20)
+    url = "https://github.com/team/manifests/actions/runs/7"
+    md = plan_markdown(made, saved=saved, run_url=url)
+    assert len(md) <= GITHUB_COMMENT_LIMIT
+    lines = md.splitlines()
+    assert lines[0] == "<!-- reconciler-plan:agri -->"
+    assert lines[1] == "### Reconciler plan · shard <code>agri</code> · commit <code>abababababab</code>"
+    assert md.count("\n### ") == 1 and not md.startswith("## ") and "\n## " not in md  # one heading
+    assert f"[this run]({url})" in lines[-1] and lines[-1].startswith("<sub>Saved plan of commit")
+    assert "actions are not shown in full" in md and "| unchanged | 3 |" in md and "| `!` blocked | 101 |" in md
+    assert "30 recorded job(s) are out of scope" in md and "live job(s) are not managed" in md and "**Warnings**" in md
+    assert "--selector team=agri" in md  # the options it must be applied with
+    blocked = [a.name for a in made.actions if a.kind is Kind.BLOCKED]
+    assert all(name in md for name in blocked)
+    card = md[md.index("over-budget"):]
+    assert "| Job card | |" in card[:3000] and "nothing in this run: blocked (est. 13,787.9 PU if it ran)" in card[:3000]
+    for limit in (30_000, 5_000):  # every part is kept within any limit, the footer included
+        cut = plan_markdown(made, saved=saved, run_url=url, limit=limit)
+        assert len(cut) <= limit and cut.startswith("<!-- reconciler-plan:agri -->") and url in cut.splitlines()[-1]
+    assert "[this run]" not in plan_markdown(made, saved=saved, run_url="https://x.example/a) [y](https://evil")
+
+
 def test_blocked_and_replace_come_first_and_open_then_the_rest_collapsed_by_severity():
     md = plan_markdown(review_plan(60))
-    headings = re.findall(r"^#### `[^`]+` (\w+) \((\d+)\)$", md, re.M)
-    assert [h for h, _ in headings] == ["Blocked", "Replace", "Create", "Update", "Start"]
+    headings = re.findall(r"^#### `[^`]+` ([\w ]+) \((\d+)\)$", md, re.M)
+    assert [h for h, _ in headings] == ["Blocked", "To replace", "To create", "To update", "To start"]
     assert md.count("<details open>") == 12  # 6 blocked, 6 replace
     first_closed = md.index("<details><summary>")
     assert all(m.start() < first_closed for m in re.finditer("<details open>", md))
@@ -330,7 +370,7 @@ def test_a_cut_comment_drops_the_least_risky_first():
     md = plan_markdown(made, limit=20_000)
     assert len(md) <= 20_000
     assert all(f"{a.name} " in md for a in made.actions if a.kind in (Kind.BLOCKED, Kind.REPLACE))
-    assert "#### `>` Start" not in md  # the last of the review order went first
+    assert "#### `>` To start" not in md  # the last of the review order went first
     assert "not shown in full" in md
 
 
@@ -361,10 +401,13 @@ def test_the_text_card_is_two_lines_and_json_carries_the_documented_card():
 
 def test_cards_only_on_creates_and_replaces_and_never_with_a_secret():
     made, _ = case_plan("lifecycle")
-    assert {a.kind for a in made.actions if a.card is not None} == {Kind.CREATE, Kind.REPLACE}
+    assert {a.kind for a in made.actions if a.card is not None} == {Kind.CREATE, Kind.REPLACE, Kind.BLOCKED}
+    assert all(a.refused in (Kind.CREATE, Kind.REPLACE) for a in made.actions if a.card and a.kind is Kind.BLOCKED)
+    assert not any(a.card for a in made.actions if a.refused is Kind.START)  # a refused start runs nothing new
     made, _ = case_plan("sensitive")
-    [card] = [a.card for a in made.actions if a.card is not None]
-    assert card.delivery == "(sensitive)"
+    cards = [a.card for a in made.actions if a.card is not None]
+    assert cards and all(card.delivery in ("(sensitive)", "s3://results-bucket/role-delivery") for card in cards)
+    assert any(card.delivery == "(sensitive)" for card in cards)
 
 
 def test_the_map_rounds_coordinates_and_draws_the_tiles():

@@ -220,3 +220,15 @@ def test_a_saved_plan_of_100_mb_is_refused_at_once_without_being_read(run_cli, o
     code, out, err = run_cli("apply", "saved.plan", "--auto-approve")
     assert (code, out) == (1, "") and "saved.plan is larger than a saved plan can be (64 MiB): not read" in err
     assert time.monotonic() - start < 5 and run_cli("show", "saved.plan")[0] == 1
+
+
+def test_show_gives_the_whole_comment_body_naming_the_ci_run_that_made_it(run_cli, offline, monkeypatch):
+    saved("mixed")
+    code, out, _ = run_cli("show", "saved.plan", "--format", "markdown")
+    assert code == 0 and out.startswith("<!-- reconciler-plan:default -->\n### Reconciler plan · commit <code>")
+    assert "this run" not in out.splitlines()[-1]
+    for name, value in (("GITHUB_SERVER_URL", "https://github.com"), ("GITHUB_REPOSITORY", "team/manifests"),
+                        ("GITHUB_RUN_ID", "4242")):
+        monkeypatch.setenv(name, value)
+    code, out, _ = run_cli("show", "saved.plan", "--format", "markdown")
+    assert "[this run](https://github.com/team/manifests/actions/runs/4242)" in out.splitlines()[-1]

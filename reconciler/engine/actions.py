@@ -102,6 +102,7 @@ class Action:
     rerun_of: str | None = None  # a re-run writes where this request wrote (engine.rerun makes the overrides)
     sends: str | None = None  # digest of the create body or description apply sends (engine.payload)
     card: JobCard | None = None  # what a create or replace will run (not part of its substance)
+    refused: Kind | None = None  # of a blocked action: what policy refused (a create, a replace, a start, …)
 
     def sort_key(self) -> tuple:
         return (self.name, self.kind.order)

@@ -159,9 +159,14 @@ def _with_sends(action: Action, m: Manifest, key: bytes) -> Action:
 
 
 def _with_card(action: Action, m: Manifest, card: Callable[[Manifest, tuple], JobCard | None]) -> Action:
-    """A create or replace with the card of what it runs; other actions run nothing new."""
-    overrides = sent_overrides(m.body, action.rerun_of)
-    return replace(action, card=card(m, overrides)) if action.kind in (Kind.CREATE, Kind.REPLACE) else action
+    """A create or replace with the card of what it runs, and one that policy blocks with the card
+    of what it would have run (the reviewer sees what the figure is for); others run nothing new."""
+    if action.kind not in NEW_JOB and action.refused not in NEW_JOB:
+        return action
+    return replace(action, card=card(m, sent_overrides(m.body, action.rerun_of)))
+
+
+NEW_JOB = (Kind.CREATE, Kind.REPLACE)
 
 
 def _removed(p: Pair) -> Action:
@@ -192,7 +197,7 @@ def _missing(p: Pair, base: Action, options: PlanOptions, estimate) -> Action:
         return _rerun(p, base, record.id, None, f"{gone}: it failed", estimate)
     if changed and _replace_allowed(p, options):
         return _create(p, base, (f"{gone}; the manifest changed and replacement is allowed",), estimate)
-    return replace(base, kind=Kind.BLOCKED, reasons=(
+    return replace(base, kind=Kind.BLOCKED, refused=Kind.CREATE, reasons=(
         f"{gone}; not created again automatically",
         "run `reconciler state rm` to forget it, or change the manifest and allow replacement"))
 
@@ -220,11 +225,12 @@ def _spec_changed(p: Pair, base: Action, diff, options: PlanOptions, estimate) -
     if p.live.api != p.manifest.job.spec.api:
         reasons = (f"the API version changed ({p.live.api} → {p.manifest.job.spec.api})",)
     if not _replace_allowed(p, options):
-        return replace(base, kind=Kind.BLOCKED, changes=diff,
+        return replace(_create(p, base, reasons, estimate), kind=Kind.BLOCKED, refused=Kind.REPLACE, steps=(),
+                       job_id=p.live.id, changes=diff,
                        reasons=(*reasons, "set onSpecChange: replace (or --allow-replace) to create a new request"))
     created = _create(p, base, reasons, estimate)
     if created.kind is Kind.BLOCKED:  # over budget: nothing happens, the old request included
-        return replace(created, job_id=p.live.id, changes=diff)
+        return replace(created, job_id=p.live.id, changes=diff, refused=Kind.REPLACE)
     # create first, then stop the old one, then start the new: if the create is refused, the old one keeps running
     stop_old = (Step.STOP_OLD,) if p.live.status in RUNNING or p.live.status == "ANALYSIS_DONE" else ()
     create, *then = created.steps
@@ -315,7 +321,8 @@ def _rerun(p: Pair, base: Action, failed_id: str, completion: float | None, gone
     overrides = rerun_overrides(p.manifest.body, written_by)
     head = gone or f"FAILED: {p.live.error or 'no reason given'}"
     if isinstance(overrides, str):
-        return replace(base, kind=Kind.BLOCKED, reasons=(head, overrides, "fix the cause, then allow replacement"))
+        return replace(base, kind=Kind.BLOCKED, refused=Kind.CREATE if gone else Kind.REPLACE,
+                       reasons=(head, overrides, "fix the cause, then allow replacement"))
     cost = remaining(estimate(p.manifest), completion)
     left = "the tiles left are not known: it is gone" if completion is None else f"{100 - completion:.0f}% of the tiles left"
     action = replace(base, kind=Kind.CREATE if gone else Kind.REPLACE, job_id=None if gone else failed_id,
@@ -336,6 +343,6 @@ def _failed_share(live: LiveJob) -> float | None:
 
 def _within_budget(action: Action, budget: float | None, cost: float | None, what: str) -> Action:
     if budget is not None and cost is not None and cost > budget:
-        return replace(action, kind=Kind.BLOCKED, steps=(),
+        return replace(action, kind=Kind.BLOCKED, refused=action.kind, steps=(),
                        reasons=(*action.reasons, f"{what} {cost:,.1f} PU exceeds maxCostPU {budget:,.1f}"))
     return action

@@ -188,7 +188,8 @@ def _read(path: str) -> dict[str, Any]:
 def _plan(plan: Plan) -> dict:
     return {"lineage": plan.lineage, "serial": plan.serial, "fingerprint": plan.fingerprint,
             "actions": [{**asdict(a), "kind": a.kind.name, "changes": [asdict(c) for c in a.changes],
-                         "overrides": [list(o) for o in a.overrides]} for a in plan.actions],
+                         "overrides": [list(o) for o in a.overrides],
+                         "refused": a.refused.name if a.refused is not None else None} for a in plan.actions],
             "unmanaged": [asdict(u) for u in plan.unmanaged], "warnings": list(plan.warnings),
             "outOfScope": list(plan.out_of_scope)}
 
@@ -239,10 +240,12 @@ class _Action(_Strict):
     rerun_of: str | None
     sends: str | None
     card: _Card | None
+    refused: Literal[tuple(k.name for k in Kind)] | None  # type: ignore[valid-type]
 
     def action(self) -> Action:
         fields = {**dict(self), "kind": Kind[self.kind], "changes": tuple(FieldChange(**dict(c)) for c in self.changes),
-                  "card": self.card.card() if self.card is not None else None}
+                  "card": self.card.card() if self.card is not None else None,
+                  "refused": Kind[self.refused] if self.refused is not None else None}
         return Action(**fields)
 
 

@@ -35,11 +35,13 @@ from reconciler.render.phrases import (
     kinds,
     leaf_changes,
     listed,
+    phrase,
     pu,
     redact,
     saved_line,
     scope_line,
     short_value,
+    state_phrase,
     steps_note,
     summary_line,
     unestimated,
@@ -93,14 +95,17 @@ def md_item(text: str) -> str:
     return f"- {escaped[:at]}&#{ord(escaped[at])};{escaped[at + 1:]}"
 
 
-def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT, saved: SavedPlan | None = None) -> str:
-    """A pull request comment of at most `limit` characters (see the module docstring); with
-    `saved`, what the saved plan was made from and with."""
+def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT, saved: SavedPlan | None = None,
+                  run_url: str | None = None) -> str:
+    """A pull request comment of at most `limit` characters (see the module docstring). With
+    `saved` (a saved plan), the whole comment body: a marker line a workflow finds the comment by,
+    one heading with the shard and commit, and a footer that names the run (`run_url`) that made it."""
     head = _md_head(plan, saved)
+    footer = _md_footer(saved, run_url) if saved is not None else ""
     actions = sorted(listed(plan, verbose=False), key=lambda a: (REVIEW_ORDER.index(a.kind), a.sort_key()))
     counts = plan.counts()
     blocked = [a.name for a in actions if a.kind is Kind.BLOCKED]
-    room = limit - len(head) - len(_md_note(len(actions), len(actions), limit)) - 2
+    room = limit - len(head) - len(_md_note(len(actions), len(actions), limit)) - 2 - _size(footer)
     # while blocked actions are placed, room is kept to name every one that does not fit in full
     reserve = _size(_md_heading(Kind.BLOCKED, counts), _md_also_blocked(blocked)) if blocked else 0
     parts: list[str] = []
@@ -115,14 +120,14 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT, saved: Saved
         used, shown = used + _size(heading, block), shown + 1
         headed.add(action.kind)
     if shown == len(actions):
-        return "\n\n".join([head, *parts])
+        return "\n\n".join(p for p in (head, *parts, footer) if p)
     if left := blocked[shown:]:  # blocked actions come first: those not shown are the last ones
         heading = "" if Kind.BLOCKED in headed else _md_heading(Kind.BLOCKED, counts)
         parts += [p for p in (heading, _md_also_blocked(left, room - used - _size(heading) - 2)) if p]
     note = _md_note(len(actions) - shown, len(actions), limit)
-    if len(head) + len(note) + 2 > limit:  # only a tiny limit gets here; the head is a few lines
-        head = head[: max(0, limit - len(note) - 2)]
-    return "\n\n".join([head, *parts, note])
+    if len(head) + len(note) + 2 + _size(footer) > limit:  # only a tiny limit gets here; the head is a few lines
+        head = head[: max(0, limit - len(note) - 2 - _size(footer))]
+    return "\n\n".join(p for p in (head, *parts, note, footer) if p)
 
 
 def _size(*parts: str) -> int:
@@ -132,7 +137,21 @@ def _size(*parts: str) -> int:
 
 def _md_heading(kind: Kind, counts: dict[str, int]) -> str:
     symbol = f"`{kind.symbol}` " if kind.symbol.strip() else ""
-    return f"#### {symbol}{kind.word.capitalize()} ({counts.get(kind.word, 0):,})"
+    return f"#### {symbol}{phrase(kind).capitalize()} ({counts.get(kind.word, 0):,})"
+
+
+RUN_URL = re.compile(r"https://[A-Za-z0-9.-]+(:\d+)?/[A-Za-z0-9._~/%-]+")  # a CI run's page, nothing that ends a link
+
+
+def marker(saved: SavedPlan) -> str:
+    """The first line of a saved plan's comment: how a workflow finds the comment of a shard again."""
+    return f"<!-- reconciler-plan:{saved.options.shard or 'default'} -->"
+
+
+def _md_footer(saved: SavedPlan, run_url: str | None) -> str:
+    made = f", made by [this run]({run_url})" if run_url and RUN_URL.fullmatch(run_url) else ""
+    return (f"<sub>Saved plan of commit {md_code(saved.commit or '(not in git)')}{made}. Applying it applies exactly "
+            "these actions, and only while nothing they rest on has moved.</sub>")
 
 
 def _md_also_blocked(names: list[str], room: float = float("inf")) -> str:
@@ -166,13 +185,18 @@ def _md_head(plan: Plan, saved: SavedPlan | None = None) -> str:
     for k in kinds():
         if counts.get(k.word):
             symbol = f"`{k.symbol}` " if k.symbol.strip() else ""
-            rows.append(f"| {symbol}{k.word} | {counts[k.word]} |")
+            rows.append(f"| {symbol}{phrase(k)} | {counts[k.word]} |")
     missing = unestimated(plan)
     extra = f" ({missing} action(s) without an estimate)" if missing else ""
     rows.append(f"| **Estimated cost** | **{pu(plan.cost())}**{extra} |")
-    parts = ["### Reconciler plan", f"**{md(summary_line(plan))}**", "\n".join(rows),
-             f"<sub>state lineage {md_code(plan.lineage)}, serial {plan.serial} · live fingerprint "
-             f"{md_code(plan.fingerprint)}</sub>"]
+    state = (f"state lineage {md_code(plan.lineage)}, serial {plan.serial}" if plan.serial
+             else md(state_phrase(plan)))
+    title = "### Reconciler plan"
+    if saved is not None:
+        shard = f" · shard {md_code(saved.options.shard)}" if saved.options.shard else ""
+        title = f"{marker(saved)}\n{title}{shard} · commit {md_code((saved.commit or '(not in git)')[:12])}"
+    parts = [title, f"**{md(summary_line(plan))}**", "\n".join(rows),
+             f"<sub>{state} · live fingerprint {md_code(plan.fingerprint)}</sub>"]
     if saved is not None:
         parts.append(f"<sub>{md(saved_line(saved))}</sub>")
     if plan.out_of_scope:
@@ -205,7 +229,8 @@ def _md_details(action: Action, drawn) -> str:
     """One action as `<details>` (open for blocked and replace): reasons, changes, job card, map."""
     k = action.kind
     where = ", ".join(md(x) for x in (action.api, action.live_status) if x)
-    extras = " · ".join(md(x) for x in (steps_note(action), cost_note(action)) if x)
+    refused = f"refused: {action.refused.word}" if action.refused is not None else ""
+    extras = " · ".join(md(x) for x in (refused, steps_note(action), cost_note(action)) if x)
     summary = f"<code>{md(k.symbol)}</code> <b>{k.word}</b> {md(action.name)} ({where})"
     summary += f" · {extras}" if extras else ""
     body = [md_item(reason) for reason in action.reasons]

@@ -86,11 +86,24 @@ def unestimated(plan: Plan) -> int:
     return sum(1 for a in plan.actions if a.spends and a.cost_pu is None)
 
 
+def phrase(kind: Kind) -> str:
+    """What the views call a kind of action wherever they count it: "to create", "waiting",
+    "blocked", "unchanged" (one vocabulary for the summary, the table and the headings)."""
+    return _PHRASES.get(kind, "to " + kind.word)
+
+
+def state_phrase(plan: Plan) -> str:
+    """The lockfile a plan rests on. Before the first apply there is none: serial 0 is never stored."""
+    if plan.serial == 0:
+        return "no lockfile yet (the first apply writes it)"
+    return f"state lineage {plan.lineage}, serial {plan.serial}"
+
+
 def summary_line(plan: Plan) -> str:
     counts = plan.counts()
     if not plan.changes and not counts.get("blocked") and not counts.get("wait"):
         return "No changes. Live jobs match the manifests."
-    parts = [f"{counts[k.word]} {_PHRASES.get(k, 'to ' + k.word)}" for k in kinds() if counts.get(k.word)]
+    parts = [f"{counts[k.word]} {phrase(k)}" for k in kinds() if counts.get(k.word)]
     missing = unestimated(plan)
     tail = f" ({missing} action(s) without an estimate)" if missing else ""
     return f"Plan: {', '.join(parts)} · estimated cost {pu(plan.cost())}{tail}"
@@ -188,11 +201,17 @@ def card_output(card: JobCard) -> str:
 
 
 def card_estimate(action: Action) -> str:
-    """The job's PU figure whether or not this run starts it (`Action.cost` is only what it spends)."""
+    """What the job costs, said as the plan's total counts it: what this run spends when it runs the
+    job (`Action.cost`), else nothing, with the figure the job will cost once it runs."""
     if action.cost_pu is None:
         return "no offline estimate"
     figure = pu(round(action.cost_pu, 1))
-    return f"est. {figure}" if action.cost_source == "estimate" else f"{figure} ({action.cost_source or 'service'})"
+    figure = f"est. {figure}" if action.cost_source == "estimate" else f"{figure} ({action.cost_source or 'service'})"
+    if action.spends:
+        return f"{figure} in this run"
+    if action.kind is Kind.BLOCKED:
+        return f"nothing in this run: blocked ({figure} if it ran)"
+    return f"nothing in this run: it is not started ({figure} once it is)"
 
 
 def card_json(action: Action) -> dict | None:

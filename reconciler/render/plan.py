@@ -36,6 +36,7 @@ from reconciler.render.phrases import (
     saved_line,
     scope_line,
     short_value,
+    state_phrase,
     steps_note,
     summary_line,
     unestimated,
@@ -56,13 +57,14 @@ _DIFF_COLOURS = {"+": "green", "-": "red", "~": "yellow"}
 
 
 def show_plan(plan: Plan, fmt: str, show_unmanaged: bool = False, verbose: bool = False,
-              saved: SavedPlan | None = None) -> None:
+              saved: SavedPlan | None = None, run_url: str | None = None) -> None:
     """Print the plan as `text` (coloured on a terminal), `json` or `markdown`; with `saved`, also
-    what it was made from and with (a saved plan's commit and options)."""
+    what it was made from and with (a saved plan's commit and options; in markdown the whole
+    comment body, its footer naming `run_url`)."""
     if fmt == "json":
         out(plan_json(plan, saved))
     elif fmt == "markdown":
-        out(plan_markdown(plan, saved=saved))
+        out(plan_markdown(plan, saved=saved, run_url=run_url))
     else:
         out(plan_text(plan, colour=colour_enabled(), show_unmanaged=show_unmanaged, verbose=verbose, saved=saved))
 
@@ -72,8 +74,8 @@ def show_plan(plan: Plan, fmt: str, show_unmanaged: bool = False, verbose: bool 
 def plan_text(plan: Plan, *, colour: bool, show_unmanaged: bool = False, verbose: bool = False,
               saved: SavedPlan | None = None) -> str:
     """Terraform-like text: header, one block per action that needs attention, warnings, summary."""
-    lines = [paint(f"Reconciler plan · state lineage {plain(plan.lineage)}, serial {plan.serial} · "
-                   f"live fingerprint {plain(plan.fingerprint)}", colour, dim=True)]
+    lines = [paint(f"Reconciler plan · {plain(state_phrase(plan))} · live fingerprint {plain(plan.fingerprint)}",
+                   colour, dim=True)]
     if saved is not None:
         lines.append(paint(plain(saved_line(saved)), colour, dim=True))
     lines.append("")
@@ -101,7 +103,8 @@ def _text_block(action: Action, colour: bool) -> list[str]:
     head = paint(f"{k.symbol:>5} {k.word:<8}", colour, fg=_COLOURS.get(k), bold=k.changes or None)
     where = ", ".join(plain(x) for x in (f"{action.api} {action.job_id}" if action.job_id else action.api,
                                          action.live_status) if x)
-    extras = "  ".join(x for x in (steps_note(action), cost_note(action) and "· " + cost_note(action)) if x)
+    refused = f"refused: {action.refused.word}" if action.refused is not None else ""
+    extras = "  ".join(x for x in (refused, steps_note(action), cost_note(action) and "· " + cost_note(action)) if x)
     lines = [f"{head} {paint(plain(action.name), colour, bold=True)} ({where})" + (f"  {extras}" if extras else "")]
     lines += [f"      {plain(reason)}" for reason in action.reasons]
     for path, value in action.overrides:
@@ -144,7 +147,7 @@ def plan_json(plan: Plan, saved: SavedPlan | None = None) -> str:
     counts = plan.counts()
     document = {
         "formatVersion": FORMAT_VERSION,
-        "lineage": plan.lineage,
+        "lineage": plan.lineage if plan.serial else None,  # no lockfile yet: none to name
         "serial": plan.serial,
         "fingerprint": plan.fingerprint,
         "summary": {
@@ -185,4 +188,5 @@ def _action_json(a: Action) -> dict:
         "specHash": a.spec_hash,
         "overrides": {path: redact(value, path) for path, value in a.overrides},
         "card": card_json(a),
+        "refused": a.refused.word if a.refused is not None else None,
     }
