@@ -20,10 +20,10 @@ from responses import matchers
 
 from reconciler.api import errors
 from reconciler.api.client import BatchClient
-from reconciler.api.models import common, v2
 from reconciler.api.pacer import Pacer
 from reconciler.api.session import ApiSession
 from reconciler.api.transport import classify_failure
+from reconciler.batch.models import common, v2
 from reconciler.settings import ApiSettings
 from tests.conftest import ROOT
 

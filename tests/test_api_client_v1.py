@@ -17,8 +17,8 @@ from responses import matchers
 
 from reconciler.api import errors
 from reconciler.api.client import BatchClient, V1Client
-from reconciler.api.models import v1
 from reconciler.api.session import ApiSession
+from reconciler.batch.models import v1
 from reconciler.settings import ApiSettings
 from tests.test_api_client import BASE, SECRET, TOKEN_URL, FakeTime, calls_to, error_body, give_token, refused, reset
 

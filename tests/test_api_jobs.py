@@ -14,17 +14,10 @@ from responses import matchers
 
 from reconciler.api import errors
 from reconciler.api.client import BatchClient
-from reconciler.api.jobs import (
-    JobsApi,
-    LiveJob,
-    TolerantBatchRequest,
-    TolerantTask,
-    UnsupportedAction,
-    live_job_from_v1,
-    live_job_from_v2,
-)
-from reconciler.api.models import v1, v2
+from reconciler.api.jobs import JobsApi, UnsupportedAction
 from reconciler.api.session import ApiSession
+from reconciler.batch.live import LiveJob, TolerantBatchRequest, TolerantTask, live_job_from_v1, live_job_from_v2
+from reconciler.batch.models import v1, v2
 from reconciler.settings import ApiSettings
 from tests.test_api_client import BASE, SECRET, TOKEN_URL, FakeTime, calls_to, give_token
 

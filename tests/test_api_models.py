@@ -7,7 +7,7 @@ import copy
 import pytest
 from pydantic import ValidationError
 
-from reconciler.api.models import common, v1, v2
+from reconciler.batch.models import common, v1, v2
 
 PROCESS_REQUEST = {
     "input": {

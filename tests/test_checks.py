@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from reconciler.api.checks import check_parts, check_v1, check_v2
-from reconciler.api.models import v1, v2
+from reconciler.batch.checks import check_parts, check_v1, check_v2
+from reconciler.batch.models import v1, v2
 from reconciler.geo.grids import GRIDS
 from tests.test_api_models import PROCESS_REQUEST, V2_GEOTIFF, zarr_body
 

@@ -11,7 +11,7 @@ import pytest
 from reconciler.api.client import BatchClient
 from reconciler.api.errors import BadRequest, NotFound
 from reconciler.api.jobs import JobsApi, UnsupportedAction
-from reconciler.api.models import v1
+from reconciler.batch.models import v1
 from tests.conftest import SandboxProcess
 from tests.test_client_sandbox import client_for
 from tests.test_sandbox_v2 import example_body

@@ -1,4 +1,4 @@
-"""The data collections of a process request (`reconciler.api.models.datasets`), held to the
+"""The data collections of a process request (`reconciler.batch.models.datasets`), held to the
 official API document: every collection it lists, each with the `dataFilter` and `processing`
 fields, fixed words and bounds the document gives it; and how a source is told apart by `type`."""
 
@@ -12,14 +12,8 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from reconciler.api.models import datasets
-from reconciler.api.models.datasets import (
-    COLLECTIONS,
-    DATASETS,
-    BYOCDataset,
-    DataSource,
-    TimeRange,
-)
+from reconciler.batch.models import datasets
+from reconciler.batch.models.datasets import COLLECTIONS, DATASETS, BYOCDataset, DataSource, TimeRange
 from reconciler.manifests.schema import json_schema
 from tests.conformance import DOCUMENT, load_document, missing_reason
 

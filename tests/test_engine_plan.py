@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from reconciler.api.jobs import LiveJob
+from reconciler.batch.live import LiveJob
 from reconciler.canonical import canonical, request_digest, spec_hash
 from reconciler.engine.actions import Kind
 from reconciler.engine.identity import with_marker

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from reconciler.api.jobs import LiveJob
+from reconciler.batch.live import LiveJob
 from reconciler.operations.adopt import manifest_for
 from tests.conftest import EXAMPLES, copy_evalscripts
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.api.jobs import LiveJob
+from reconciler.batch.live import LiveJob
 from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import FieldChange
 from reconciler.engine.estimate import Estimator

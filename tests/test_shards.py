@@ -146,7 +146,8 @@ BAD_SHARD_NAMES = {
 
 @pytest.mark.parametrize("key, name", BAD_SHARD_NAMES.values(), ids=BAD_SHARD_NAMES)
 def test_a_shard_name_must_follow_the_manifest_name_rule(tmp_path, run_cli, key, name):
-    from reconciler.settings import InvalidSettings, load_shards
+    from reconciler.settings import InvalidSettings
+    from reconciler.shards import load_shards
 
     (tmp_path / "reconciler.toml").write_text(CONFIG + f'\n[shards.{key}]\npaths = ["manifests"]\nstate = "x.json"\n')
     with pytest.raises(InvalidSettings) as info:
@@ -162,7 +163,8 @@ def test_a_shard_name_must_follow_the_manifest_name_rule(tmp_path, run_cli, key,
 
 
 def test_a_long_bad_shard_name_is_quoted_cut_short(tmp_path, run_cli):
-    from reconciler.settings import InvalidSettings, load_shards
+    from reconciler.settings import InvalidSettings
+    from reconciler.shards import load_shards
 
     name = '"><img src=x>' + "A" * 5000
     (tmp_path / "reconciler.toml").write_text(f"[shards.'{name}']\npaths = [\"manifests\"]\nstate = \"x.json\"\n")
@@ -174,7 +176,7 @@ def test_a_long_bad_shard_name_is_quoted_cut_short(tmp_path, run_cli):
 
 
 def test_valid_shard_names_are_taken(tmp_path):
-    from reconciler.settings import load_shards
+    from reconciler.shards import load_shards
 
     (tmp_path / "reconciler.toml").write_text(CONFIG.replace("forest", "f" * 63) + '[shards.0-eu-1]\npaths = ["m"]\nstate = "s.json"\n')
     assert sorted(load_shards(tmp_path)) == ["0-eu-1", "agri", "f" * 63]

@@ -162,7 +162,7 @@ def test_finished_jobs_show_their_tiles_done_and_v1_an_estimate_of_pu_so_far(her
 
 
 def test_pu_so_far_of_a_v1_job_is_its_share_of_the_estimate():
-    from reconciler.api.models.live import LiveJob
+    from reconciler.batch.live import LiveJob
     from reconciler.operations.status import _pu_estimated
 
     partial = LiveJob("id", "v1", "PARTIAL", None, {}, cost_pu=80.0, tile_count=66)

@@ -159,7 +159,7 @@ def test_an_unreachable_s3_is_our_error_too():
 
 
 def test_v1_tiles_take_their_names_from_the_grid_by_id_or_else_by_place():
-    from reconciler.api.models.v1 import Tile
+    from reconciler.batch.models.v1 import Tile
     from reconciler.geo.tiles import tiles_for_bounds
     from reconciler.operations.tilemap import _grid_names
 

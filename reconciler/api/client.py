@@ -22,8 +22,8 @@ from urllib.parse import quote
 from pydantic import BaseModel, ValidationError
 
 from reconciler.api.errors import ApiUnavailable, CreateOutcomeUnknown
-from reconciler.api.models import common, v1, v2
 from reconciler.api.session import ApiSession
+from reconciler.batch.models import common, v1, v2
 from reconciler.settings import ApiSettings
 
 M = TypeVar("M", bound=BaseModel)

@@ -174,7 +174,7 @@ def parse_error_body(body: bytes) -> ErrorFields:
 def _error_fields(body: bytes) -> ErrorFields:
     from pydantic import ValidationError
 
-    from reconciler.api.models.common import ErrorBody
+    from reconciler.batch.models.common import ErrorBody
 
     try:
         data = json.loads(body) if body else None

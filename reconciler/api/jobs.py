@@ -1,104 +1,36 @@
-"""Live jobs of either API version, as the engine sees them.
+"""Live jobs of either API version, through the HTTP client: the calls refresh and apply make.
 
-Live-state I/O (DESIGN §7 `api/`), between the version clients (`api/client.py`) and the engine:
-refresh lists every live job as a `LiveJob` and pairs it with a manifest by lockfile id or by the
-ownership marker in its description (§2); apply creates, updates descriptions and acts through
-`JobsApi`, without caring whether a job is v1 or v2. Where a version lacks an action (v2 has no
-restart, delete or tiles) `JobsApi` raises UnsupportedAction before anything is sent.
-
-Reads here are tolerant of statuses the models do not know yet: the service adds them over time,
-and one unknown value must not fail a whole refresh. Such a value is kept as the service's string,
-for the planner to decide what it means (acting on a status it does not know would be a guess).
-Items are never dropped: a job missing from the listing would look deleted and be created again.
+Between the version clients (`api/client.py`) and the operations: refresh lists every live job as
+a `LiveJob` (reconciler.batch.live, tolerant of statuses the models do not know yet) and pairs it
+with a manifest by lockfile id or by the ownership marker in its description; apply creates,
+updates descriptions and acts through `JobsApi`, without caring whether a job is v1 or v2. Where a
+version lacks an action (v2 has no restart, delete or tiles) `JobsApi` raises UnsupportedAction
+before anything is sent. Items are never dropped: a job missing from the listing would look
+deleted and be created again.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any
-
-from pydantic import Field
+from typing import Any
 
 from reconciler.api.client import BatchClient, V1Client, V2Client
 from reconciler.api.errors import ApiError
-from reconciler.api.models import v1, v2
-from reconciler.api.models.live import API_VERSIONS, ApiVersion, LiveJob
-from reconciler.redaction import from_service
-
-# The v1 request fields that together are the create body the service echoes back.
-V1_BODY_FIELDS = ("processRequest", "tilingGrid", "output", "bucketName", "zarrOutput", "description")
-
-# A known value becomes the enum member; an unknown non-empty string stays a plain string.
-_Text = Annotated[str, Field(min_length=1)]
-_TaskStatus = Annotated[v2.TaskStatus | _Text, Field(union_mode="left_to_right")]
-_V2Action = Annotated[v2.UserAction | _Text, Field(union_mode="left_to_right")]
-_StoppedReason = Annotated[v2.StoppedStatusReason | _Text, Field(union_mode="left_to_right")]
-_RequestStatus = Annotated[v1.RequestStatus | _Text, Field(union_mode="left_to_right")]
-_V1Action = Annotated[v1.UserAction | _Text, Field(union_mode="left_to_right")]
-_TileStatus = Annotated[v1.TileStatus | _Text, Field(union_mode="left_to_right")]
-
-
-class TolerantTask(v2.Task):
-    """A v2 task whose status, userAction and stoppedStatusReason may be values not known yet."""
-
-    status: _TaskStatus  # type: ignore[assignment]
-    userAction: _V2Action | None = None  # type: ignore[assignment]
-    stoppedStatusReason: _StoppedReason | None = None  # type: ignore[assignment]
-
-
-class TolerantBatchRequest(v1.BatchRequest):
-    """A v1 request whose status and userAction may be values not known yet."""
-
-    status: _RequestStatus  # type: ignore[assignment]
-    userAction: _V1Action | None = None  # type: ignore[assignment]
-
-
-class TolerantTile(v1.Tile):
-    """A v1 tile whose status may be a value not known yet."""
-
-    status: _TileStatus  # type: ignore[assignment]
+from reconciler.batch.live import (
+    API_VERSIONS,
+    ApiVersion,
+    LiveJob,
+    TolerantBatchRequest,
+    TolerantTask,
+    TolerantTile,
+    live_job_from_v1,
+    live_job_from_v2,
+)
+from reconciler.batch.models import v1
 
 
 class UnsupportedAction(ApiError):
     """The job's API version has no such action; nothing was sent."""
-
-
-def live_job_from_v2(task: v2.Task, shared: dict[str, str] | None = None) -> LiveJob:
-    """The LiveJob of a v2 task (strict or tolerant); `shared` lets a listing's jobs share equal
-    evalscript texts (10,000 jobs usually run a handful, and each answer brings its own copy)."""
-    return LiveJob(
-        id=task.id, api="v2", status=str(task.status), description=task.description,
-        request=_share_evalscript(task.request, shared) if shared is not None else task.request,
-        created=task.created, last_updated=task.lastUpdated, cost_pu=task.costPU,
-        completion=task.completionPercentage, user_action=_text(task.userAction), error=from_service(task.error),
-        stopped_reason=_text(task.stoppedStatusReason),
-    )
-
-
-def live_job_from_v1(request: v1.BatchRequest) -> LiveJob:
-    """The LiveJob of a v1 batch request (strict or tolerant). Only the body fields the service
-    sent with a value are kept, so the echo compares with the body that was submitted."""
-    sent = request.model_fields_set
-    body = {name: copy.deepcopy(getattr(request, name)) for name in V1_BODY_FIELDS
-            if name in sent and getattr(request, name) is not None}
-    return LiveJob(
-        id=request.id, api="v1", status=str(request.status), description=request.description,
-        request=body, created=request.created, cost_pu=request.valueEstimate, tile_count=request.tileCount,
-        user_action=_text(request.userAction), error=from_service(request.error),
-    )
-
-
-def _share_evalscript(request: dict, shared: dict[str, str]) -> dict:
-    process = request.get("processRequest")
-    script = process.get("evalscript") if isinstance(process, dict) else None
-    if isinstance(script, str):
-        process["evalscript"] = shared.setdefault(script, script)
-    return request
-
-
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
 
 
 _UNSUPPORTED: dict[str, tuple[str, str]] = {

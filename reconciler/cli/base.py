@@ -185,7 +185,7 @@ def units_of(paths: tuple[str, ...], state_location: str | None, shards: tuple[s
     """Explicit PATHS/--state win; else the shards of reconciler.toml (those named by --shard, or
     all); else the defaults (manifests/ and RECONCILER_STATE)."""
     from reconciler.errors import UsageError
-    from reconciler.settings import load_shards
+    from reconciler.shards import load_shards
 
     configured = load_shards() if not (paths or state_location) or shards else {}
     if shards:

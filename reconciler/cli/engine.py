@@ -117,7 +117,7 @@ def apply(paths, state_location, auto_approve, wait, timeout, parallelism, poll_
     FILE from plan --out): its signature is checked first, and PATHS, --shard, --target,
     --selector and --allow-replace must be those it was made with. JSON: docs/apply-json.md."""
     from reconciler.api.client import BatchClient
-    from reconciler.engine.statuses import converged
+    from reconciler.batch.statuses import converged
     from reconciler.errors import UsageError
     from reconciler.operations.apply import Outcome
     from reconciler.operations.planfile import is_plan_file, load, published

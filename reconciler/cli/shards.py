@@ -17,7 +17,7 @@ def shards(fmt: str) -> int:
 
     from reconciler.manifests.files import DEFAULT_PATHS
     from reconciler.render.shards import show_shards
-    from reconciler.settings import load_shards
+    from reconciler.shards import load_shards
 
     configured = load_shards()
     entries = [(s.name, s.paths, s.state) for s in configured.values()]

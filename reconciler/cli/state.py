@@ -39,7 +39,7 @@ def state_rebuild(paths, state_location, shards, lease_ttl, lock_timeout) -> int
     from reconciler.operations.adopt import rebuild
     from reconciler.operations.run import load_manifests
     from reconciler.render.status import show_rebuilt
-    from reconciler.settings import load_shards
+    from reconciler.shards import load_shards
 
     every = load_shards()
 

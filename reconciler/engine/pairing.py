@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from reconciler.api.models.live import LiveJob
+from reconciler.batch.live import LiveJob
 from reconciler.engine.identity import owner
 from reconciler.manifests.manifest import Manifest
 from reconciler.state.model import JobState

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from reconciler.api.models.live import LiveJob
+from reconciler.batch.live import LiveJob
+from reconciler.batch.statuses import FINISHED, KNOWN, NEVER_STARTED, RUNNING
 from reconciler.canonical import canonical, request_digest, sensitive_digest
 from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import FieldChange, changes
@@ -21,7 +22,6 @@ from reconciler.engine.identity import with_marker, without_marker
 from reconciler.engine.pairing import Pair, pair
 from reconciler.engine.payload import create_body, keyed, sent_digest
 from reconciler.engine.rerun import desired_body, remaining, rerun_overrides, sent_overrides, shown
-from reconciler.engine.statuses import FINISHED, KNOWN, NEVER_STARTED, RUNNING
 from reconciler.manifests.manifest import Manifest
 from reconciler.redaction import SENSITIVE, from_service
 from reconciler.state.model import JobState, Lockfile

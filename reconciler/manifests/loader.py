@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from reconciler.api.checks import Finding, check_parts, check_v1, check_v2
+from reconciler.batch.checks import Finding, check_parts, check_v1, check_v2
 from reconciler.canonical import desired
 from reconciler.diagnostics import Diagnostic, Severity, format_path
 from reconciler.manifests import envrefs

@@ -85,7 +85,7 @@ def translate(error: dict[str, Any], data: Any, model: type[BaseModel], hidden: 
     else:
         message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         message = message[:1].lower() + message[1:]
-        hint = (error.get("ctx") or {}).get("hint")  # a rule's own (reconciler.api.models.base.problem)
+        hint = (error.get("ctx") or {}).get("hint")  # a rule's own (reconciler.batch.models.base.problem)
     return FieldError(path, message, hint, False, kind)
 
 

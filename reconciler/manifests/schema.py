@@ -1,6 +1,6 @@
 """The `BatchJob` manifest (DESIGN §1): desired state of one batch job, as pydantic models.
 
-`spec.request` is the API's own create body (models in `reconciler.api.models`) minus
+`spec.request` is the API's own create body (models in `reconciler.batch.models`) minus
 `description`, which lives in `spec.description` so the ownership marker can be appended to it.
 The JSON Schema for editors is generated from these models (`reconciler schema`).
 """
@@ -23,8 +23,11 @@ from pydantic import (
     field_validator,
 )
 
-from reconciler.api.models import common, v1, v2
-from reconciler.names import NAME_PATTERN, check_name  # the name rule is defined once, there
+from reconciler.batch.models import common, v1, v2
+from reconciler.names import (  # the name rule is defined once, there
+    NAME_PATTERN,
+    check_name,
+)
 
 API_VERSION = "reconciler/v1"
 MARKER_PREFIX = "[reconciler:"

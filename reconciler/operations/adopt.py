@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 
 from reconciler.api.client import BatchClient
 from reconciler.api.errors import ApiError, NotFound
-from reconciler.api.jobs import JobsApi, LiveJob
+from reconciler.api.jobs import JobsApi
+from reconciler.batch.live import LiveJob
 from reconciler.canonical import canonical, spec_hash
 from reconciler.engine.identity import owner, with_marker, without_marker
 from reconciler.errors import ReconcilerError

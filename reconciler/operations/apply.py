@@ -19,12 +19,13 @@ from datetime import datetime, timezone
 from typing import TypeVar
 
 from reconciler.api.errors import ApiError, BadRequest, CreateOutcomeUnknown, NotFound
-from reconciler.api.jobs import JobsApi, LiveJob
+from reconciler.api.jobs import JobsApi
+from reconciler.batch.live import LiveJob
+from reconciler.batch.statuses import STOP_TOOK_EFFECT, TERMINAL, start_took_effect
 from reconciler.engine.actions import Action, Kind, Plan, Step
 from reconciler.engine.identity import owner, with_marker
 from reconciler.engine.payload import create_body, sent_digest
 from reconciler.engine.rerun import sent_overrides
-from reconciler.engine.statuses import STOP_TOOK_EFFECT, TERMINAL, start_took_effect
 from reconciler.errors import LeaseLost, ReconcilerError
 from reconciler.manifests.manifest import Manifest
 from reconciler.redaction import from_service

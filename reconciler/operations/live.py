@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.api.jobs import JobsApi
-from reconciler.api.models.live import LiveJob
-from reconciler.engine.statuses import MISSING, RUNNING, TERMINAL, settled
+from reconciler.batch.live import LiveJob
+from reconciler.batch.statuses import MISSING, RUNNING, TERMINAL, settled
 from reconciler.state.model import JobState
 
 # v1 statuses whose tiles are counted from the tiles endpoint (some may be processed, not all)

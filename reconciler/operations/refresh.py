@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from reconciler.api.client import BatchClient
-from reconciler.api.jobs import JobsApi, LiveJob
+from reconciler.api.jobs import JobsApi
+from reconciler.batch.live import LiveJob
 from reconciler.engine.identity import owner
 from reconciler.manifests.manifest import Manifest
 from reconciler.state.statefile import Snapshot, StateFile

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
-from reconciler.api.models.live import LiveJob
+from reconciler.batch.live import LiveJob
 from reconciler.engine.actions import Kind, Plan
 from reconciler.engine.estimate import Estimator
 from reconciler.engine.plan import PlanOptions, plan

@@ -27,7 +27,7 @@ from typing import Any
 
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
-from reconciler.api.models.live import LiveJob
+from reconciler.batch.live import LiveJob
 from reconciler.engine.plan import in_scope
 from reconciler.errors import InvalidManifests
 from reconciler.manifests.files import repository_root, scope_of, source_of

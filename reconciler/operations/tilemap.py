@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.api.jobs import JobsApi, LiveJob
+from reconciler.api.jobs import JobsApi
+from reconciler.batch.live import LiveJob
 from reconciler.geo.geopackage import GeoPackageError
 
 PER_TILE = "each tile's own, from the v1 tiles endpoint"

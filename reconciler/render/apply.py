@@ -240,7 +240,7 @@ def results_json(results) -> list[dict]:
 
 def final_json(final: dict[str, tuple[str, str]]) -> list[dict]:
     """Where each job waited for settled: its spec.state, its status, and whether that is converged."""
-    from reconciler.engine.statuses import converged
+    from reconciler.batch.statuses import converged
     from reconciler.redaction import scrub
 
     return [{"name": name, "desiredState": wanted, "status": scrub(status), "converged": converged(wanted, status)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from reconciler.api.models import common
+from reconciler.batch.models import common
 from reconciler.render import colour_enabled, out, paint
 
 _UNITS = {"METRE": " m", "DEGREE": "°"}

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ValidationError
 
-from reconciler.api.checks import check_v1, check_v2
-from reconciler.api.models import v1, v2
+from reconciler.batch.checks import check_v1, check_v2
+from reconciler.batch.models import v1, v2
 from reconciler.sandbox import jobs
 from reconciler.sandbox.app import Context, error, grid_by_id, grids_page, json_body, page, sorted_jobs
 from reconciler.sandbox.bodies import create_body, edited_request
@@ -25,7 +25,7 @@ TILE_STATUSES = ("PENDING", "SCHEDULED", "QUEUED", "PROCESSING", "PROCESSED", "F
 class Version:
     api: str
     model: type[BaseModel]  # the create body
-    check: Callable  # the body's rules (reconciler.api.checks)
+    check: Callable  # the body's rules (reconciler.batch.checks)
     render: Callable[[jobs.Job], dict]  # the job as the API shows it
     updated: Callable[[jobs.Job], dict]  # what PUT answers
     stop: tuple[str, Callable]  # v2 "stop", v1 "cancel"

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from reconciler.api.models.common import (
+from reconciler.batch.models.common import (
     ArrayOverride,
     ArrayParameters,
     CogParameters,

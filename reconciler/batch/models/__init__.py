@@ -5,6 +5,6 @@ server), down to each data collection's `dataFilter` and `processing` (`datasets
 accept unknown fields, because the service adds fields over time. Field names are the API's own.
 """
 
-from reconciler.api.models import common, datasets, v1, v2
+from reconciler.batch.models import common, datasets, v1, v2
 
 __all__ = ["common", "datasets", "v1", "v2"]

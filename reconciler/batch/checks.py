@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from reconciler.api.models import common, v1, v2
+from reconciler.batch.models import common, v1, v2
 from reconciler.geo.evalscript import OutputInfo, parse_evalscript
 from reconciler.geo.grids import GRIDS, describe_grids
 

@@ -7,17 +7,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
-from pydantic import (
-    AfterValidator,
-    Field,
-    ValidationInfo,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
-from reconciler.api.models.base import CreateModel, LiveModel, OpenModel
-from reconciler.api.models.datasets import DataSource
+from reconciler.batch.models.base import CreateModel, LiveModel, OpenModel
+from reconciler.batch.models.datasets import DataSource
 
 __all__ = ["CreateModel", "LiveModel", "OpenModel"]  # and the models below; the bases live in `base`
 

@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from reconciler.api.models.base import CreateModel, OpenModel, problem
+from reconciler.batch.models.base import CreateModel, OpenModel, problem
 
 # --- time range -----------------------------------------------------------------------------------
 
