@@ -80,7 +80,7 @@ def stage(name: str, folder: Path) -> float:
                 BatchJob.model_validate(data, context={"unresolved": set()})
         elif name == "digest":
             for manifest in manifests:
-                desired(manifest.job.spec.api, manifest.body)
+                desired(manifest.api, manifest.body)
         else:
             result = loader.load([folder / "manifests"], use_cache=name.endswith("-write"))
             assert len(result.manifests) == len(files) and not result.cached, "every manifest loads, none from a cache"

@@ -72,7 +72,7 @@ def seed(sandbox: SandboxProcess, folder: Path, count: int) -> list[str]:
 
     write_manifests(folder, count)
     os.chdir(folder)  # as in a repository: manifests are read only from inside it
-    bodies = {m.name: {**m.body, "description": f"{m.job.spec.description} [reconciler:{m.name}]"}
+    bodies = {m.name: {**m.body, "description": f"{m.description} [reconciler:{m.name}]"}
               for m in load([folder / "manifests"]).manifests}
     http = sandbox.http()
     with concurrent.futures.ThreadPoolExecutor(8) as pool:

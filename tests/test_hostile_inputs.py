@@ -201,10 +201,9 @@ def test_a_planted_cache_entry_never_changes_what_apply_sends(workspace, run_cli
     assert run_cli("plan")[0] == 0  # fills the cache
     [stored] = cache.glob("manifests-*.json")
     document = json.loads(stored.read_text())
-    [(file, text)] = document["entries"].items()
-    entry = json.loads(text)
+    [(file, entry)] = document["entries"].items()
     entry[2][0][3]["output"]["delivery"]["s3"]["url"] = "s3://attacker-bucket/loot"
-    stored.write_text(json.dumps({**document, "entries": {file: json.dumps(entry)}}))
+    stored.write_text(json.dumps({**document, "entries": {file: entry}}))
     code, out, err = run_cli("apply", "--auto-approve")
     assert code == 0, out + err
     [job] = jobs_named(sandbox, name)

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from reconciler.manifests.loader import load
-from reconciler.manifests.schema import SpecV1, SpecV2
 from tests.conftest import EXAMPLES
 
 MANIFEST = """\
@@ -59,9 +58,8 @@ def test_the_examples_are_valid_and_cover_both_apis():
     by_name = {m.name: m for m in result.manifests}
     assert set(by_name) == {
         "corsica-max-ndvi", "corsica-max-ndvi-zarr", "corsica-geopackage", "corsica-max-ndvi-v1", "corsica-ndvi-collection"}
-    assert isinstance(by_name["corsica-max-ndvi"].job.spec, SpecV2)
-    assert isinstance(by_name["corsica-max-ndvi-v1"].job.spec, SpecV1)
-    assert by_name["corsica-geopackage"].job.spec.state == "created"
+    assert (by_name["corsica-max-ndvi"].api, by_name["corsica-max-ndvi-v1"].api) == ("v2", "v1")
+    assert by_name["corsica-geopackage"].state == "created"
     body = by_name["corsica-max-ndvi"].body
     assert body["processRequest"]["evalscript"].startswith("//VERSION=3")
     assert "description" not in body and body["input"] == {"type": "tiling-grid", "id": 0, "resolution": 60.0}
@@ -76,10 +74,9 @@ def test_default_path_is_the_manifests_folder(tmp_path, monkeypatch):
 
 def test_defaults_of_spec_and_policy(tmp_path):
     [manifest] = load([write(tmp_path)]).manifests
-    spec = manifest.job.spec
-    assert (spec.api, spec.state) == ("v2", "started")
-    assert (spec.policy.maxRestarts, spec.policy.maxCostPU, spec.policy.onSpecChange, spec.policy.onRemove) == (
-        0, None, "refuse", "forget")
+    assert (manifest.api, manifest.state) == ("v2", "started")
+    assert (manifest.policy.max_restarts, manifest.policy.max_cost_pu, manifest.policy.on_spec_change,
+            manifest.policy.on_remove) == (0, None, "refuse", "forget")
 
 
 def test_env_references_are_sensitive_and_resolved_only_on_request(tmp_path):
@@ -107,7 +104,7 @@ def test_a_reference_where_the_schema_wants_a_fixed_word_is_checked_once_resolve
     path = write(tmp_path, extra="  policy:\n    onRemove: ${env:ON_REMOVE}\n")
     result = load([path])
     assert result.diagnostics == [] and result.manifests == [] and result.deferred == ["job"]
-    assert load([path], resolve_env=True, environ={"ON_REMOVE": "stop"}).manifests[0].job.spec.policy.onRemove == "stop"
+    assert load([path], resolve_env=True, environ={"ON_REMOVE": "stop"}).manifests[0].policy.on_remove == "stop"
     [error] = load([path], resolve_env=True, environ={"ON_REMOVE": "delete"}).errors
     assert error.path == "spec.policy.onRemove"
 

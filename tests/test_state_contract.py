@@ -922,7 +922,7 @@ def test_no_secret_reaches_the_lockfile_the_journal_or_the_lease(backend, tmp_pa
                            observedAt=T0)
         journal.record(manifest.name, created,
                        HistoryEntry(at=T0, who=who, action="create", result="ok", requestId=created.id,
-                                    detail=f"{manifest.job.spec.description} {marker}"))
+                                    detail=f"{manifest.description} {marker}"))
         lease.check()
         stored = backend.raw()
         assert lease_key(backend.key) in stored and any(k.startswith(state.journal_prefix) for k in stored)

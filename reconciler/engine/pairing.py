@@ -1,6 +1,9 @@
 """Planning, first step: pair each manifest name with its lockfile record and its live job (by
-the id the lockfile recorded, else by the ownership marker), before any diffing. What is left
-over is unmanaged (no marker, not recorded) and only ever listed."""
+the id the lockfile recorded, else by the ownership marker), before any diffing. A pair is one of
+three cases, each its own type, so the planner never guesses which fields are there: a manifest
+without a live job (`Missing`), a manifest and its live job (`Matched`), a recorded job whose
+manifest is gone (`Removed`). What is left over is unmanaged (no marker, not recorded) and only
+ever listed."""
 
 from __future__ import annotations
 
@@ -15,13 +18,38 @@ from reconciler.state.model import JobState
 
 
 @dataclass(frozen=True)
-class Pair:
+class Missing:
+    """A manifest with no live job: new, or gone from the service."""
+
     name: str
-    manifest: Manifest | None
+    manifest: Manifest
     record: JobState | None
+
+
+@dataclass(frozen=True)
+class Matched:
+    """A manifest and the live job that is its request."""
+
+    name: str
+    manifest: Manifest
+    record: JobState | None
+    live: LiveJob
+    found_by_marker: bool = False  # not recorded: found by the ownership marker
+    duplicates: tuple[LiveJob, ...] = ()  # other live jobs marked for this name
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A recorded job whose manifest is gone; its live job, if the service still lists it."""
+
+    name: str
+    record: JobState
     live: LiveJob | None
     found_by_marker: bool = False
-    duplicates: tuple[LiveJob, ...] = ()  # other live jobs marked for this name
+    duplicates: tuple[LiveJob, ...] = ()
+
+
+Pair = Missing | Matched | Removed
 
 
 @dataclass(frozen=True)
@@ -34,34 +62,49 @@ class Pairing:
 def pair(manifests: Iterable[Manifest], live: Iterable[LiveJob], records: Mapping[str, JobState],
          names: set[str] | None = None) -> Pairing:
     """`names` limits the pairs (a targeted plan); the unmanaged listing is not limited."""
-    manifests = {m.name: m for m in manifests}
-    live = list(live)
-    by_id = {job.id: job for job in live}
+    by_name = {m.name: m for m in manifests}
+    jobs = list(live)
+    by_id = {job.id: job for job in jobs}
     marked: dict[str, list[LiveJob]] = defaultdict(list)
-    for job in live:
+    for job in jobs:
         if (name := owner(job.description)) is not None:
             marked[name].append(job)
     recorded_ids = {r.id for r in records.values() if r.id}
-    all_names = sorted(set(manifests) | set(records))
-    pairs = []
+    all_names = sorted(set(by_name) | set(records))
+    pairs: list[Pair] = []
     for name in all_names:
         if names is not None and name not in names:
             continue
         record = records.get(name)
-        job = by_id.get(record.id) if record and record.id else None
-        predecessors = set(record.previous or ()) if record else set()  # replaced, still marked: not duplicates
-        candidates = [j for j in marked.get(name, []) if j.id not in predecessors
-                      and (j.id not in recorded_ids or (record and j.id == record.id))]
-        if job is not None:
-            pairs.append(Pair(name, manifests.get(name), record, job, False, tuple(c for c in candidates if c.id != job.id)))
-        elif candidates:
-            best, *rest = sorted(candidates, key=lambda j: (j.created is not None, j.created), reverse=True)
-            pairs.append(Pair(name, manifests.get(name), record, best, True, tuple(rest)))
+        found, by_marker, duplicates = _live_of(name, record, by_id, marked.get(name, []), recorded_ids)
+        manifest = by_name.get(name)
+        if manifest is None:
+            assert record is not None  # a name comes from a manifest or a record
+            pairs.append(Removed(name, record, found, by_marker, duplicates))
+        elif found is None:
+            pairs.append(Missing(name, manifest, record))
         else:
-            pairs.append(Pair(name, manifests.get(name), record, None))
-    claimed = ({p.live.id for p in pairs if p.live} | recorded_ids | {d.id for p in pairs for d in p.duplicates}
+            pairs.append(Matched(name, manifest, record, found, by_marker, duplicates))
+    claimed = ({p.live.id for p in pairs if not isinstance(p, Missing) and p.live is not None} | recorded_ids
+               | {d.id for p in pairs if not isinstance(p, Missing) for d in p.duplicates}
                | {i for r in records.values() for i in r.previous or ()})
     known = set(all_names)
-    unmanaged = tuple(j for j in live if j.id not in claimed and owner(j.description) is None)
-    foreign = tuple(j for j in live if j.id not in claimed and owner(j.description) not in (None, *known))
+    unmanaged = tuple(j for j in jobs if j.id not in claimed and owner(j.description) is None)
+    foreign = tuple(j for j in jobs if j.id not in claimed and owner(j.description) not in (None, *known))
     return Pairing(tuple(pairs), unmanaged, foreign)
+
+
+def _live_of(name: str, record: JobState | None, by_id: Mapping[str, LiveJob], candidates: list[LiveJob],
+             recorded_ids: set[str | None]) -> tuple[LiveJob | None, bool, tuple[LiveJob, ...]]:
+    """The live job of `name` (the recorded one, else the newest marked for it that no record
+    claims), whether it was found by its marker, and the other marked ones (duplicates)."""
+    job = by_id.get(record.id) if record is not None and record.id else None
+    predecessors = set(record.previous or ()) if record is not None else set()  # replaced, still marked
+    mine = [j for j in candidates if j.id not in predecessors
+            and (j.id not in recorded_ids or (record is not None and j.id == record.id))]
+    if job is not None:
+        return job, False, tuple(c for c in mine if c.id != job.id)
+    if mine:
+        best, *rest = sorted(mine, key=lambda j: (j.created is not None, j.created), reverse=True)
+        return best, True, tuple(rest)
+    return None, False, ()

@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from reconciler.batch.live import LiveJob
-from reconciler.batch.statuses import FINISHED, KNOWN, NEVER_STARTED, RUNNING
+from reconciler.batch.statuses import FINISHED, KNOWN, NEVER_STARTED, RUNNING, Status, UserAction
 from reconciler.canonical import canonical, request_digest, sensitive_digest
 from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
-from reconciler.engine.pairing import Pair, pair
+from reconciler.engine.pairing import Matched, Missing, Pair, Removed, pair
 from reconciler.engine.payload import create_body, keyed, sent_digest
 from reconciler.engine.rerun import desired_body, remaining, rerun_overrides, sent_overrides, shown
 from reconciler.manifests.manifest import Manifest
@@ -45,20 +45,31 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
     the job card of a manifest sent with an action's overrides (engine.estimate), carried by each
     create and replace."""
     pairing = pair(manifests, live, lockfile.jobs, set(options.targets) if options.targets is not None else None)
-    pairs = [p for p in pairing.pairs if p.manifest is not None or in_scope(p.record, options.scope)]
-    outside = tuple(sorted(p.name for p in pairing.pairs if p.manifest is None and not in_scope(p.record, options.scope)))
+    pairs = [p for p in pairing.pairs if not isinstance(p, Removed) or in_scope(p.record, options.scope)]
+    outside = tuple(sorted(p.name for p in pairing.pairs if isinstance(p, Removed)
+                           and not in_scope(p.record, options.scope)))
     actions: list[Action] = []
-    forms = LiveForms()
+    seen: list[tuple] = []  # what the plan's decisions rest on: the fingerprint
     for p in pairs:
-        actions += [_with_card(_with_sends(a, p.manifest, options.key), p.manifest, card) if p.manifest is not None
-                    else a for a in _decide(p, options, estimate, forms)]
+        hidden = masked(p)
+        if isinstance(p, Removed):
+            actions.append(_removed(p))
+        else:
+            live_digest = None if isinstance(p, Missing) else _digest(p.live, hidden)
+            decided = [_missing(p, _base(p), options, estimate)] if isinstance(p, Missing) else \
+                _matched(p, hidden, live_digest, options, estimate)
+            actions += [_with_card(_with_sends(a, p.manifest, options.key), p.manifest, card) for a in decided]
+        if not isinstance(p, Missing) and p.live is not None:
+            description = p.live.description if ("description",) not in hidden else sensitive_digest(p.live.description)
+            digest = live_digest if isinstance(p, Matched) else _digest(p.live, hidden)
+            seen.append((p.name, p.live.id, p.live.status, description, digest))
     warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "
-                f"using {p.live.id}" for p in pairs if p.duplicates]
+                f"using {p.live.id}" for p in pairs if not isinstance(p, Missing) and p.duplicates and p.live]
     unmanaged = [Unmanaged(j.id, j.api, j.status, from_service(j.description) or "") for j in pairing.unmanaged]
     unmanaged += [Unmanaged(j.id, j.api, j.status, from_service(j.description) or "", "marked for a name no manifest has")
                   for j in pairing.foreign]
     return Plan(tuple(sorted(actions, key=Action.sort_key)), lockfile.lineage, lockfile.serial,
-                fingerprint(pairs, forms, options.key), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings),
+                keyed(options.key, sorted(seen)), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings),
                 outside)
 
 
@@ -71,72 +82,48 @@ def in_scope(record: JobState | None, scope: tuple[str, ...] | None) -> bool:
     return file is not None and any(p == "." or file == p or file.startswith(p.rstrip("/") + "/") for p in scope)
 
 
-class LiveForms:
-    """The request digest of each live job's canonical body, made once per plan (the decision and
-    the fingerprint share it). The form itself is not kept: only a job whose digest differs needs
-    it, for its diff. Each entry holds its job, so no other object can take the identity it is kept by."""
-
-    def __init__(self) -> None:
-        self._digests: dict[tuple[int, frozenset], tuple[LiveJob, str]] = {}
-
-    def digest(self, job: LiveJob, sensitive: frozenset[tuple] = frozenset()) -> str:
-        key = (id(job), sensitive)
-        if key not in self._digests:
-            self._digests[key] = job, request_digest(job.api, canonical(job.request, sensitive))
-        return self._digests[key][1]
-
-
-def fingerprint(pairs: Iterable[Pair], forms: LiveForms | None = None, key: bytes = b"") -> str:
-    """What the plan's decisions rest on: each paired job's id, status, description and request
-    (sensitive values as digests, and the description's digest when it is masked), keyed with
-    `key`: the fingerprint is published, and must not confirm a guessed secret."""
-    forms = forms if forms is not None else LiveForms()
-    seen = []
-    for p in pairs:
-        if p.live is not None:
-            hidden = masked(p)
-            shown = p.live.description if ("description",) not in hidden else sensitive_digest(p.live.description)
-            seen.append((p.name, p.live.id, p.live.status, shown, forms.digest(p.live, _body_paths(hidden))))
-    return keyed(key, sorted(seen))
-
-
 def masked(p: Pair) -> frozenset[tuple]:
     """The paths of what is sent (body paths, and ("description",)) hidden for this job: the
-    manifest's sensitive ones, and those the lockfile recorded for its live request (DESIGN §4:
-    a path once sensitive stays masked until the live value changes)."""
-    recorded = p.record.masked if p.record is not None and p.live is not None and p.record.id == p.live.id else frozenset()
-    return (p.manifest.sent_sensitive if p.manifest is not None else frozenset()) | recorded
+    manifest's sensitive ones, and those the lockfile recorded for its live request (a path once
+    sensitive stays masked until the live value changes)."""
+    live = None if isinstance(p, Missing) else p.live
+    recorded = p.record.masked if p.record is not None and live is not None and p.record.id == live.id else frozenset()
+    return (frozenset() if isinstance(p, Removed) else p.manifest.sent_sensitive) | recorded
 
 
 def _body_paths(hidden: frozenset[tuple]) -> frozenset[tuple]:
     return frozenset(path for path in hidden if path != ("description",))
 
 
-def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[Action]:
-    if p.manifest is None:
-        return [_removed(p)]
-    m = p.manifest
-    hidden = masked(p)
+def _digest(job: LiveJob, hidden: frozenset[tuple]) -> str:
+    """The request digest of a live job's body, its hidden values as digests: made once per job
+    and plan, for its decision and the fingerprint alike."""
+    return request_digest(job.api, canonical(job.request, _body_paths(hidden)))
+
+
+def _base(p: Missing | Matched) -> Action:
+    m, live = p.manifest, (p.live if isinstance(p, Matched) else None)
+    return Action(Kind.NOOP, p.name, m.api, live.id if live else None, (), live_status=live.status if live else None,
+                  desired_state=m.state, spec_hash=m.desired[1])
+
+
+def _matched(p: Matched, hidden: frozenset[tuple], live_digest: str, options: PlanOptions, estimate) -> list[Action]:
+    m, base = p.manifest, _base(p)
     body_sensitive = _body_paths(hidden)
-    desired_digest, desired_hash = m.desired
+    desired_digest = m.desired[0]
     # the reconciler's own settings of the live request (a re-run's) are not a change of the manifest
-    recorded = p.record.rerunOf if p.record is not None and p.live is not None and p.record.id == p.live.id else None
+    recorded = p.record.rerunOf if p.record is not None and p.record.id == p.live.id else None
     body = desired_body(m.body, recorded)
     if body_sensitive != m.body_sensitive or recorded:  # masked for the live request's sake: both sides alike
-        desired_digest = request_digest(m.job.spec.api, canonical(body, body_sensitive))
-    base = Action(Kind.NOOP, p.name, m.job.spec.api, p.live.id if p.live else None, (),
-                  live_status=p.live.status if p.live else None, desired_state=m.job.spec.state, spec_hash=desired_hash)
-    if p.live is None:
-        return [_missing(p, base, options, estimate)]
+        desired_digest = request_digest(m.api, canonical(body, body_sensitive))
     out = []
     if p.found_by_marker:
         out.append(replace(base, kind=Kind.ADOPT, steps=(Step.ADOPT,), reasons=("found by its ownership marker",)))
-    live_digest = forms.digest(p.live, body_sensitive)
     diff = () if live_digest == desired_digest else changes(canonical(body, body_sensitive),
                                                             canonical(p.live.request, body_sensitive))
-    if diff or p.live.api != m.job.spec.api:
+    if diff or p.live.api != m.api:
         return out + [_spec_changed(p, base, diff, options, estimate)]
-    wanted = with_marker(m.job.spec.description, p.name)
+    wanted = with_marker(m.description, p.name)
     if p.live.description != wanted:
         out.append(_description(p, base, wanted, ("description",) in hidden))
     lifecycle = _lifecycle(p, base, estimate)
@@ -150,9 +137,9 @@ def _decide(p: Pair, options: PlanOptions, estimate, forms: LiveForms) -> list[A
 def _with_sends(action: Action, m: Manifest, key: bytes) -> Action:
     """The action with the digest of what apply will send for it (engine.payload)."""
     if Step.CREATE in action.steps:
-        sent = create_body(m.body, m.job.spec.description, m.name, sent_overrides(m.body, action.rerun_of))
+        sent = create_body(m.body, m.description, m.name, sent_overrides(m.body, action.rerun_of))
     elif Step.UPDATE in action.steps:
-        sent = with_marker(m.job.spec.description, m.name)
+        sent = with_marker(m.description, m.name)
     else:
         return action
     return replace(action, sends=sent_digest(sent, m.sent_sensitive, key))
@@ -169,7 +156,7 @@ def _with_card(action: Action, m: Manifest, card: Callable[[Manifest, tuple], Jo
 NEW_JOB = (Kind.CREATE, Kind.REPLACE)
 
 
-def _removed(p: Pair) -> Action:
+def _removed(p: Removed) -> Action:
     record = p.record
     base = Action(Kind.FORGET, p.name, record.api, p.live.id if p.live else None, (), steps=(Step.FORGET,),
                   live_status=p.live.status if p.live else None)
@@ -180,35 +167,34 @@ def _removed(p: Pair) -> Action:
     return replace(base, reasons=(f"the manifest is gone; onRemove: {record.onRemove} (the request is left as it is)",))
 
 
-def _missing(p: Pair, base: Action, options: PlanOptions, estimate) -> Action:
-    record, spec = p.record, p.manifest.job.spec
+def _missing(p: Missing, base: Action, options: PlanOptions, estimate) -> Action:
+    record, m = p.record, p.manifest
     if record is None or record.id is None:
         reason = "an earlier create did not reach the service" if record and record.intent else "new"
-        return _create(p, base, (reason,), estimate)
+        return _create(m, base, (reason,), estimate)
     gone = f"request {record.id} is gone (last seen {record.status or 'never'})"
     if record.status in NEVER_STARTED:
-        return _create(p, base, (f"{gone}: deleted by the service before it started",), estimate)
+        return _create(m, base, (f"{gone}: deleted by the service before it started",), estimate)
     changed = base.spec_hash != record.specHash
-    if record.status in FINISHED and not (changed and _replace_allowed(p, options)):
+    if record.status in FINISHED and not (changed and _replace_allowed(m, options)):
         note = " (the manifest changed since: allow replacement to run it again)" if changed else ""
         return replace(base, reasons=(f"{gone}: it finished and the service deleted it as stale; "
                                       f"results stay in the bucket, it is not run again{note}",))
-    if record.status == "FAILED" and spec.api == "v2" and record.restarts < spec.policy.maxRestarts:
-        return _rerun(p, base, record.id, None, f"{gone}: it failed", estimate)
-    if changed and _replace_allowed(p, options):
-        return _create(p, base, (f"{gone}; the manifest changed and replacement is allowed",), estimate)
+    if record.status == Status.FAILED and m.api == "v2" and record.restarts < m.policy.max_restarts:
+        return _rerun(m, record, base, record.id, None, f"{gone}: it failed", Kind.CREATE, estimate)
+    if changed and _replace_allowed(m, options):
+        return _create(m, base, (f"{gone}; the manifest changed and replacement is allowed",), estimate)
     return replace(base, kind=Kind.BLOCKED, refused=Kind.CREATE, reasons=(
         f"{gone}; not created again automatically",
         "run `reconciler state rm` to forget it, or change the manifest and allow replacement"))
 
 
-def _create(p: Pair, base: Action, reasons: tuple[str, ...], estimate) -> Action:
-    spec = p.manifest.job.spec
-    cost = estimate(p.manifest)
-    then = _then(spec.state, spec.policy.maxCostPU)
+def _create(m: Manifest, base: Action, reasons: tuple[str, ...], estimate) -> Action:
+    cost = estimate(m)
+    then = _then(m.state, m.policy.max_cost_pu)
     action = replace(base, kind=Kind.CREATE, job_id=None, steps=(Step.CREATE, *then), reasons=reasons,
                      cost_pu=cost, cost_source="estimate" if cost is not None else None)
-    return _within_budget(action, spec.policy.maxCostPU, cost, "estimate") if then else action
+    return _within_budget(action, m.policy.max_cost_pu, cost, "estimate") if then else action
 
 
 def _then(state: str, max_cost: float | None) -> tuple[Step, ...]:
@@ -220,118 +206,118 @@ def _then(state: str, max_cost: float | None) -> tuple[Step, ...]:
     return ()
 
 
-def _spec_changed(p: Pair, base: Action, diff, options: PlanOptions, estimate) -> Action:
+def _spec_changed(p: Matched, base: Action, diff, options: PlanOptions, estimate) -> Action:
     reasons = ("the request changed; only the description can change in place",)
-    if p.live.api != p.manifest.job.spec.api:
-        reasons = (f"the API version changed ({p.live.api} → {p.manifest.job.spec.api})",)
-    if not _replace_allowed(p, options):
-        return replace(_create(p, base, reasons, estimate), kind=Kind.BLOCKED, refused=Kind.REPLACE, steps=(),
-                       job_id=p.live.id, changes=diff,
+    if p.live.api != p.manifest.api:
+        reasons = (f"the API version changed ({p.live.api} → {p.manifest.api})",)
+    if not _replace_allowed(p.manifest, options):
+        return replace(_create(p.manifest, base, reasons, estimate), kind=Kind.BLOCKED, refused=Kind.REPLACE,
+                       steps=(), job_id=p.live.id, changes=diff,
                        reasons=(*reasons, "set onSpecChange: replace (or --allow-replace) to create a new request"))
-    created = _create(p, base, reasons, estimate)
+    created = _create(p.manifest, base, reasons, estimate)
     if created.kind is Kind.BLOCKED:  # over budget: nothing happens, the old request included
         return replace(created, job_id=p.live.id, changes=diff, refused=Kind.REPLACE)
     # create first, then stop the old one, then start the new: if the create is refused, the old one keeps running
-    stop_old = (Step.STOP_OLD,) if p.live.status in RUNNING or p.live.status == "ANALYSIS_DONE" else ()
+    stop_old = (Step.STOP_OLD,) if p.live.status in RUNNING or p.live.status == Status.ANALYSIS_DONE else ()
     create, *then = created.steps
     return replace(created, kind=Kind.REPLACE, job_id=p.live.id, changes=diff, steps=(create, *stop_old, *then),
                    reasons=(*created.reasons, f"the old request {p.live.id} is " +
                             ("stopped once the new one exists" if stop_old else "left as it is")))
 
 
-def _replace_allowed(p: Pair, options: PlanOptions) -> bool:
-    return options.allow_replace or p.manifest.job.spec.policy.onSpecChange == "replace"
+def _replace_allowed(m: Manifest, options: PlanOptions) -> bool:
+    return options.allow_replace or m.policy.on_spec_change == "replace"
 
 
-def _description(p: Pair, base: Action, wanted: str, hidden: bool) -> Action:
-    before, after = without_marker(p.live.description), p.manifest.job.spec.description
+def _description(p: Matched, base: Action, wanted: str, hidden: bool) -> Action:
+    before, after = without_marker(p.live.description), p.manifest.description
     reason = "description changed" if before != after else "add the ownership marker"
     shown = (SENSITIVE, SENSITIVE) if hidden else (from_service(before), after)
     change = (FieldChange("description", *shown),) if before != after else ()
-    busy = p.live.status == "PROCESSING" or (p.live.status == "ANALYSING" and p.live.user_action == "START")
+    busy = p.live.status == Status.PROCESSING or (p.live.status == Status.ANALYSING
+                                                  and p.live.user_action == UserAction.START)
     if busy:
         return replace(base, kind=Kind.WAIT, changes=change,
                        reasons=(f"{reason}; deferred: the API refuses updates while a job is processing",))
     return replace(base, kind=Kind.UPDATE, steps=(Step.UPDATE,), changes=change, reasons=(reason,))
 
 
-def _lifecycle(p: Pair, base: Action, estimate) -> Action:
-    spec, live = p.manifest.job.spec, p.live
-    status, state = live.status, spec.state
+def _lifecycle(p: Matched, base: Action, estimate) -> Action:
+    status, state = p.live.status, p.manifest.state
     if status not in KNOWN:
         return replace(base, kind=Kind.WAIT, reasons=(f"status {status} is unknown to this version: doing nothing",))
     if status in RUNNING:
         if state == "stopped":
             return replace(base, kind=Kind.STOP, steps=(Step.STOP,), reasons=("spec.state: stopped",))
-        if state == "started" or (state == "analysed" and status == "ANALYSING"):
+        if state == "started" or (state == "analysed" and status == Status.ANALYSING):
             return replace(base, kind=Kind.WAIT, reasons=(f"{status.lower().replace('_', ' ')}",))
         return replace(base, reasons=(f"{status} is already past spec.state: {state}",))
-    if state == "analysed" and status == "CREATED":
+    if state == "analysed" and status == Status.CREATED:
         return replace(base, kind=Kind.ANALYSE, steps=(Step.ANALYSE,), reasons=("spec.state: analysed",))
     if state == "started":
         return _started(p, base, estimate)
     return replace(base, reasons=(f"{status} matches spec.state: {state}",))
 
 
-def _started(p: Pair, base: Action, estimate) -> Action:
-    spec, live, record = p.manifest.job.spec, p.live, p.record
-    status, budget = live.status, spec.policy.maxCostPU
-    if status == "CREATED":
+def _started(p: Matched, base: Action, estimate) -> Action:
+    m, live, record = p.manifest, p.live, p.record
+    status, budget = live.status, m.policy.max_cost_pu
+    if status == Status.CREATED:
         then = _then("started", budget)
         cost = estimate(p.manifest)
         action = replace(base, kind=Kind.START if then == (Step.START,) else Kind.ANALYSE, steps=then,
                          reasons=("spec.state: started",), cost_pu=cost,
                          cost_source="estimate" if cost is not None else None)
         return _within_budget(action, budget, cost, "estimate")
-    if status == "ANALYSIS_DONE" or (status == "STOPPED" and live.api == "v2"):
-        figure, source, note = live.cost_pu, "service", " (resume)" if status == "STOPPED" else ""
-        if status == "STOPPED" and live.completion:  # stopped while processing: what remains, not what was spent
+    if status == Status.ANALYSIS_DONE or (status == Status.STOPPED and live.api == "v2"):
+        figure, source, note = live.cost_pu, "service", " (resume)" if status == Status.STOPPED else ""
+        if status == Status.STOPPED and live.completion:  # stopped while processing: what remains, not what was spent
             figure, source = remaining(estimate(p.manifest), live.completion), "estimate"
             note = f" (resume: {100 - live.completion:.0f}% of the tiles left)"
         action = replace(base, kind=Kind.START, steps=(Step.START,), cost_pu=figure,
                          cost_source=source if figure is not None else None, reasons=(f"spec.state: started{note}",))
         return _within_budget(action, budget, figure, f"{source} estimate")
     restarts = record.restarts if record else 0
-    if status == "PARTIAL":
-        if restarts < spec.policy.maxRestarts:
+    if status == Status.PARTIAL:
+        if restarts < m.policy.max_restarts:
             cost = _failed_share(live)
             return replace(base, kind=Kind.RESTART, steps=(Step.RESTART,), cost_pu=cost,
                            cost_source="estimate" if cost is not None else None,
-                           reasons=(f"PARTIAL: restart {restarts + 1} of {spec.policy.maxRestarts} (failed tiles only"
+                           reasons=(f"PARTIAL: restart {restarts + 1} of {m.policy.max_restarts} (failed tiles only"
                                     + (f": {live.failed_tiles} of {live.tile_count})" if cost is not None else ")"),))
         return replace(base, kind=Kind.BLOCKED, reasons=(f"PARTIAL after {restarts} restart(s); maxRestarts is "
-                                                         f"{spec.policy.maxRestarts}",))
-    if status == "FAILED":
-        if live.api == "v2" and restarts < spec.policy.maxRestarts:
-            return _rerun(p, base, live.id, live.completion, None, estimate)
+                                                         f"{m.policy.max_restarts}",))
+    if status == Status.FAILED:
+        if live.api == "v2" and restarts < m.policy.max_restarts:
+            return _rerun(m, record, base, live.id, live.completion, f"FAILED: {live.error or 'no reason given'}",
+                          Kind.REPLACE, estimate)
         return replace(base, kind=Kind.BLOCKED, reasons=(f"FAILED: {live.error or 'no reason given'}",
                                                          "raise maxRestarts (v2) or fix the cause and replace it"))
-    if status == "CANCELED":
+    if status == Status.CANCELED:
         return replace(base, kind=Kind.BLOCKED, reasons=("CANCELED: a v1 request cannot be resumed",))
     return replace(base, reasons=(f"{status}",))
 
 
-def _rerun(p: Pair, base: Action, failed_id: str, completion: float | None, gone: str | None, estimate) -> Action:
+def _rerun(m: Manifest, record: JobState | None, base: Action, failed_id: str, completion: float | None, head: str,
+           kind: Kind, estimate) -> Action:
     """A FAILED v2 job run again as a new request that skips the tiles done, where the failed run
-    wrote them (engine.rerun); `gone` says why when the failed request is no longer listed."""
-    spec, record = p.manifest.job.spec, p.record
+    wrote them (engine.rerun): a `kind` REPLACE of the failed request, or a CREATE when the failed
+    request is no longer listed (`head` says why)."""
     restarts = record.restarts if record else 0
     # the first run of a chain of re-runs wrote the tiles done: every re-run writes there
     written_by = record.rerunOf if record is not None and record.id == failed_id and record.rerunOf else failed_id
-    overrides = rerun_overrides(p.manifest.body, written_by)
-    head = gone or f"FAILED: {p.live.error or 'no reason given'}"
+    overrides = rerun_overrides(m.body, written_by)
     if isinstance(overrides, str):
-        return replace(base, kind=Kind.BLOCKED, refused=Kind.CREATE if gone else Kind.REPLACE,
-                       reasons=(head, overrides, "fix the cause, then allow replacement"))
-    cost = remaining(estimate(p.manifest), completion)
+        return replace(base, kind=Kind.BLOCKED, refused=kind, reasons=(head, overrides, "fix the cause, then allow replacement"))
+    cost = remaining(estimate(m), completion)
     left = "the tiles left are not known: it is gone" if completion is None else f"{100 - completion:.0f}% of the tiles left"
-    action = replace(base, kind=Kind.CREATE if gone else Kind.REPLACE, job_id=None if gone else failed_id,
-                     steps=(Step.CREATE, *_then("started", spec.policy.maxCostPU)),
-                     overrides=shown(overrides, p.manifest.body_sensitive), rerun_of=written_by, cost_pu=cost,
+    action = replace(base, kind=kind, job_id=None if kind is Kind.CREATE else failed_id,
+                     steps=(Step.CREATE, *_then("started", m.policy.max_cost_pu)),
+                     overrides=shown(overrides, m.body_sensitive), rerun_of=written_by, cost_pu=cost,
                      cost_source="estimate" if cost is not None else None,
-                     reasons=(head, f"re-run {restarts + 1} of {spec.policy.maxRestarts}: a new request that skips "
+                     reasons=(head, f"re-run {restarts + 1} of {m.policy.max_restarts}: a new request that skips "
                                     f"the tiles done ({left})"))
-    return _within_budget(action, spec.policy.maxCostPU, cost, "estimate")
+    return _within_budget(action, m.policy.max_cost_pu, cost, "estimate")
 
 
 def _failed_share(live: LiveJob) -> float | None:

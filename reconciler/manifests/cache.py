@@ -31,16 +31,14 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
-FORMAT = 3
+FORMAT = 4
 MAX_BYTES = 256 * 2**20  # a cache of 10,000 manifests is a few dozen MiB
 STALE_AFTER = 30 * 24 * 3600  # seconds: files of paths not loaded for a month are removed
 PREFIX = "manifests-"
 _SWEPT = (PREFIX, "live-")  # live-: digests of live requests that versions before 0.2 kept
 
-# file → the JSON text of [file digest, [[evalscript key, digest], …], [document, …]] (digests in
-# hex). Each entry stays text until its file is looked up, and what it parses to is dropped once
-# that file is loaded: 10,000 entries are never all alive as objects at once.
-Entry = str
+# file → [file digest, [[evalscript key, digest], …], [document, …]] (digests in hex)
+Entry = list
 
 
 def folder() -> Path | None:
@@ -94,7 +92,7 @@ class LoadCache:
         """The stored documents of `file` if its bytes and its evalscripts (`script(key)` reads
         one: text, or anything else when it cannot be read) are unchanged; None otherwise. The
         documents are plain JSON data: the loader validates them before use (`used` says so)."""
-        entry = _parsed(self._old.get(file))
+        entry = self._old.get(file)
         if not _well_formed(entry) or entry[0] != content_digest(raw):
             return None
         if any(self._script_digest(key, script) != digest for key, digest in entry[1]):
@@ -110,7 +108,7 @@ class LoadCache:
         """Store what `file` loaded to; `scripts` are the evalscripts it read, by key."""
         if self.path is not None:
             used = [[key, content_digest(text.encode())] for key, text in sorted(scripts.items())]
-            self._kept[file] = to_json([content_digest(raw), used, documents]).decode()
+            self._kept[file] = [content_digest(raw), used, documents]
 
     def save(self) -> None:
         """Write the entries used or made by this run (others are dropped), when they changed."""
@@ -125,13 +123,6 @@ class LoadCache:
 
 def _name(key: str) -> str:
     return f"{PREFIX}{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.json"
-
-
-def _parsed(entry: Any) -> Any:
-    try:
-        return from_json(entry) if type(entry) is str else None
-    except (ValueError, RecursionError):
-        return None
 
 
 def _well_formed(entry: Any) -> bool:

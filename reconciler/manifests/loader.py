@@ -30,9 +30,9 @@ from reconciler.manifests.files import (
     read_bytes,
     read_text,
 )
-from reconciler.manifests.manifest import Manifest, in_body
+from reconciler.manifests.manifest import Manifest, Policy, in_body
 from reconciler.manifests.messages import translate
-from reconciler.manifests.schema import DROP_REQUEST, BatchJob, RequestV1, plain
+from reconciler.manifests.schema import BatchJob, RequestV1
 from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
 from reconciler.redaction import scrub
 
@@ -114,7 +114,7 @@ def _load_file(found, env: _Env, evalscripts, diagnostics: list[Diagnostic], cac
 
 def _script_key(manifest: Manifest) -> str | None:
     """The key `_read_evalscript` reads the manifest's evalscript file under; None when inline."""
-    name = manifest.job.spec.evalscriptFile
+    name = manifest.evalscript_file
     return os.path.join(os.path.dirname(manifest.file), name) if name is not None else None
 
 
@@ -125,7 +125,7 @@ def _to_stored(item: _Loaded) -> list:
     body = manifest.body
     if script is not None:
         body = {**body, "processRequest": {k: v for k, v in body["processRequest"].items() if k != "evalscript"}}
-    return [item.index, manifest.line, plain(manifest.job), body, script, list(manifest.desired)]
+    return [item.index, manifest.line, manifest.header(), body, script, list(manifest.desired)]
 
 
 def _from_stored(file: str, stored: list, evalscripts: dict) -> list[_Loaded] | None:
@@ -146,9 +146,8 @@ def _stored_document(file: str, stored: list, evalscripts: dict) -> _Loaded:
         if not isinstance(text, str):
             raise ValueError("its evalscript cannot be read")
         body = {**body, "processRequest": {**body["processRequest"], "evalscript": text}}
-    validated = BatchJob.model_validate({**job, "spec": {**job["spec"], "request": body}},
-                                        context={"unresolved": set(), DROP_REQUEST: True})
-    manifest = Manifest(validated, file, line, body, frozenset(), (digest, spec_hash))
+    validated = BatchJob.model_validate({**job, "spec": {**job["spec"], "request": body}}, context={"unresolved": set()})
+    manifest = _plain(validated, file, line, body, frozenset(), (digest, spec_hash))
     return _Loaded(file, index, line, manifest.name, manifest)
 
 
@@ -218,15 +217,17 @@ def _load_document(doc: Document, file: str, root: str, env: _Env, evalscripts, 
 
 
 def _manifest(job: BatchJob, file: str, line: int, body: dict, sensitive: frozenset[tuple]) -> Manifest:
-    """The request's model has done its work (validation) and is dropped: what is sent is `body`,
-    plain data, and keeping both would double what 10,000 manifests hold in memory."""
-    return Manifest(_without_request(job), file, line, body, sensitive, desired(job.spec.api, body, in_body(sensitive)))
+    return _plain(job, file, line, body, sensitive, desired(job.spec.api, body, in_body(sensitive)))
 
 
-def _without_request(job: BatchJob) -> BatchJob:
-    """The job without its request model, once the request's rules have been checked on it (a
-    stored document, checked when it was stored, is validated with DROP_REQUEST instead)."""
-    return job.model_copy(update={"spec": job.spec.model_copy(update={"request": None})})
+def _plain(job: BatchJob, file: str, line: int, body: dict, sensitive: frozenset[tuple],
+           digests: tuple[str, str]) -> Manifest:
+    """The manifest as plain data. The validated model has done its work and is not kept: what is
+    sent is `body`, and keeping both would double what 10,000 manifests hold in memory."""
+    spec, policy = job.spec, job.spec.policy
+    return Manifest(job.metadata.name, spec.api, spec.state, spec.description,  # type: ignore[arg-type]
+                    Policy(policy.maxRestarts, policy.maxCostPU, policy.onSpecChange, policy.onRemove),
+                    file, line, body, sensitive, digests, dict(job.metadata.labels), spec.evalscriptFile)
 
 
 def _validate(data: dict, refs: envrefs.EnvScan, context: dict, report: _Reporter) -> BatchJob | None:

@@ -1,27 +1,44 @@
 """A loaded manifest: what step 2 of loading (`loader.py`) makes of a valid document, and what the
-engine plans with. Plain data beside its pydantic model: the pure engine imports this module, never
-the YAML reading behind it."""
+engine plans with. Plain typed data — the header fields, the policy and the create body — made
+from the validated model and kept without it: the pure engine imports this module, never the YAML
+reading or the models behind it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from reconciler.manifests.schema import BatchJob
+ApiVersion = Literal["v1", "v2"]
+State = Literal["created", "analysed", "started", "stopped"]
+API_VERSION = "reconciler/v1"  # a manifest's `apiVersion`
+KIND = "BatchJob"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """`spec.policy`: how far the reconciler may go on its own for this job."""
+
+    max_restarts: int = 0  # v1: restart a PARTIAL job up to this many times; v2: re-run a FAILED one
+    max_cost_pu: float | None = None  # never start a job whose estimate exceeds this
+    on_spec_change: Literal["refuse", "replace"] = "refuse"
+    on_remove: Literal["forget", "stop"] = "forget"
 
 
 @dataclass(frozen=True)
 class Manifest:
-    job: BatchJob  # validated; its spec.request model is dropped (None): the request is `body`
+    name: str
+    api: ApiVersion
+    state: State
+    description: str
+    policy: Policy
     file: str
     line: int
     body: dict[str, Any]  # the create body to send, evalscript filled in, without `description`
     sensitive: frozenset[tuple]  # paths (from the document root) whose values must never be shown
     desired: tuple[str, str]  # the request digest and the spec hash (reconciler.canonical.desired)
-
-    @property
-    def name(self) -> str:
-        return self.job.metadata.name
+    labels: Mapping[str, str] = field(default_factory=dict)
+    evalscript_file: str | None = None  # spec.evalscriptFile, as written (relative to the manifest)
 
     @property
     def body_sensitive(self) -> frozenset[tuple]:
@@ -32,6 +49,15 @@ class Manifest:
     def sent_sensitive(self) -> frozenset[tuple]:
         """The sensitive paths of what is sent: the body's, and ("description",) for the description."""
         return self.body_sensitive | ({("description",)} if ("spec", "description") in self.sensitive else set())
+
+    def header(self) -> dict[str, Any]:
+        """The document without its request, as plain data (the load cache keeps it, and its
+        models check it again when it is read back)."""
+        policy = {"maxRestarts": self.policy.max_restarts, "maxCostPU": self.policy.max_cost_pu,
+                  "onSpecChange": self.policy.on_spec_change, "onRemove": self.policy.on_remove}
+        return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": self.name, "labels": dict(self.labels)},
+                "spec": {"api": self.api, "state": self.state, "description": self.description,
+                         "evalscriptFile": self.evalscript_file, "policy": policy}}
 
 
 def in_body(sensitive: frozenset[tuple]) -> frozenset[tuple]:

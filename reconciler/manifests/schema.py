@@ -17,8 +17,6 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationInfo,
-    ValidatorFunctionWrapHandler,
     WithJsonSchema,
     field_validator,
 )
@@ -31,7 +29,6 @@ from reconciler.names import (  # the name rule is defined once, there
 
 API_VERSION = "reconciler/v1"
 MARKER_PREFIX = "[reconciler:"
-DROP_REQUEST = "drop_request"  # validation context key: validate spec.request in full, then keep None
 
 _LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 
@@ -116,14 +113,6 @@ class _SpecFields(ManifestModel):
             raise ValueError(f"the description must not contain {MARKER_PREFIX!r}: the reconciler adds its marker itself")
         return value
 
-    @field_validator("request", mode="wrap")
-    @classmethod
-    def _kept_or_dropped(cls, value: Any, validate: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
-        """Validated in full either way. With DROP_REQUEST set in the context the model is then
-        dropped (None), as a loaded manifest holds it (reconciler.manifests.manifest)."""
-        request = validate(value)
-        return None if info.context and info.context.get(DROP_REQUEST) else request
-
 
 class SpecV2(_SpecFields):
     api: Literal["v2"] = Field("v2", description="Batch API version: v2 (default) or v1 (deprecated, still in use).")
@@ -160,12 +149,6 @@ class BatchJob(ManifestModel):
     kind: Literal["BatchJob"]
     metadata: Metadata
     spec: Spec
-
-
-def plain(job: BatchJob) -> dict[str, Any]:
-    """A validated BatchJob whose request was dropped, as plain data that `rebuild` takes back."""
-    return {"apiVersion": job.apiVersion, "kind": job.kind, "metadata": job.metadata.model_dump(),
-            "spec": job.spec.model_dump(exclude={"request"})}
 
 
 def json_schema() -> dict[str, Any]:

@@ -229,7 +229,7 @@ def rebuild(client: BatchClient, state: StateFile, manifests: list[Manifest], le
 
 def _hash(manifest: Manifest | None, job: LiveJob) -> str:
     """The manifest's spec hash when the live request matches it; the live request's otherwise."""
-    if manifest is not None and manifest.job.spec.api == job.api:
+    if manifest is not None and manifest.api == job.api:
         sensitive = manifest.body_sensitive
         if canonical(manifest.body, sensitive) == canonical(job.request, sensitive):
             return spec_hash(job.api, manifest.body, sensitive)

@@ -170,7 +170,7 @@ class _Step:
         masked = manifest.sent_sensitive | (previous.masked if previous and previous.id == self.job_id else frozenset())
         job = JobState(id=self.job_id, api=self.action.api, specHash=self.action.spec_hash or "",
                        status=self.action.live_status, observedAt=_now(), restarts=previous.restarts if previous else 0,
-                       onRemove=manifest.job.spec.policy.onRemove, sensitivePaths=JobState.paths(masked),
+                       onRemove=manifest.policy.on_remove, sensitivePaths=JobState.paths(masked),
                        file=self.context.files.get(self.action.name))
         self.context.record(self.action.name, job, "adopt", "ok", self.job_id, "found by its ownership marker")
 
@@ -191,7 +191,7 @@ class _Step:
     def _create(self) -> None:
         name, manifest = self.action.name, self.context.manifests[self.action.name]
         previous = self.context.current(name)
-        body = _checked(self.action, manifest, create_body(manifest.body, manifest.job.spec.description, name,
+        body = _checked(self.action, manifest, create_body(manifest.body, manifest.description, name,
                                                            sent_overrides(manifest.body, self.action.rerun_of)),
                         self.context.seal)
         old = self.job_id or (previous.id if previous else None)  # what this create replaces, if anything
@@ -209,7 +209,7 @@ class _Step:
                                       "the next run looks for it by its marker before creating anything") from None
         restarts = (previous.restarts if previous else 0) + bool(self.action.rerun_of)  # a re-run counts
         job = JobState(id=live.id, api=self.action.api, specHash=self.action.spec_hash, status=live.status,
-                       observedAt=_now(), restarts=restarts, onRemove=manifest.job.spec.policy.onRemove,
+                       observedAt=_now(), restarts=restarts, onRemove=manifest.policy.on_remove,
                        sensitivePaths=JobState.paths(manifest.sent_sensitive), rerunOf=self.action.rerun_of,
                        previous=predecessors or None, file=self.context.files.get(name))
         self.context.record(name, job, "create", how, live.id, f"replaces {old}" if old else None)
@@ -225,7 +225,7 @@ class _Step:
 
     def _update(self) -> None:
         manifest = self.context.manifests[self.action.name]
-        description = _checked(self.action, manifest, with_marker(manifest.job.spec.description, self.action.name),
+        description = _checked(self.action, manifest, with_marker(manifest.description, self.action.name),
                                self.context.seal)
         self.api.update_description(self.job_id, description)
         # the live description is now the manifest's: it is sensitive exactly when the manifest's is
@@ -278,7 +278,7 @@ class _Step:
                                 self.job_id)
             return
         live = self._await({"ANALYSIS_DONE", *TERMINAL})
-        budget = self.context.manifests[self.action.name].job.spec.policy.maxCostPU
+        budget = self.context.manifests[self.action.name].policy.max_cost_pu
         if live.status != "ANALYSIS_DONE":
             raise ReconcilerError(f"analysis ended {live.status}" + (f": {live.error}" if live.error else ""))
         if budget is not None and live.cost_pu is not None and live.cost_pu > budget:

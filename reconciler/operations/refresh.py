@@ -27,7 +27,7 @@ def versions_in_play(manifests: Iterable[Manifest], snapshot: Snapshot, every: b
     """v1 and v2 when listing unmanaged jobs; else only the versions manifests or records use."""
     if every:
         return ("v1", "v2")
-    used = {m.job.spec.api for m in manifests} | {r.api for r in snapshot.lockfile.jobs.values()}
+    used = {m.api for m in manifests} | {r.api for r in snapshot.lockfile.jobs.values()}
     return tuple(sorted(used)) or ("v2",)
 
 

@@ -60,7 +60,7 @@ def load_manifests(selection: Selection, use_cache: bool = False) -> tuple[list[
     names = selection.targets
     if selection.selector:
         chosen = {m.name for m in result.manifests
-                  if all(m.job.metadata.labels.get(k) == v for k, v in selection.selector)}
+                  if all(m.labels.get(k) == v for k, v in selection.selector)}
         names = chosen if names is None else names & chosen
     return result.manifests, (frozenset(names) if names is not None else None)
 
@@ -195,7 +195,7 @@ def _wait(context: applying.Context, made: Plan, manifests: list[Manifest], sett
     that is not ANALYSING or PROCESSING is as far as this run takes it."""
     untouched = {a.name for a in made.actions if a.kind in (Kind.BLOCKED, Kind.FORGET)}
     acted = {a.name for a in made.actions} - untouched
-    wanted = {m.name: m.job.spec.state for m in manifests if m.name in acted}
+    wanted = {m.name: m.state for m in manifests if m.name in acted}
     tracker = Tracker(context.apis, {m.name: m.body for m in manifests if m.name in wanted})
     deadline = time.monotonic() + settings.timeout
     while True:

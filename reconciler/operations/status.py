@@ -105,8 +105,8 @@ def statuses(client: BatchClient, state: StateFile, readable: Readable,
         percent, tiles_done, tiles_total = _figures(tracker, name, job, counted)
         estimate, source = (None, None) if gone else _estimate(tracker, name, job)
         rows.append(JobStatus(
-            name, manifest.job.spec.api if manifest else record.api if record else None, kind,
-            manifest.job.spec.state if manifest else None, record.id if record else None,
+            name, manifest.api if manifest else record.api if record else None, kind,
+            manifest.state if manifest else None, record.id if record else None,
             job.status if job else ("GONE" if gone else "NOT CREATED"), percent, tiles_done, tiles_total,
             pu_so_far(job), estimate, source, record.history[-1] if record and record.history else None,
             _pu_estimated(job, percent, estimate, source),
