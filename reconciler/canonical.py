@@ -14,7 +14,8 @@ import hashlib
 import json
 from typing import Any
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+from reconciler.batch.models.common import CRS84
+from reconciler.redaction import digest_of, hide, masked
 
 # (path suffix, default value): a key at the end of such a path holding the default is dropped
 _DEFAULTS: tuple[tuple[tuple[str, ...], Any], ...] = (
@@ -32,27 +33,23 @@ for _suffix, _default in _DEFAULTS:
     _DEFAULTS_BY_KEY.setdefault(_suffix[-1], []).append((_suffix, _default))
 
 
-def sensitive_digest(value: Any) -> str:
-    return "(sensitive:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16] + ")"
-
-
 def canonical(body: dict, sensitive: frozenset[tuple] = frozenset(), mask: bool = False) -> dict:
     """`sensitive`: paths relative to the body whose values are replaced by their digest (to be
     compared in memory), or with `mask` by a constant (for anything that is stored)."""
     top = {k: v for k, v in body.items() if k != "description"}
-    return _clean(top, (), sensitive, mask) or {}
+    if sensitive:
+        top = hide(top, sensitive, masked if mask else digest_of)
+    return _clean(top, ()) or {}
 
 
-def _clean(value: Any, path: tuple, sensitive: frozenset[tuple], mask: bool) -> Any:
-    if sensitive and path in sensitive and value is not None:
-        return "(sensitive)" if mask else sensitive_digest(value)
+def _clean(value: Any, path: tuple) -> Any:
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if type(item) in _AS_IS and not sensitive:
+            if type(item) in _AS_IS:
                 cleaned = item  # most of a body: no path to build, nothing to descend into
             else:
-                cleaned = _clean(item, (*path, key), sensitive, mask)
+                cleaned = _clean(item, (*path, key))
                 if cleaned is None or cleaned == {}:
                     continue
             if key in _DEFAULTS_BY_KEY and _is_default((*path, key), cleaned):
@@ -60,7 +57,7 @@ def _clean(value: Any, path: tuple, sensitive: frozenset[tuple], mask: bool) -> 
             out[key] = cleaned
         return out
     if isinstance(value, list):
-        return [_clean(item, (*path, i), sensitive, mask) for i, item in enumerate(value)]
+        return [_clean(item, (*path, i)) for i, item in enumerate(value)]
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     return value

@@ -1,4 +1,4 @@
-"""What is secret and how it is kept out of sight (DESIGN §1, §8), in one place for every step.
+"""What is secret and how it is kept out of sight (docs/security.md), in one place for every step.
 
 - Credential keys: a value under one of them is sensitive wherever it appears, in a manifest
   (even written literally) or in a body the service echoes.
@@ -15,11 +15,13 @@ The registry of values lives in memory for the run and is never written anywhere
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -29,6 +31,39 @@ SECRET_KEYS = CREDENTIAL_KEYS | {"client_secret", "access_token", "refresh_token
 MAX_TEXT = 2048  # characters of service text kept: a message, not a body
 MIN_SECRET = 4  # shorter values would mask ordinary words; no credential is that short
 _ENVIRONMENT = ("SH_CLIENT_SECRET", "RECONCILER_PLAN_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def hide(value: Any, paths: frozenset[tuple], replacement: Callable[[Any], str], at: tuple = ()) -> Any:
+    """A copy of JSON-shaped `value` with the value at each of `paths` (tuples of keys and list
+    indexes, from `value`'s root; `at` is where `value` sits) replaced by `replacement(value)`. The
+    one walker by path of the project: the canonical form compares and stores bodies with it, and
+    a plan's digests key what apply sends with it."""
+    if at in paths and value is not None:
+        return replacement(value)
+    if isinstance(value, dict):
+        return {k: hide(item, paths, replacement, (*at, k)) for k, item in value.items()}
+    if isinstance(value, list):
+        return [hide(item, paths, replacement, (*at, i)) for i, item in enumerate(value)]
+    return value
+
+
+def masked(value: Any) -> str:
+    """A sensitive value as anything stored or shown holds it."""
+    return SENSITIVE
+
+
+def digest_of(value: Any) -> str:
+    """A sensitive value as a plan compares it in memory (equal values, equal digests); never stored
+    or shown, since an unkeyed digest of a secret confirms a guess."""
+    return "(sensitive:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16] + ")"
+
+
+def keyed_digest(key: bytes) -> Callable[[Any], str]:
+    """A sensitive value as a published digest holds it: an HMAC that only the key's holder can
+    make (masked without a key)."""
+    if not key:
+        return masked
+    return lambda value: f"(sensitive:{hmac.new(key, json.dumps(value, sort_keys=True).encode(), 'sha256').hexdigest()[:32]})"
 
 
 def redact(value: Any, key: str | None = None) -> Any:

@@ -5,6 +5,7 @@ stores: the sandbox's S3 (moto) and a local folder, on the real clock (short ttl
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -103,3 +104,11 @@ def test_a_takeover_is_noticed_by_the_next_renewal_and_the_new_holder_keeps_its_
 
 def test_lease_lost_exits_3():
     assert LeaseLost("the lease x was lost").exit_code == 3
+
+
+def test_a_lease_whose_times_have_no_offset_is_unreadable_not_judged_in_the_readers_zone(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    naive = {"id": "x", "operation": "apply", "who": "w", "created": "2026-12-07T10:00:00", "expires": "2026-12-07T10:10:00"}
+    store.put("state.json.lease", json.dumps(naive).encode(), if_none_match=True)
+    with pytest.raises(StateError, match="unreadable .*no offset"):
+        read_lease(store, "state.json")

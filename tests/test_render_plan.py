@@ -191,7 +191,7 @@ def many_actions(count: int) -> Plan:
         Action(Kind.BLOCKED if i % 3 else Kind.CREATE, f"job-{i:05d}", "v2", None if i % 3 == 0 else f"id-{i}",
                ("the request changed; only the description can change in place",
                 "set onSpecChange: replace (or --allow-replace) to create a new request"),
-               steps=("create", "start") if i % 3 == 0 else (),
+               steps=(Step.CREATE, Step.START) if i % 3 == 0 else (),
                changes=(FieldChange("input.resolution", 60, 20),
                         FieldChange("processRequest.evalscript", script, script + "//")),
                cost_pu=12.5, cost_source="estimate")
@@ -437,3 +437,27 @@ def test_the_map_never_tiles_an_area_too_large_to_draw_even_from_a_lying_plan_fi
     assert "5,000 tiles are too many" in card_map(many).note
     assert card_map(JobCard(**{**vars(CARD), "bounds": None})).geojson is None
     assert card_map(JobCard(**{**vars(CARD), "bounds": {"bbox": "nonsense"}})).geojson is None
+
+
+def test_every_kind_and_step_carries_every_fact_and_every_view_and_table_covers_them():
+    """Everything about a kind lives on the enum (engine/actions.py): a kind added there is sorted,
+    coloured, ranked for review, counted and shown by every view, and every step has its handler."""
+    from reconciler.engine.actions import Step
+    from reconciler.operations.apply import _STEPS
+
+    kinds = list(Kind)
+    assert sorted(k.order for k in kinds) == list(range(len(kinds)))
+    assert sorted(k.value.review for k in kinds) == list(range(len(kinds)))
+    assert len({k.symbol for k in kinds}) == len({k.value.phrase for k in kinds}) == len(kinds)
+    assert all(k.value.colour for k in kinds if k is not Kind.NOOP)
+    assert {k for k in kinds if k.value.unattended} == {Kind.UPDATE, Kind.ANALYSE, Kind.START, Kind.RESTART, Kind.STOP,
+                                                          Kind.ADOPT}
+    assert set(_STEPS) == set(Step) and {s for s in Step if s.spends} == {Step.START, Step.START_WITHIN_BUDGET,
+                                                                          Step.RESTART}
+    made = Plan(tuple(Action(k, f"job-{k.word}", "v2", None, (f"why {k.word}",)) for k in kinds), "lineage", 3, "fp")
+    text, document, md = plan_text(made, colour=True), json.loads(plan_json(made)), plan_markdown(made)
+    assert set(document["summary"]["counts"]) == {k.word for k in kinds}
+    for k in kinds:
+        if k is not Kind.NOOP:  # a no-op is listed only when asked (verbose), and counted everywhere
+            assert f"job-{k.word}" in text and f"job-{k.word}" in md
+        assert k.value.phrase in md

@@ -41,7 +41,10 @@ TERMINAL = frozenset({Status.DONE, Status.PARTIAL, Status.FAILED, Status.CANCELE
 KNOWN = RUNNING | NEVER_STARTED | TERMINAL
 STOP_TOOK_EFFECT = TERMINAL  # a stop (v2) or cancel (v1) answered 400 because the job is already over
 STARTED = frozenset({Status.PROCESSING, Status.DONE, Status.PARTIAL, Status.FAILED})  # a start happened
-MISSING = "MISSING"  # a recorded job the listing does not show (not a service status)
+# What the views say in place of a status where there is no live job (not the service's values):
+MISSING = "MISSING"  # a recorded job the listing does not show (--wait)
+GONE = "GONE"  # a recorded job the service no longer lists (status)
+NOT_CREATED = "NOT CREATED"  # a manifest whose job was never created (status)
 
 # spec.state → the settled statuses that satisfy it (None: any, as long as the job exists)
 _CONVERGED: dict[str, frozenset[Status] | None] = {

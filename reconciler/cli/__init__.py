@@ -1,5 +1,6 @@
-"""The command line (DESIGN §5). Exit codes: 0 success, 1 error, 2 changes pending
-(`--detailed-exitcode`), 3 the lease is held by someone else."""
+"""The command line (README "Commands"). Exit codes: 0 success, 1 error, 2 changes pending
+(`--detailed-exitcode`, `reconcile`), 3 the lease is held by someone else or was lost, 4 something
+in the plan is blocked (`plan --detailed-exitcode`)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def console() -> None:
 
 
 def run(args: list[str]) -> int:
-    """Run the command line `args`; the exit code (DESIGN §5)."""
+    """Run the command line `args`; the exit code (see the module docstring)."""
     # --debug is a global option (cli.base.GLOBAL_OPTIONS), wanted here even when parsing fails
     options = args[:args.index("--")] if "--" in args else args
     debug = "--debug" in options or bool(os.environ.get("RECONCILER_DEBUG"))

@@ -9,32 +9,45 @@ from enum import Enum
 from reconciler.engine.diff import FieldChange
 
 
+@dataclass(frozen=True)
+class KindFacts:
+    """Everything about a kind of action, in one place: every view and the scheduled run read it here."""
+
+    symbol: str  # its display symbol (Terraform's + ~ -)
+    order: int  # where it sorts among one job's actions (the plan's one sort key)
+    changes: bool  # it changes something, live or recorded
+    review: int  # where a reviewer reads it in a pull request comment, riskiest first
+    colour: str | None  # its colour on a terminal
+    unattended: bool  # a scheduled run (`reconcile`) may do it without review
+    phrase: str  # how a summary counts it ("3 to create", "2 waiting")
+    open: bool = False  # shown open, never collapsed, in a comment
+
+
 class Kind(Enum):
-    # value: (symbol, order, changes something)
-    ADOPT = ("<=", 0, True)
-    FORGET = ("-", 1, True)
-    CREATE = ("+", 2, True)
-    REPLACE = ("-/+", 3, True)
-    UPDATE = ("~", 4, True)
-    ANALYSE = ("?", 5, True)
-    START = (">", 6, True)
-    RESTART = (">>", 7, True)
-    STOP = ("=", 8, True)
-    WAIT = ("...", 9, False)
-    BLOCKED = ("!", 10, False)
-    NOOP = (" ", 11, False)
+    ADOPT = KindFacts("<=", 0, True, 6, "cyan", True, "to adopt")
+    FORGET = KindFacts("-", 1, True, 3, "red", False, "to forget")
+    CREATE = KindFacts("+", 2, True, 4, "green", False, "to create")
+    REPLACE = KindFacts("-/+", 3, True, 1, "red", False, "to replace", open=True)
+    UPDATE = KindFacts("~", 4, True, 5, "yellow", True, "to update")
+    ANALYSE = KindFacts("?", 5, True, 7, "green", True, "to analyse")
+    START = KindFacts(">", 6, True, 8, "green", True, "to start")
+    RESTART = KindFacts(">>", 7, True, 9, "green", True, "to restart")
+    STOP = KindFacts("=", 8, True, 2, "red", True, "to stop")
+    WAIT = KindFacts("...", 9, False, 10, "yellow", False, "waiting")
+    BLOCKED = KindFacts("!", 10, False, 0, "red", False, "blocked", open=True)
+    NOOP = KindFacts(" ", 11, False, 11, None, False, "unchanged")
 
     @property
     def symbol(self) -> str:
-        return self.value[0]
+        return self.value.symbol
 
     @property
     def order(self) -> int:
-        return self.value[1]
+        return self.value.order
 
     @property
     def changes(self) -> bool:
-        return self.value[2]
+        return self.value.changes
 
     @property
     def word(self) -> str:
@@ -59,8 +72,10 @@ class Step(str, Enum):
     def __str__(self) -> str:
         return self.value
 
-
-RUN_STEPS = frozenset({Step.START, Step.START_WITHIN_BUDGET, Step.RESTART})  # the steps that spend PU
+    @property
+    def spends(self) -> bool:
+        """Whether the step runs a job, and so spends processing units."""
+        return self in (Step.START, Step.START_WITHIN_BUDGET, Step.RESTART)
 
 
 @dataclass(frozen=True)
@@ -111,7 +126,7 @@ class Action:
     def spends(self) -> bool:
         """Whether the action runs a job, and so spends processing units (a create left at
         `created` or `analysed` spends none: analysis is free)."""
-        return self.kind.changes and any(step in RUN_STEPS for step in self.steps)
+        return self.kind.changes and any(step.spends for step in self.steps)
 
     @property
     def cost(self) -> float | None:

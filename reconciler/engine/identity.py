@@ -1,17 +1,12 @@
-"""Ownership (DESIGN §2): the marker `[reconciler:NAME]` the reconciler appends to the
+"""Ownership: the marker `[reconciler:NAME]` (reconciler.names) the reconciler appends to the
 description of every request it creates. It pairs a live request with its manifest when the
 lockfile does not (an interrupted create, a lost lockfile) and is stripped before descriptions
 are compared."""
 
 from __future__ import annotations
 
-import re
-
-_MARKER = re.compile(r"\s*\[reconciler:([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)\]\s*$")
-
-
-def marker(name: str) -> str:
-    return f"[reconciler:{name}]"
+from reconciler.names import MARKER as _MARKER
+from reconciler.names import marker
 
 
 def with_marker(description: str, name: str) -> str:

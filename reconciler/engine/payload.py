@@ -15,12 +15,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
-import json
 from typing import Any
 
 from reconciler.canonical import digest, stable_json
 from reconciler.engine.identity import with_marker
-from reconciler.redaction import SENSITIVE
+from reconciler.redaction import hide, keyed_digest
 
 
 def create_body(body: dict, description: str, name: str, overrides: tuple[tuple[str, Any], ...] = ()) -> dict:
@@ -55,21 +54,5 @@ def sent_digest(sent: dict | str, masked: frozenset[tuple] = frozenset(), key: b
     """The digest of a create body, or of a description (a string), keyed with `key`, with the
     values at `masked` paths (("description",) for the description) hashed apart first."""
     if isinstance(sent, str):
-        return keyed(key, {"description": _hidden(sent, key) if ("description",) in masked else sent})
-    return keyed(key, _masked(sent, masked, (), key))
-
-
-def _masked(value: Any, masked: frozenset[tuple], path: tuple, key: bytes) -> Any:
-    if path in masked:
-        return _hidden(value, key)
-    if isinstance(value, dict):
-        return {k: _masked(item, masked, (*path, k), key) for k, item in value.items()}
-    if isinstance(value, list):
-        return [_masked(item, masked, (*path, i), key) for i, item in enumerate(value)]
-    return value
-
-
-def _hidden(value: Any, key: bytes) -> str:
-    if not key:
-        return SENSITIVE
-    return f"(sensitive:{hmac.new(key, json.dumps(value, sort_keys=True).encode(), 'sha256').hexdigest()[:32]})"
+        return keyed(key, hide({"description": sent}, masked, keyed_digest(key)))
+    return keyed(key, hide(sent, masked, keyed_digest(key)))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from reconciler.batch.live import LiveJob
 from reconciler.batch.statuses import FINISHED, KNOWN, NEVER_STARTED, RUNNING, Status, UserAction
-from reconciler.canonical import canonical, request_digest, sensitive_digest
+from reconciler.canonical import canonical, request_digest
 from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
@@ -23,7 +23,7 @@ from reconciler.engine.pairing import Matched, Missing, Pair, Removed, pair
 from reconciler.engine.payload import create_body, keyed, sent_digest
 from reconciler.engine.rerun import desired_body, remaining, rerun_overrides, sent_overrides, shown
 from reconciler.manifests.manifest import Manifest
-from reconciler.redaction import SENSITIVE, from_service
+from reconciler.redaction import SENSITIVE, digest_of, from_service
 from reconciler.state.model import JobState, Lockfile
 
 
@@ -60,7 +60,7 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
                 _matched(p, hidden, live_digest, options, estimate)
             actions += [_with_card(_with_sends(a, p.manifest, options.key), p.manifest, card) for a in decided]
         if not isinstance(p, Missing) and p.live is not None:
-            description = p.live.description if ("description",) not in hidden else sensitive_digest(p.live.description)
+            description = p.live.description if ("description",) not in hidden else digest_of(p.live.description)
             digest = live_digest if isinstance(p, Matched) else _digest(p.live, hidden)
             seen.append((p.name, p.live.id, p.live.status, description, digest))
     warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "

@@ -23,13 +23,14 @@ import hashlib
 import os
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic_core import from_json, to_json
+
+from reconciler.atomic import atomic_write
 
 FORMAT = 4
 MAX_BYTES = 256 * 2**20  # a cache of 10,000 manifests is a few dozen MiB
@@ -168,15 +169,7 @@ def write_entries(path: Path | None, entries: dict, old: dict) -> None:
                 os.utime(path, follow_symlinks=False)  # in use: not stale, however long the files stay unchanged
             return
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data = to_json({"format": FORMAT, "code": code_version(), "entries": entries})
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as f:
-                f.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        atomic_write(path, to_json({"format": FORMAT, "code": code_version(), "entries": entries}))
         _remove_stale(path.parent)
     except (OSError, ValueError):
         pass  # a read-only or full disk, or a value JSON cannot hold, only costs the next run its speed

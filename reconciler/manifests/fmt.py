@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import difflib
 import io
-import os
 import re
-import tempfile
 import types
 import typing
 from collections.abc import Sequence
@@ -25,6 +23,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from reconciler.atomic import atomic_write
 from reconciler.diagnostics import Diagnostic
 from reconciler.manifests.files import DEFAULT_PATHS, MAX_FILE_BYTES, discover, read_text
 from reconciler.manifests.messages import unwrap
@@ -239,12 +238,4 @@ def format_files(paths: Sequence[str], *, write: bool, diff: bool = False) -> Fo
 
 def _replace_file(path: Path, text: str) -> None:
     """Write beside the file and rename over it, so a crash never leaves half a manifest."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text.encode("utf-8"), mode=path.stat().st_mode & 0o7777)

@@ -22,13 +22,7 @@ from pydantic import (
 )
 
 from reconciler.batch.models import common, v1, v2
-from reconciler.names import (  # the name rule is defined once, there
-    NAME_PATTERN,
-    check_name,
-)
-
-API_VERSION = "reconciler/v1"
-MARKER_PREFIX = "[reconciler:"
+from reconciler.names import MARKER_PREFIX, NAME_PATTERN, check_name  # the name rule and the marker: defined there
 
 _LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 

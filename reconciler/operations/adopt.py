@@ -15,6 +15,7 @@ from reconciler.api.client import BatchClient
 from reconciler.api.errors import ApiError, NotFound
 from reconciler.api.jobs import JobsApi
 from reconciler.batch.live import LiveJob
+from reconciler.batch.statuses import Status
 from reconciler.canonical import canonical, spec_hash
 from reconciler.engine.identity import owner, with_marker, without_marker
 from reconciler.errors import ReconcilerError
@@ -27,8 +28,8 @@ from reconciler.state.model import HistoryEntry, JobState
 from reconciler.state.operations import LeaseOptions, locked
 from reconciler.state.statefile import StateFile
 
-STATE_OF_STATUS = {"CREATED": "created", "ANALYSING": "analysed", "ANALYSIS_DONE": "analysed",
-                   "STOPPED": "stopped", "CANCELED": "stopped"}
+STATE_OF_STATUS = {Status.CREATED: "created", Status.ANALYSING: "analysed", Status.ANALYSIS_DONE: "analysed",
+                   Status.STOPPED: "stopped", Status.CANCELED: "stopped"}
 
 
 @dataclass(frozen=True)

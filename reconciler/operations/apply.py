@@ -21,9 +21,9 @@ from typing import TypeVar
 from reconciler.api.errors import ApiError, BadRequest, CreateOutcomeUnknown, NotFound
 from reconciler.api.jobs import JobsApi
 from reconciler.batch.live import LiveJob
-from reconciler.batch.statuses import STOP_TOOK_EFFECT, TERMINAL, start_took_effect
+from reconciler.batch.statuses import STOP_TOOK_EFFECT, TERMINAL, Status, start_took_effect
 from reconciler.engine.actions import Action, Kind, Plan, Step
-from reconciler.engine.identity import owner, with_marker
+from reconciler.engine.identity import marker, owner, with_marker
 from reconciler.engine.payload import create_body, sent_digest
 from reconciler.engine.rerun import sent_overrides
 from reconciler.errors import LeaseLost, ReconcilerError
@@ -180,7 +180,7 @@ class _Step:
 
     def _stop(self) -> None:
         self._act(self.api.stop, _stopped)
-        self._status("stop", "STOPPED" if self.action.api == "v2" else "CANCELED")
+        self._status("stop", Status.STOPPED if self.action.api == "v2" else Status.CANCELED)
 
     def _stop_old(self) -> None:
         """A replacement's old request, stopped once its successor exists (the record is the new one's now)."""
@@ -197,7 +197,7 @@ class _Step:
         old = self.job_id or (previous.id if previous else None)  # what this create replaces, if anything
         predecessors = [*(previous.previous or [] if previous else []), *([old] if old else [])][-PREVIOUS_LIMIT:]
         base = previous or JobState(api=self.action.api, specHash=self.action.spec_hash, file=self.context.files.get(name))
-        intent = Intent(action="create", at=_now(), who=self.context.who, marker=f"[reconciler:{name}]",
+        intent = Intent(action="create", at=_now(), who=self.context.who, marker=marker(name),
                         specHash=self.action.spec_hash)
         self.context.record(name, base.model_copy(update={"intent": intent}), "create", "intent", None)
         try:
@@ -234,17 +234,17 @@ class _Step:
         self._status("update", None, masked=kept | (manifest.sent_sensitive & {("description",)}))
 
     def _analyse(self) -> None:
-        self._act(self.api.analyse, lambda job: job.status != "CREATED")
-        self._status("analyse", "ANALYSING")
+        self._act(self.api.analyse, lambda job: job.status != Status.CREATED)
+        self._status("analyse", Status.ANALYSING)
 
     def _start(self) -> None:
         self._act(self.api.start, lambda job: start_took_effect(job.status, job.user_action))
-        self._status("start", "PROCESSING")
+        self._status("start", Status.PROCESSING)
 
     def _restart(self) -> None:
-        self._act(self.api.restart, lambda job: job.status != "PARTIAL")
+        self._act(self.api.restart, lambda job: job.status != Status.PARTIAL)
         previous = self.context.current(self.action.name)
-        self._status("restart", "PROCESSING", restarts=(previous.restarts if previous else 0) + 1)
+        self._status("restart", Status.PROCESSING, restarts=(previous.restarts if previous else 0) + 1)
 
     def _act(self, call: Callable[[str], None], took_effect: Callable[[LiveJob], bool], job_id: str | None = None) -> None:
         """Call an action; a 400 "does not fit the status" after a retry may mean the first try took
@@ -277,9 +277,9 @@ class _Step:
             self.context.record(self.action.name, None, "start", "pending: waits for the service's estimate",
                                 self.job_id)
             return
-        live = self._await({"ANALYSIS_DONE", *TERMINAL})
+        live = self._await({Status.ANALYSIS_DONE, *TERMINAL})
         budget = self.context.manifests[self.action.name].policy.max_cost_pu
-        if live.status != "ANALYSIS_DONE":
+        if live.status != Status.ANALYSIS_DONE:
             raise ReconcilerError(f"analysis ended {live.status}" + (f": {live.error}" if live.error else ""))
         if budget is not None and live.cost_pu is not None and live.cost_pu > budget:
             raise ReconcilerError(f"the service estimates {live.cost_pu:,.1f} PU, over maxCostPU {budget:,.1f}: not started")

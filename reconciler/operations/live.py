@@ -17,16 +17,17 @@ from typing import Any
 
 from reconciler.api.jobs import JobsApi
 from reconciler.batch.live import LiveJob
-from reconciler.batch.statuses import MISSING, RUNNING, TERMINAL, settled
+from reconciler.batch.models.v1 import TileStatus
+from reconciler.batch.statuses import MISSING, RUNNING, TERMINAL, Status, settled
 from reconciler.state.model import JobState
 
 # v1 statuses whose tiles are counted from the tiles endpoint (some may be processed, not all)
-_COUNTED = frozenset({"PROCESSING", "PARTIAL", "FAILED", "CANCELED"})
-_PROCESSING_BEGAN = frozenset({"PROCESSING", "DONE", "PARTIAL"})
-_STOPPED_SOMEWHERE = frozenset({"FAILED", "STOPPED", "CANCELED"})  # before processing, or part-way through
+_COUNTED = frozenset({Status.PROCESSING, Status.PARTIAL, Status.FAILED, Status.CANCELED})
+_PROCESSING_BEGAN = frozenset({Status.PROCESSING, Status.DONE, Status.PARTIAL})
+_STOPPED_SOMEWHERE = frozenset({Status.FAILED, Status.STOPPED, Status.CANCELED})  # before processing, or part-way through
 # Ended for good: what such a job cost is known, so it is not tiled offline (10,000 finished jobs
 # would each cost a tiling); one tiled while it ran keeps its count.
-_ENDED = TERMINAL - {"STOPPED"}
+_ENDED = TERMINAL - {Status.STOPPED}
 
 
 def recorded_jobs(apis: Iterable[JobsApi], records: Mapping[str, JobState | None]) -> dict[str, LiveJob | None]:
@@ -136,11 +137,11 @@ class Tracker:
                            pu_so_far(job), now - self._start)
 
     def _processed(self, job: LiveJob) -> int:
-        if job.status == "DONE":
+        if job.status == Status.DONE:
             return job.tile_count or 0
         if job.status not in _COUNTED:
             return 0  # not processing yet
         key = (job.id, job.status)
-        if job.status == "PROCESSING" or key not in self._counted:
-            self._counted[key] = sum(1 for _ in self._apis["v1"].tiles(job.id, status="PROCESSED"))
+        if job.status == Status.PROCESSING or key not in self._counted:
+            self._counted[key] = sum(1 for _ in self._apis["v1"].tiles(job.id, status=TileStatus.PROCESSED))
         return self._counted[key]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
 from reconciler.batch.live import LiveJob
+from reconciler.batch.models.v1 import TileStatus
+from reconciler.batch.statuses import Status
 from reconciler.engine.identity import owner
 from reconciler.manifests.manifest import Manifest
 from reconciler.state.statefile import Snapshot, StateFile
@@ -39,10 +41,10 @@ def refresh(client: BatchClient, state: StateFile, manifests: list[Manifest], ev
         live += JobsApi(client, api).list_jobs()
     recorded = {r.id for r in snapshot.lockfile.jobs.values()}
     names = {m.name for m in manifests}
-    live = [_with_failed_tiles(client, job) if job.api == "v1" and job.status == "PARTIAL"
+    live = [_with_failed_tiles(client, job) if job.api == "v1" and job.status == Status.PARTIAL
             and (job.id in recorded or owner(job.description) in names) else job for job in live]
     return Refreshed(snapshot, tuple(live), apis)
 
 
 def _with_failed_tiles(client: BatchClient, job: LiveJob) -> LiveJob:
-    return replace(job, failed_tiles=sum(1 for _ in JobsApi(client, "v1").tiles(job.id, status="FAILED")))
+    return replace(job, failed_tiles=sum(1 for _ in JobsApi(client, "v1").tiles(job.id, status=TileStatus.FAILED)))

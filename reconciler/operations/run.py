@@ -250,9 +250,6 @@ def revision(manifests: Sequence[Manifest]) -> str | None:
     return answer.stdout.strip() or None if answer.returncode == 0 else None
 
 
-# What a scheduled run may do on its own: the manifests were reviewed when they merged, so moving
-# jobs along their lifecycle is expected; creating, replacing or forgetting jobs waits for a human.
-AUTOMATIC = frozenset({Kind.UPDATE, Kind.ANALYSE, Kind.START, Kind.RESTART, Kind.STOP, Kind.ADOPT})
 
 
 @dataclass(frozen=True)
@@ -275,8 +272,11 @@ def reconcile(client: BatchClient, state: StateFile, selection: Selection, setti
     with locked(state, "reconcile", settings.lease) as lease:
         made, refreshed = make_plan(client, state, manifests, names, selection, keys)
         show(made)
-        automatic = tuple(a for a in made.actions if a.kind in AUTOMATIC)
-        deferred = tuple(a for a in made.actions if (a.kind.changes and a.kind not in AUTOMATIC) or a.kind is Kind.BLOCKED)
+        # what a scheduled run may do on its own (Kind facts: the manifests were reviewed when they merged,
+        # so moving jobs along their lifecycle is expected; creating, replacing or forgetting waits for a human)
+        automatic = tuple(a for a in made.actions if a.kind.value.unattended)
+        deferred = tuple(a for a in made.actions if (a.kind.changes and not a.kind.value.unattended)
+                         or a.kind is Kind.BLOCKED)
         results, final = _execute(client, state, refreshed, replace(made, actions=automatic), manifests, settings, lease,
                                   progress, keys)
     return Reconciled(made, tuple(results), deferred, final)

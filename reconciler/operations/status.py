@@ -28,6 +28,7 @@ from typing import Any
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
 from reconciler.batch.live import LiveJob
+from reconciler.batch.statuses import GONE, NOT_CREATED, Status
 from reconciler.engine.plan import in_scope
 from reconciler.errors import InvalidManifests
 from reconciler.manifests.files import repository_root, scope_of, source_of
@@ -59,7 +60,7 @@ class JobStatus:
     manifest: str
     desired: str | None  # spec.state, when the manifest could be read
     job_id: str | None
-    status: str  # live status, "NOT CREATED" or "GONE"
+    status: str  # live status, NOT_CREATED or GONE
     percent: float | None
     tiles_done: int | None
     tiles_total: int | None
@@ -107,7 +108,7 @@ def statuses(client: BatchClient, state: StateFile, readable: Readable,
         rows.append(JobStatus(
             name, manifest.api if manifest else record.api if record else None, kind,
             manifest.state if manifest else None, record.id if record else None,
-            job.status if job else ("GONE" if gone else "NOT CREATED"), percent, tiles_done, tiles_total,
+            job.status if job else (GONE if gone else NOT_CREATED), percent, tiles_done, tiles_total,
             pu_so_far(job), estimate, source, record.history[-1] if record and record.history else None,
             _pu_estimated(job, percent, estimate, source),
             source_of(manifest.file) if manifest else record.file if record else None, name in elsewhere))
@@ -145,7 +146,7 @@ def _figures(tracker: Tracker, name: str, job: LiveJob | None,
     if job is None:
         return None, None, None
     figures = tracker.figures(name, job)
-    if job.api != "v2" or job.status != "DONE" or figures[2] is not None:
+    if job.api != "v2" or job.status != Status.DONE or figures[2] is not None:
         return figures
     total = _tile_count(tracker.body(name, job), counted)
     return (job.completion if job.completion is not None else 100.0, total, total) if total else figures

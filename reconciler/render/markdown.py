@@ -49,10 +49,6 @@ from reconciler.render.phrases import (
 
 GITHUB_COMMENT_LIMIT = 65536
 MD_WARNINGS = 20  # warnings listed in a PR comment; the rest are counted (the CI log has them all)
-# The order a reviewer reads a plan in, riskiest first: a comment that is cut loses the end of it.
-REVIEW_ORDER = (Kind.BLOCKED, Kind.REPLACE, Kind.STOP, Kind.FORGET, Kind.CREATE, Kind.UPDATE, Kind.ADOPT,
-                Kind.ANALYSE, Kind.START, Kind.RESTART, Kind.WAIT, Kind.NOOP)
-OPEN = frozenset({Kind.BLOCKED, Kind.REPLACE})  # shown open, never collapsed
 _MD_SPECIAL = set("&<>\\`*_[]|~#$")
 WORD_JOINER = "\u2060"  # invisible, and never a line break: the text reads as it was
 # Where GitHub would act on plain text, which it does after decoding entities: an @mention or an
@@ -102,7 +98,7 @@ def plan_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT, saved: Saved
     one heading with the shard and commit, and a footer that names the run (`run_url`) that made it."""
     head = _md_head(plan, saved)
     footer = _md_footer(saved, run_url) if saved is not None else ""
-    actions = sorted(listed(plan, verbose=False), key=lambda a: (REVIEW_ORDER.index(a.kind), a.sort_key()))
+    actions = sorted(listed(plan, verbose=False), key=lambda a: (a.kind.value.review, a.sort_key()))
     counts = plan.counts()
     blocked = [a.name for a in actions if a.kind is Kind.BLOCKED]
     room = limit - len(head) - len(_md_note(len(actions), len(actions), limit)) - 2 - _size(footer)
@@ -237,7 +233,7 @@ def _md_details(action: Action, drawn) -> str:
     if action.job_id:
         body.append(f"- request {md_code(action.job_id)}")
     body += [f"- with {md_code(path)} = {md_code(short_value(value, path))}" for path, value in action.overrides]
-    parts = [f"<details{' open' if k in OPEN else ''}><summary>{summary}</summary>", "\n".join(body),
+    parts = [f"<details{' open' if k.value.open else ''}><summary>{summary}</summary>", "\n".join(body),
              _md_changes(action), *_md_card(action, drawn), "</details>"]
     return "\n\n".join(p for p in parts if p)
 

@@ -21,7 +21,6 @@ from reconciler.operations.planfile import SavedPlan, describe
 from reconciler.redaction import SENSITIVE
 
 VALUE_WIDTH = 100  # characters of a value shown in text and markdown before it is shortened
-_PHRASES = {Kind.WAIT: "waiting", Kind.BLOCKED: "blocked", Kind.NOOP: "unchanged"}  # others: "to <word>"
 _MIDNIGHT = re.compile(r"^(\d{4}-\d{2}-\d{2})T00:00(:00(\.0+)?)?(Z|[+-]00:?00)?$")
 
 
@@ -89,7 +88,7 @@ def unestimated(plan: Plan) -> int:
 def phrase(kind: Kind) -> str:
     """What the views call a kind of action wherever they count it: "to create", "waiting",
     "blocked", "unchanged" (one vocabulary for the summary, the table and the headings)."""
-    return _PHRASES.get(kind, "to " + kind.word)
+    return kind.value.phrase
 
 
 def state_phrase(plan: Plan) -> str:

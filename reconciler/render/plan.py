@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from reconciler.engine.actions import Action, Kind, Plan, Unmanaged
+from reconciler.engine.actions import Action, Plan, Unmanaged
 from reconciler.operations.planfile import SavedPlan
 from reconciler.render import colour_enabled, out, paint, plain
 from reconciler.render.markdown import GITHUB_COMMENT_LIMIT, md, md_code, plan_markdown
@@ -47,12 +47,6 @@ __all__ = ["GITHUB_COMMENT_LIMIT", "FORMAT_VERSION", "md", "md_code", "plan_json
 
 FORMAT_VERSION = 1
 
-_COLOURS = {
-    Kind.CREATE: "green", Kind.START: "green", Kind.RESTART: "green", Kind.ANALYSE: "green",
-    Kind.UPDATE: "yellow", Kind.WAIT: "yellow",
-    Kind.BLOCKED: "red", Kind.FORGET: "red", Kind.STOP: "red", Kind.REPLACE: "red",
-    Kind.ADOPT: "cyan",
-}
 _DIFF_COLOURS = {"+": "green", "-": "red", "~": "yellow"}
 
 
@@ -82,7 +76,7 @@ def plan_text(plan: Plan, *, colour: bool, show_unmanaged: bool = False, verbose
     shown = listed(plan, verbose)
     if shown:
         present = [k for k in kinds() if any(a.kind is k for a in shown)]
-        legend = ", ".join(paint(f"{k.symbol.strip() or '·'} {k.word}", colour, fg=_COLOURS.get(k)) for k in present)
+        legend = ", ".join(paint(f"{k.symbol.strip() or '·'} {k.word}", colour, fg=k.value.colour) for k in present)
         lines += [f"Symbols: {legend}", ""]
     for action in shown:
         lines += _text_block(action, colour) + [""]
@@ -100,7 +94,7 @@ def plan_text(plan: Plan, *, colour: bool, show_unmanaged: bool = False, verbose
 
 def _text_block(action: Action, colour: bool) -> list[str]:
     k = action.kind
-    head = paint(f"{k.symbol:>5} {k.word:<8}", colour, fg=_COLOURS.get(k), bold=k.changes or None)
+    head = paint(f"{k.symbol:>5} {k.word:<8}", colour, fg=k.value.colour, bold=k.changes or None)
     where = ", ".join(plain(x) for x in (f"{action.api} {action.job_id}" if action.job_id else action.api,
                                          action.live_status) if x)
     refused = f"refused: {action.refused.word}" if action.refused is not None else ""

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import math
 
+from reconciler.batch.statuses import GONE, Status
 from reconciler.render import colour_enabled, out, paint, plain
 
-STATUS_COLOURS = {"DONE": "green", "PROCESSING": "cyan", "ANALYSING": "cyan", "PARTIAL": "yellow", "FAILED": "red",
-                  "GONE": "red", "STOPPED": "yellow", "CANCELED": "yellow"}
+STATUS_COLOURS = {Status.DONE: "green", Status.PROCESSING: "cyan", Status.ANALYSING: "cyan", Status.PARTIAL: "yellow",
+                  Status.FAILED: "red", GONE: "red", Status.STOPPED: "yellow", Status.CANCELED: "yellow"}
 
 
 def show_statuses(rows, fmt: str) -> None:

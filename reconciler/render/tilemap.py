@@ -16,11 +16,12 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+from reconciler.batch.models.v1 import TileStatus
 from reconciler.errors import UsageError
 from reconciler.render import out, plain
 
-COLOURS = {"PENDING": "#d9d9d9", "SCHEDULED": "#bdd7ee", "QUEUED": "#9dc3e6", "PROCESSING": "#5b9bd5",
-           "PROCESSED": "#70ad47", "FAILED": "#e0443e"}
+COLOURS = {TileStatus.PENDING: "#d9d9d9", TileStatus.SCHEDULED: "#bdd7ee", TileStatus.QUEUED: "#9dc3e6",
+           TileStatus.PROCESSING: "#5b9bd5", TileStatus.PROCESSED: "#70ad47", TileStatus.FAILED: "#e0443e"}
 UNKNOWN_STATUS = "#ffc000"  # a tile status this version does not know
 NEUTRAL = "#c3cfdc"  # a tile whose status is not known: in the job's area, nothing more
 EDGE = "#404040"

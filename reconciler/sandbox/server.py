@@ -8,11 +8,9 @@ move only through `POST /sandbox/clock` (see `clock`).
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import signal
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from werkzeug.serving import make_server
 
+from reconciler.atomic import atomic_write
 from reconciler.sandbox.auth import TokenIssuer
 from reconciler.sandbox.clock import ManualClock, advance
 from reconciler.sandbox.delivery import buckets_of
@@ -192,11 +191,7 @@ def _credentials(options: SandboxOptions) -> tuple[str, str]:
 
 
 def _write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    atomic_write(path, text.encode(), mode)
 
 
 def _wait_accepting(url: str, timeout: float = 10.0) -> None:

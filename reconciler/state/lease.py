@@ -39,7 +39,7 @@ class LeaseInfo:
     expires: str
 
     def expires_at(self) -> float:
-        return datetime.fromisoformat(self.expires).timestamp()
+        return _aware(self.expires).timestamp()
 
     def describe(self) -> str:
         return f"{self.who} ({self.operation}) since {self.created}, lease {self.id}, expires {self.expires}"
@@ -72,7 +72,7 @@ def _parse(blob: Blob, where: str) -> LeaseInfo:
         info = LeaseInfo(**json.loads(blob.data))
         if not all(isinstance(value, str) for value in asdict(info).values()):
             raise TypeError("a field is not a string")
-        datetime.fromisoformat(info.created)
+        _aware(info.created)
         info.expires_at()
         return info
     except (ValueError, TypeError, OverflowError, RecursionError) as e:
@@ -208,6 +208,15 @@ def release_on_signals() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _aware(text: str) -> datetime:
+    """An ISO 8601 time with its offset: a time without one would be read in whichever zone the
+    reader runs in, and expiry judged hours off (the lockfile refuses one for the same reason)."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"Invalid isoformat: {text[:40]!r} has no offset")
+    return moment
 
 
 def _new_info(operation: str, who: str, ttl: float, now: float) -> LeaseInfo:

@@ -19,12 +19,12 @@ import fcntl
 import hashlib
 import os
 import re
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from reconciler.atomic import temporary_beside
 from reconciler.errors import StateError
 
 
@@ -283,16 +283,15 @@ class LocalStore:
             current = self.get(key)
             if (if_none_match and current is not None) or (if_match and (current is None or current.etag != if_match)):
                 raise PreconditionFailed(key)
-            tmp = self._temporary(path, data)
-            try:
-                if if_none_match:
-                    os.link(tmp, path)  # fails if the file appeared: create-only, with its whole content
-                else:
-                    os.replace(tmp, path)
-            except FileExistsError:
-                raise PreconditionFailed(key) from None
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with temporary_beside(path, data) as tmp:
+                try:
+                    if if_none_match:
+                        os.link(tmp, path)  # fails if the file appeared: create-only, with its whole content
+                    else:
+                        os.replace(tmp, path)
+                except FileExistsError:
+                    raise PreconditionFailed(key) from None
         return _etag(data)
 
     def delete(self, key: str, *, if_match: str | None = None) -> None:
@@ -325,15 +324,6 @@ class LocalStore:
             elif entry.is_dir():
                 found += [p.relative_to(self.directory).as_posix() for p in entry.rglob("*") if p.is_file()]
         return sorted(k for k in found if k.startswith(prefix) and not Path(k).name.startswith("."))
-
-    def _temporary(self, path: Path, data: bytes) -> str:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        return tmp
 
     @contextlib.contextmanager
     def _locked(self):
