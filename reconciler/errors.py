@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 class ReconcilerError(Exception):
-    """Base of every error the user may see. `exit_code` follows DESIGN §5."""
+    """Base of every error the user may see. `exit_code` is the README's exit code table."""
 
     exit_code = 1
 
@@ -57,6 +57,6 @@ class LeaseHeld(ReconcilerError):
 
 class LeaseLost(ReconcilerError):
     """The lease expired, was broken or was taken over while held: nothing more is started, and the
-    run exits 3 (DESIGN §5: the lease is held by someone else, or was lost during the run)."""
+    run exits 3 (the README's exit codes: the lease is held by someone else, or was lost during the run)."""
 
     exit_code = 3

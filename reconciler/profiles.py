@@ -1,6 +1,6 @@
 """sentinelhub-py's configuration file and its profiles: the lowest layer of the API settings.
 
-Read by `settings.api_settings` after flags and the SH_* variables (DESIGN §5), so a user who set up
+Read by `settings.api_settings` after flags and the SH_* variables (README, "Configuration"), so a user who set up
 sentinelhub-py (`sentinelhub.config`) needs nothing more. The file is where sentinelhub-py's
 `SHConfig.get_config_location()` says; its profile is the one SH_PROFILE names, else sentinelhub-py's
 `default-profile`. Only the four keys below are read; the file is otherwise sentinelhub-py's.

@@ -7,7 +7,7 @@
   keys). Text that came from the service — error messages, descriptions of jobs, a job's error —
   may echo any of them (a rejected body, say): `from_service` replaces each with "(sensitive)"
   and cuts the text to a bound before it is shown or stored.
-- A value is hidden in every form a server may echo it in (DESIGN §8): as written, URL-encoded as
+- A value is hidden in every form a server may echo it in (docs/security.md): as written, URL-encoded as
   a form body carries it (the token request's client secret), JSON-escaped, and combinations.
 
 The registry of values lives in memory for the run and is never written anywhere.

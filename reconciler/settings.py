@@ -1,4 +1,4 @@
-"""Configuration: flags, the environment and sentinelhub-py's profile → frozen settings (DESIGN §5).
+"""Configuration: flags, the environment and sentinelhub-py's profile → frozen settings (README, "Configuration").
 
 The first step of every command that talks to a service. Settings are read once, checked here
 (so a typo in a URL fails before any request), and passed down as immutable values; nothing
@@ -60,7 +60,7 @@ class ApiSettings:
     `retry_budget` seconds after the call started; a 429 waits the server's `Retry-After` up to
     `rate_limit_budget` seconds of waiting (and `rate_limit_attempts` answers) in one call.
 
-    Bounds against a broken or hostile server (DESIGN §8): one HTTP exchange ends within
+    Bounds against a broken or hostile server (docs/security.md): one HTTP exchange ends within
     `request_deadline` seconds however slowly the answer trickles, reads at most
     `max_response_bytes` of (decoded) body, and a listing stops after `max_pages` pages (10,000
     pages of 100 is a million jobs) or once it has run for `list_deadline` seconds (default 10
@@ -242,7 +242,7 @@ def parse_duration(text: str) -> float:
 
 
 def state_location(flag: str | None, environ: Mapping[str, str] = os.environ) -> str:
-    """`--state`, else RECONCILER_STATE (DESIGN §3)."""
+    """`--state`, else RECONCILER_STATE (docs/lockfile.md)."""
     from reconciler.errors import StateError
 
     location = flag or environ.get("RECONCILER_STATE")
@@ -272,7 +272,7 @@ MIN_PLAN_KEY = 16  # characters: a key short enough to guess would sign forged p
 
 
 def plan_key(environ: Mapping[str, str] = os.environ, client_secret: str | None = None) -> bytes:
-    """The key that signs saved plans and keys every digest a plan publishes (DESIGN §4):
+    """The key that signs saved plans and keys every digest a plan publishes (docs/plan-file.md):
     RECONCILER_PLAN_KEY when set, else one derived from the OAuth client secret (`client_secret`,
     the run's API settings', else SH_CLIENT_SECRET), so only a job that holds one of them can sign
     a plan or confirm a guess against a published digest. Never shown."""

@@ -1,6 +1,6 @@
 """Typed calls of the Batch API: one class per API version, on top of `ApiSession`.
 
-Live-state I/O (DESIGN §7 `api/`). The engine's refresh lists every job with one paged listing
+Live-state I/O (`api/` in docs/architecture.md). The engine's refresh lists every job with one paged listing
 per version (`iter_tasks`, `iter_requests`; never a GET per job); apply creates, updates and acts
 through the other calls, usually by way of the version-neutral `api/jobs.py`. Answers are parsed
 with `api/models`; a malformed answer becomes ApiUnavailable (or, for a create,

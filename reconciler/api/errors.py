@@ -38,7 +38,7 @@ class ApiError(ReconcilerError):
         hint: str | None = None,
     ):
         where = f"{method} {path}".strip()
-        # the message may quote the service, which may echo a secret it was sent (DESIGN §8)
+        # the message may quote the service, which may echo a secret it was sent (docs/security.md)
         super().__init__(scrub(f"{where}: {message}" if where else message), hint or self.default_hint)
         self.method = method
         self.path = path

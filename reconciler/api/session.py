@@ -1,6 +1,6 @@
 """The one door to the Batch API: an OAuth2 client-credentials session and the retry policy.
 
-Live-state I/O (DESIGN §7 `api/`). `api/client.py` builds paths and parses models on top of
+Live-state I/O (`api/` in docs/architecture.md). `api/client.py` builds paths and parses models on top of
 `ApiSession.request`; this module owns the token, timeouts and retries, and is the boundary where
 every `requests`, `urllib3`, `oauthlib` and `json` exception becomes an `api/errors.py` error.
 

@@ -1,7 +1,7 @@
 """The wire under `api/session.py`: a `requests` adapter that bounds each HTTP exchange in time and
 size, and what a transport failure means for retrying (`classify_failure`).
 
-Live-state I/O (DESIGN §7 `api/`, §8 "text from servers … bounded"). `ApiSession` mounts
+Live-state I/O (`api/` in docs/architecture.md; HTTP answers are bounded: docs/security.md). `ApiSession` mounts
 `BoundedAdapter` for http and https, so the token request and every API call pass through it; the
 exceptions it adds (`DeadlineExceeded`, `ResponseTooLarge`) are `requests` exceptions that the
 session's boundary classifies like any other transport failure.

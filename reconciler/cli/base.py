@@ -1,6 +1,6 @@
 """The `reconciler` group and what its commands share: argument types and common options.
 
-Commands stay thin (STYLE rule 5): parse → call an operation → render → exit code. Heavy
+Commands stay thin (docs/architecture.md, rule 5): parse → call an operation → render → exit code. Heavy
 libraries are imported inside the commands so that `reconciler --help` starts fast.
 """
 

@@ -1,4 +1,4 @@
-"""Actions as values (STYLE rule 3): what the plan will do to one job, why, and at what cost.
+"""Actions as values (docs/architecture.md, rule 3): what the plan will do to one job, why, and at what cost.
 An action's kind *is* its display symbol; one sort key orders every plan."""
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class Action:
 
     def substance(self) -> tuple:
         """What the action does, as opposed to how it is explained: a saved plan is executed only
-        when a fresh plan has the same substance (DESIGN §4)."""
+        when a fresh plan has the same substance (docs/plan-file.md)."""
         return (self.name, self.kind.name, self.api, self.job_id, self.steps, self.spec_hash, self.overrides,
                 self.rerun_of, self.sends)
 

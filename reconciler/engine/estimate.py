@@ -1,4 +1,4 @@
-"""The offline size of a manifest (DESIGN §4 "Cost"): the tiles of its area on its grid priced by
+"""The offline size of a manifest (README, "How plan decides": cost): the tiles of its area on its grid priced by
 the PU model of `reconciler.geo`, so a pull request shows the cost before anything is created,
 and the job card a reviewer reads beside it (grid, area, time range, collections, tiles,
 delivery). Both come from one tiling per body. GeoPackage inputs have no offline tiles (their

@@ -1,6 +1,6 @@
 """What apply sends for an action — a create body, or a new description — made in one place: the
 planner makes it to fingerprint the action (`Action.sends`), and apply makes it again just before
-sending and refuses when the two differ (DESIGN §4: apply sends what the plan showed). Pure.
+sending and refuses when the two differ (apply sends what the plan showed: docs/plan-file.md). Pure.
 
 The digest is of the exact JSON sent, keyed with the plan's digest key (an HMAC derived from the
 plan key, operations/planfile.py): a secret changed between the plan and the apply changes the

@@ -1,4 +1,4 @@
-"""Plan: a pure function of (manifests, live jobs, lockfile, options) → actions (DESIGN §4).
+"""Plan: a pure function of (manifests, live jobs, lockfile, options) → actions (README, "How plan decides").
 
 For each name: a removed manifest is forgotten (or stopped, as its `onRemove` said); a missing
 live job is created — unless it finished before the service deleted it as stale (never pay
@@ -34,7 +34,7 @@ class PlanOptions:
     key: bytes = field(default=b"", repr=False)  # keys every digest the plan publishes (engine.payload.keyed)
     # The manifest files this run covers, as repository-relative POSIX paths (files or folders;
     # "." is all of it); None: every recorded job is in scope. A job whose manifest is gone is
-    # removed only when the lockfile recorded it from a file inside the scope (DESIGN §4).
+    # removed only when the lockfile recorded it from a file inside the scope (README, "Scope").
     scope: tuple[str, ...] | None = None
 
 

@@ -1,4 +1,4 @@
-"""Re-runs that pay only for what is missing (DESIGN §4), for the planner. Pure.
+"""Re-runs that pay only for what is missing (README, "How plan decides"), for the planner. Pure.
 
 A FAILED v2 job is re-run as a new request with `output.skipExisting: true`. The service skips a
 tile only when its outputs exist where *the new request* writes them, and the default delivery

@@ -1,10 +1,10 @@
 """The processing-unit (PU) model: what a batch job will cost, computed offline (pure, no I/O).
 
-Step: planning (every plan shows a PU estimate per job before anything is created, DESIGN §4) and
+Step: planning (every plan shows a PU estimate per job before anything is created, README, "How plan decides") and
 the sandbox's analysis (which reports the same figure as `costPU` / `valueEstimate`). Once the real
 service has analysed a job, its own figure replaces this one.
 
-BATCH_API.md: 1 PU = 512×512 output pixels × 3 input bands × 1 data sample, with output of at most
+docs/api-facts.md: 1 PU = 512×512 output pixels × 3 input bands × 1 data sample, with output of at most
 16 bits; the factors multiply; batch processing costs a third of the Process API price. So a tile
 (or any output raster) costs
 

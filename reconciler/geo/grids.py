@@ -1,4 +1,4 @@
-"""The tiling grids the Batch API offers, as the live service lists them (BATCH_API.md).
+"""The tiling grids the Batch API offers, as the live service lists them (docs/api-facts.md).
 
 One table used by manifest validation now, and by the planner's offline cost estimate and the
 sandbox's analysis later, so the three can never disagree about a grid.

@@ -2,7 +2,7 @@
 
 Step: planning (the offline cost estimate) and the sandbox's analysis. A batch job is processed
 and charged per tile, and only tiles that intersect `processRequest.input.bounds` count
-(BATCH_API.md), so both need the same answer to "which tiles of grid G does this area touch".
+(docs/api-facts.md), so both need the same answer to "which tiles of grid G does this area touch".
 
 Reading the area
 - `bounds.bbox` and/or `bounds.geometry` (GeoJSON Polygon or MultiPolygon) in `bounds.properties.crs`:

@@ -1,7 +1,7 @@
 """Beside step 2 of loading manifests: what loading made of each file, kept between runs and keyed
 by content, so `validate` and `plan` over 10,000 unchanged manifests do not parse them again.
 
-An optimisation only, and never trusted (DESIGN §4, §8): `apply` and `reconcile` never use it,
+An optimisation only, and never trusted (docs/security.md): `apply` and `reconcile` never use it,
 and a saved plan is derived again without it before anything is sent. An entry is used only when
 the file's bytes, the bytes of each evalscript it reads, and this package's code (with the Python,
 pydantic and ruamel.yaml it runs on) are what they were when the entry was written, and only

@@ -18,7 +18,7 @@ REFERENCE = re.compile(r"\$\{env:([^}]*)\}")
 VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # What the run itself holds (its credentials, the plan key, the CI's tokens) is never a manifest's
 # to read: a pull request, planned with those in the environment, could otherwise point a field
-# at them and look for the value in an error or a side effect (DESIGN §8).
+# at them and look for the value in an error or a side effect (docs/security.md).
 RESERVED_PREFIXES = ("SH_", "RECONCILER_", "GITHUB_", "ACTIONS_", "RUNNER_")
 RESERVED = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
                       "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "GH_TOKEN",

@@ -1,4 +1,4 @@
-"""Step 0 of loading manifests: which files may be read, and reading them safely (DESIGN §1, §8).
+"""Step 0 of loading manifests: which files may be read, and reading them safely (docs/security.md).
 
 Manifests and evalscripts are written by whoever opens a pull request, and what is read from them
 ends up in plans posted back on it. So every file read for manifests must resolve, after

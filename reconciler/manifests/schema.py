@@ -1,4 +1,4 @@
-"""The `BatchJob` manifest (DESIGN §1): desired state of one batch job, as pydantic models.
+"""The `BatchJob` manifest (README, "Manifests"): desired state of one batch job, as pydantic models.
 
 `spec.request` is the API's own create body (models in `reconciler.batch.models`) minus
 `description`, which lives in `spec.description` so the ownership marker can be appended to it.

@@ -1,4 +1,4 @@
-"""Operations (DESIGN §7): the steps that do I/O around the pure engine — refresh (list live jobs,
+"""Operations (docs/architecture.md): the steps that do I/O around the pure engine — refresh (list live jobs,
 read the lockfile), apply (execute a plan, recording each step), the plan/apply/reconcile runs
 that wire them for the CLI, import and state rebuild, status and tile maps, saved plan files.
 

@@ -69,7 +69,7 @@ def import_job(client: BatchClient, state: StateFile, name: str, request_id: str
         _check_free(snapshot.lockfile.jobs, name, request_id)
         recorded = _recorded_sensitive(snapshot.lockfile.jobs, name, request_id)
         manifest_yaml, secrets, masked = manifest_for(name, live, recorded)
-        masked |= recorded  # sensitive until the live value changes (DESIGN §4), even where absent now
+        masked |= recorded  # sensitive until the live value changes (docs/security.md), even where absent now
         marked = _mark(client, live, name)
         journal = state.journal(state.compact(snapshot))
         body_masked = frozenset(path for path in masked if path != ("description",))

@@ -44,7 +44,7 @@ class ActionResult:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an apply ended, for its one summary and its exit code (DESIGN §5): 1 when an action
+    """How an apply ended, for its one summary and its exit code (the README's exit codes): 1 when an action
     failed or was blocked, or (with --wait) a job did not reach its spec.state. An action whose
     steps ran but whose start waits for the service's estimate is done, and also counted deferred."""
 

@@ -4,7 +4,7 @@ lockfile's lineage, serial and journal position, a fingerprint of the live jobs 
 manifests' commit) and the options it was made with (paths, shard, targets, selectors,
 --allow-replace).
 
-A saved plan carries no authority of its own (DESIGN §4, §8). The file is signed with an
+A saved plan carries no authority of its own (docs/security.md). The file is signed with an
 HMAC-SHA256 under the plan key (settings.plan_key), which only trusted jobs hold, and `show` and
 `apply` verify the signature before anything else: a file that is unsigned, signed with another
 key or altered in any value is refused in one line. Every digest in it is keyed with the same key

@@ -53,7 +53,7 @@ class ApplySettings:
 
 def load_manifests(selection: Selection, use_cache: bool = False) -> tuple[list[Manifest], frozenset[str] | None]:
     """The manifests (env resolved) and the names the run is limited to (targets ∩ selector).
-    `use_cache` only for a plan that is shown, never for one that is applied (DESIGN §4)."""
+    `use_cache` only for a plan that is shown, never for one that is applied (docs/security.md: caches)."""
     result = load(selection.paths, resolve_env=True, use_cache=use_cache)
     if result.errors:
         raise InvalidManifests(result.diagnostics)
@@ -66,7 +66,7 @@ def load_manifests(selection: Selection, use_cache: bool = False) -> tuple[list[
 
 
 def options_of(selection: Selection, shard: str | None) -> Options:
-    """The options a saved plan records, and an apply of it must be given (DESIGN §4)."""
+    """The options a saved plan records, and an apply of it must be given (docs/plan-file.md)."""
     return Options(scope_of(selection.paths), shard, tuple(sorted(selection.targets)) if selection.targets else None,
                    tuple(sorted(f"{k}={v}" for k, v in selection.selector)), selection.allow_replace)
 
@@ -108,7 +108,7 @@ def apply_saved(client: BatchClient, state: StateFile, saved: SavedPlan, selecti
                 settings: ApplySettings, keys: PlanKeys, show: Callable[[Plan], None],
                 progress: Callable[[tuple[JobProgress, ...]], None]) -> tuple[Plan, list[applying.ActionResult], dict]:
     """Execute a saved plan (its signature already verified) if nothing it rests on has moved. The
-    file carries no authority of its own (DESIGN §4, §8): the options come from this command line
+    file carries no authority of its own (docs/plan-file.md): the options come from this command line
     (`selection`, `shard`) and must equal the recorded ones; the plan is made again from the
     manifests, the lockfile and the live jobs, and only when the fresh plan does what the saved one
     says is the fresh one executed (and shown)."""

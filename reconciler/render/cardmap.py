@@ -3,7 +3,7 @@
 comment shows: a plan holds each card's area, never tile outlines (engine.estimate), so a first
 plan of 10,000 creates tiles each area once to size it and again only for the few it draws.
 
-A card may come from a saved plan file, which is not trusted (DESIGN §8): its area is tiled only
+A card may come from a saved plan file, which is not trusted (docs/security.md): its area is tiled only
 when it can meet no more than a few times MAP_TILES cells of its grid, so no file can make
 `reconciler show` tile a continent. Coordinates are rounded to DECIMALS (about 1 m) and tile
 outlines reduced to their corners, to keep the comment small.

@@ -11,7 +11,7 @@ markdown view of render/plan.py, read by a reviewer who must not miss the risky 
   in full are still named. The note points only to what surely exists: the JSON view of the
   plan and `reconciler show` of a saved plan.
 - Text from outside (manifests, the service, lease holders) goes through `md`/`md_code`/`md_item`
-  only: it can neither write markup nor mention, reference or link anything (DESIGN §8).
+  only: it can neither write markup nor mention, reference or link anything (docs/security.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Views of a plan (DESIGN §4, §5): the step after the pure planner and before apply.
+"""Views of a plan (docs/plan-json.md for the JSON): the step after the pure planner and before apply.
 
 One renderer turns a `Plan` into the three forms a plan is read in: Terraform-like text for a
 terminal, versioned JSON for machines (documented in docs/plan-json.md) and markdown for a pull

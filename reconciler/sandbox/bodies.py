@@ -1,5 +1,5 @@
 """What the sandbox reads from a create or update request before validating it, as the OpenAPI
-document describes the service's input (`batch-openapi.yaml`).
+document describes the service's input (docs/api-facts.md).
 
 Step: the sandbox's routes, between the HTTP request and the create body models. A create body
 comes as JSON or as `multipart/form-data` (`MultiPartBatchRequest`, `MultiPartBatchV2Request`):

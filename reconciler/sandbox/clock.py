@@ -1,6 +1,6 @@
 """The sandbox's time when it is stepped by hand (`reconciler sandbox serve --manual-clock`).
 
-Step: the sandbox's clock (DESIGN §6). By default sandbox time is the real time and the worker
+Step: the sandbox's clock (README, "The sandbox"). By default sandbox time is the real time and the worker
 thread moves jobs along as it passes. With a manual clock, sandbox time starts at the real time
 and moves only when a test asks (`POST /sandbox/clock {"advance": SECONDS}`), so tests step
 through a job's life, a replica's lag or a rate-limit window instead of sleeping and hoping.

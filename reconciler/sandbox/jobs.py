@@ -1,4 +1,4 @@
-"""The sandbox's batch jobs and their status machines (BATCH_API.md, v1 and v2).
+"""The sandbox's batch jobs and their status machines (docs/api-facts.md, v1 and v2).
 
 A `Job` is the service-side record of either version. User actions are checked against its
 status exactly as the service answers them (`Refused` carries the 400/409). Time comes from the

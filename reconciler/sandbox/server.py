@@ -141,7 +141,7 @@ class Sandbox:
             self.s3.create_bucket(Bucket=name)
 
     def environment(self, sentinelhub_home: Path | None = None) -> dict[str, str]:
-        """The variables a client needs (DESIGN §6); with `sentinelhub_home`, also what makes
+        """The variables a client needs (README, "The sandbox"); with `sentinelhub_home`, also what makes
         sentinelhub-py's SHConfig find the sandbox (it reads URLs only from its config file)."""
         from reconciler.sandbox.app import TOKEN_PATH
 

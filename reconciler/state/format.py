@@ -2,7 +2,7 @@
 diffs are readable), and an upgrade path: each older version has a function that lifts it one
 version up; a newer version than this program knows is refused, never guessed at.
 
-Reading is strict (DESIGN §3): a stored document names its version (an integer), its lineage (a
+Reading is strict (docs/lockfile.md): a stored document names its version (an integer), its lineage (a
 UUID), its serial and journal position and its jobs, nothing else; the model checks every value.
 A document that fails is refused with one line naming the first field at fault, before anything
 is planned or written: the lockfile is the one record of which request is whose, and a value read

@@ -1,4 +1,4 @@
-"""The lease (DESIGN §3): `<key>.lease`, created only when absent, so one run at a time may
+"""The lease (docs/lockfile.md): `<key>.lease`, created only when absent, so one run at a time may
 change live jobs and the lockfile.
 
 It holds `{id, operation, who, created, expires}`. The holder renews it (conditionally on its

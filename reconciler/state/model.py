@@ -1,4 +1,4 @@
-"""The lockfile (DESIGN §3): which manifest name owns which live request, what was last seen,
+"""The lockfile (docs/lockfile.md): which manifest name owns which live request, what was last seen,
 what is in flight, and what happened. One `JobState` per name; `Lockfile` is versioned, carries
 a lineage (one state history) and a serial (bumped by every write).
 
@@ -94,7 +94,7 @@ class JobState(_Model):
     onRemove: Literal["forget", "stop"] = "forget"  # the manifest's policy, for when it is gone
     # Paths in the create body ("description" for the description) whose values were ever
     # sensitive for this request: masked in every output until the live value changes, even once
-    # the manifest stops referencing a secret there (DESIGN §4). Paths only, never values.
+    # the manifest stops referencing a secret there (docs/security.md). Paths only, never values.
     sensitivePaths: list[list[StrictStr | StrictInt]] | None = None
     # A re-run: the request whose tiles done it skips (the first run of its chain). The re-run's
     # own settings (skipExisting, that run's delivery path) are made again from the manifest's
@@ -104,7 +104,7 @@ class JobState(_Model):
     # marker until the service deletes them, and are predecessors, not duplicates.
     previous: list[str] | None = None
     # The manifest file that declares this job, relative to the repository root (POSIX): a run
-    # over other paths leaves the job alone, and only a run over this file removes it (DESIGN §4).
+    # over other paths leaves the job alone, and only a run over this file removes it (docs/security.md).
     # None in records written before version 3: such a job is never removed automatically.
     file: str | None = None
     intent: Intent | None = None

@@ -107,7 +107,7 @@ def _ignored_conditions(store: ObjectStore, probe: str) -> list[str]:
 
 
 # Something that looks like a URL (a scheme, or a mistyped one: `s3:/`, `s3//`) but is not one we
-# take: read as a local path it would silently start a second, empty state (DESIGN §3).
+# take: read as a local path it would silently start a second, empty state (docs/lockfile.md).
 _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/|^[A-Za-z][A-Za-z0-9+.-]*//")
 
 

@@ -1,5 +1,5 @@
 """The lockfile in its store: conditional reads and writes, and the journal that keeps recording
-cheap (DESIGN §3).
+cheap (docs/lockfile.md).
 
 A full write replaces `<key>` only over the version read (`If-Match`; `If-None-Match: *` for the
 first) and bumps `serial`. During an apply every action is recorded as one small journal object

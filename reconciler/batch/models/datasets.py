@@ -4,7 +4,7 @@
 and paying for, every acquisition. `tests/test_datasets.py` holds these models to the document.
 
 The document's own `oneOf` is ambiguous (its BYOC branch takes any `type`, so `sentinel-2-l2a`
-matches two branches: BATCH_API.md, known error 1). Here `type` alone picks the model: a name of
+matches two branches: docs/api-facts.md, the published OpenAPI document's errors). Here `type` alone picks the model: a name of
 `COLLECTIONS`, `byoc-`/`batch-`/`zarr-` and a collection id for BYOC, and anything else is an
 unknown collection, reported at `type` with the nearest known name while its time range is still
 checked (an unknown type does not hide the other errors of its data source).
