@@ -9,7 +9,7 @@ Run: `.venv/bin/python bench/lockfile_bench.py`; the figures are appended to ben
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from record import append
 
@@ -26,7 +26,7 @@ def measure(jobs: int, actions: int = 20) -> tuple[int, int]:
                                                         specHash="0" * 32, status="DONE") for i in range(jobs)})
         journal = state.journal(state.write(lockfile, state.read()))
         sizes = [journal.record(f"job-{i}", JobState(id="0" * 36, api="v2", specHash="0" * 32, status="PROCESSING"),
-                                HistoryEntry(at=datetime.now(timezone.utc), who="ci@runner", action="start",
+                                HistoryEntry(at=datetime.now(UTC), who="ci@runner", action="start",
                                              result="ok", requestId="0" * 36, revision="f" * 40))
                  for i in range(actions)]
         return len(store.get(key).data), max(sizes)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -14,7 +14,7 @@ MEASURES = ("measure", "result", "target")
 
 
 def append(title: str, rows: list[str], columns: tuple[str, ...] = MEASURES) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     script = sys.modules["__main__"].__file__  # absolute: the benchmark may have left its folder since
     command = "python " + " ".join([os.path.relpath(script, RESULTS.parent.parent), *sys.argv[1:]])
     machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"

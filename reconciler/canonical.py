@@ -68,7 +68,9 @@ _AS_IS = frozenset({str, int, bool})  # exactly these types are already canonica
 
 def _is_default(path: tuple, value: Any) -> bool:
     candidates = _DEFAULTS_BY_KEY.get(path[-1])  # most keys have no default: one dict lookup
-    return bool(candidates) and any(path[-len(s):] == s and value == d for s, d in candidates)
+    if not candidates:
+        return False
+    return any(path[-len(s):] == s and value == d for s, d in candidates)
 
 
 _STABLE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), check_circular=False)  # parsed data has no cycles

@@ -22,7 +22,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, overload
 from urllib.parse import quote, quote_plus
 
 SENSITIVE = "(sensitive)"
@@ -32,8 +32,12 @@ MAX_TEXT = 2048  # characters of service text kept: a message, not a body
 MIN_SECRET = 4  # shorter values would mask ordinary words; no credential is that short
 _ENVIRONMENT = ("SH_CLIENT_SECRET", "RECONCILER_PLAN_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
+# Where a value sits in JSON-shaped data: its keys and list indexes from the root, e.g.
+# ("spec", "request", "output", "delivery", "s3", "url"). Sensitive values are named by such paths.
+KeyPath = tuple[str | int, ...]
 
-def hide(value: Any, paths: frozenset[tuple], replacement: Callable[[Any], str], at: tuple = ()) -> Any:
+
+def hide(value: Any, paths: frozenset[KeyPath], replacement: Callable[[Any], str], at: KeyPath = ()) -> Any:
     """A copy of JSON-shaped `value` with the value at each of `paths` (tuples of keys and list
     indexes, from `value`'s root; `at` is where `value` sits) replaced by `replacement(value)`. The
     one walker by path of the project: the canonical form compares and stores bodies with it, and
@@ -171,6 +175,10 @@ def scrub(text: str) -> str:
     return KNOWN.scrub(text)
 
 
+@overload
+def from_service(text: str) -> str: ...
+@overload
+def from_service(text: str | None) -> str | None: ...
 def from_service(text: str | None) -> str | None:
     """Text the service sent, fit to show or store: every known secret hidden, at most MAX_TEXT characters."""
     if text is None:

@@ -128,6 +128,7 @@ def api_settings(environ: Mapping[str, str] = os.environ, deployment: str | None
                if not values[key]]
     if missing:
         raise _missing_credentials(missing, profile)
+    # fields by name, of several types (the names are checked above, the bounds by ApiSettings)
     settings = ApiSettings(**values)  # type: ignore[arg-type]
     _check_transport(settings, environ, profile)
     return settings

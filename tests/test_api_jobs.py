@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import responses
@@ -77,7 +77,7 @@ def test_v2_task_maps_to_a_live_job():
                                     stoppedStatusReason="OUT_OF_PU", error="ran out"))
     assert live_job_from_v2(t) == LiveJob(
         id="t-9", api="v2", status="STOPPED", description="Max NDVI [reconciler:corsica]", request=BODY_V2,
-        created=datetime(2024, 5, 1, 10, tzinfo=timezone.utc), cost_pu=41.5, completion=37.0, tile_count=None,
+        created=datetime(2024, 5, 1, 10, tzinfo=UTC), cost_pu=41.5, completion=37.0, tile_count=None,
         user_action="STOP", error="ran out", stopped_reason="OUT_OF_PU")
 
 
@@ -86,7 +86,7 @@ def test_v1_request_maps_to_a_live_job_with_the_body_it_echoes():
                                                      tileCount=66, output=None, error="3 tiles failed"))
     assert live_job_from_v1(r) == LiveJob(
         id="r-9", api="v1", status="PARTIAL", description="Max NDVI [reconciler:corsica]", request=BODY_V1,
-        created=datetime(2024, 5, 1, 10, tzinfo=timezone.utc), cost_pu=12.0, completion=None, tile_count=66,
+        created=datetime(2024, 5, 1, 10, tzinfo=UTC), cost_pu=12.0, completion=None, tile_count=66,
         user_action="START", error="3 tiles failed", stopped_reason=None)
 
 

@@ -91,7 +91,7 @@ def test_faults_still_converge_without_duplicates(tmp_path):
         names = write_manifests(tmp_path / "manifests", "faults")
         state_url = "s3://reconciler-state/chaos/faults.json"
         env = {**os.environ, **hostile.env, "RECONCILER_STATE": state_url, "NO_COLOR": "1"}
-        for attempt in range(8):
+        for _ in range(8):
             run = reconciler(env, "apply", "--auto-approve", "--wait", "--poll-interval", "100ms", cwd=tmp_path)
             run.communicate(timeout=300)
             check = reconciler(env, "plan", "--detailed-exitcode", cwd=tmp_path)

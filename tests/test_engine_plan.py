@@ -5,7 +5,7 @@ jobs, adoption by marker, and the unmanaged listing."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -45,7 +45,7 @@ def live(name="job", api="v2", status="CREATED", job_id="id-1", description="a j
          user_action=None):
     request = request or (V1_REQUEST if api == "v1" else V2_REQUEST)
     return LiveJob(id=job_id, api=api, status=status, description=with_marker(description, name) if name else description,
-                   request=request, created=datetime(2026, 11, 1, tzinfo=timezone.utc), cost_pu=cost,
+                   request=request, created=datetime(2026, 11, 1, tzinfo=UTC), cost_pu=cost,
                    user_action=user_action)
 
 

@@ -72,8 +72,8 @@ SPRING = {"from": "2019-04-01T00:00:00Z", "to": "2019-06-30T00:00:00Z"}  # 90 da
 
 def script(bands: str = '"B04", "B08"', mosaicking: str = "ORBIT", sample_type: str = "AUTO") -> str:
     return (
-        "//VERSION=3\nfunction setup() { return { input: [{bands: [%s]}], output: {bands: 1, sampleType: %r},"
-        " mosaicking: Mosaicking.%s }; }" % (bands, sample_type, mosaicking)
+        f"//VERSION=3\nfunction setup() {{ return {{ input: [{{bands: [{bands}]}}], output: {{bands: 1, sampleType: "
+        f"{sample_type!r}}}, mosaicking: Mosaicking.{mosaicking} }}; }}"
     )
 
 

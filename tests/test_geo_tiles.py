@@ -37,7 +37,7 @@ def sampled_cells(lonlat_box, epsg, size, step=0.005, edge_step=2e-5):
     lons = np.concatenate([lon.ravel(), along_x, along_x, np.full_like(along_y, minx), np.full_like(along_y, maxx)])
     lats = np.concatenate([lat.ravel(), np.full_like(along_x, miny), np.full_like(along_x, maxy), along_y, along_y])
     x, y = pyproj.Transformer.from_crs(4326, epsg, always_xy=True).transform(lons, lats)
-    return set(zip(np.floor(x / size).astype(int).tolist(), np.floor(y / size).astype(int).tolist()))
+    return set(zip(np.floor(x / size).astype(int).tolist(), np.floor(y / size).astype(int).tolist(), strict=True))
 
 
 def cells_of(tiles, size):
@@ -170,7 +170,7 @@ def test_an_area_in_a_utm_crs_matches_the_same_area_in_crs84():
     lons = np.concatenate([minx + up * width, np.full(201, maxx), minx + down * width, np.full(201, minx)])
     lats = np.concatenate([np.full(201, miny), miny + up * height, np.full(201, maxy), miny + down * height])
     x, y = pyproj.Transformer.from_crs(4326, 32632, always_xy=True).transform(lons, lats)
-    ring = [[a, b] for a, b in zip(x.tolist(), y.tolist())] + [[x[0], y[0]]]
+    ring = [[a, b] for a, b in zip(x.tolist(), y.tolist(), strict=True)] + [[x[0], y[0]]]
     utm = {
         "geometry": {"type": "Polygon", "coordinates": [ring]},
         "properties": {"crs": "http://www.opengis.net/def/crs/EPSG/0/32632"},

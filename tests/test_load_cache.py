@@ -39,7 +39,7 @@ def test_a_second_load_comes_from_the_cache_and_equals_the_first(cache_dir, exam
     assert (first.cached, second.cached) == (0, first.files)
     assert first.diagnostics == second.diagnostics == []
     assert second.manifests == first.manifests
-    for cold, warm in zip(first.manifests, second.manifests):
+    for cold, warm in zip(first.manifests, second.manifests, strict=True):
         assert (warm.api, warm.state, warm.description) == (cold.api, cold.state, cold.description)
         assert warm.policy == cold.policy and warm.labels == cold.labels
         assert warm.desired == desired(warm.api, warm.body, warm.body_sensitive)
@@ -225,7 +225,8 @@ def test_a_fifo_a_device_or_a_link_as_the_cache_file_is_an_empty_cache(cache_dir
         stored.unlink()
         plant()
         outcome: list = []
-        reader = threading.Thread(target=lambda: outcome.append(load([folder])), daemon=True)
+        # B023: the thread is joined within this iteration, while `outcome` is still this one's
+        reader = threading.Thread(target=lambda: outcome.append(load([folder])), daemon=True)  # noqa: B023
         reader.start()
         reader.join(timeout=30)
         assert outcome and outcome[0].cached == 0 and outcome[0].manifests, "a planted cache file hung the load"

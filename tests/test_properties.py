@@ -67,6 +67,6 @@ def test_fmt_keeps_the_data_and_is_idempotent(text):
         once = format_text(text)
     except YamlProblem as e:
         assume(False)  # refusing is allowed (the safety net), changing data is not
-        raise AssertionError(e.message)
+        raise AssertionError(e.message) from e
     assert [d.data for d in read_documents(once)] == before
     assert format_text(once) == once

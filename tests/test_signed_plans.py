@@ -114,7 +114,7 @@ def test_two_plan_keys_give_plans_that_share_no_digest(reviewed, workspace, run_
     assert first["saved"] == second["saved"] and len(first["plan"]["actions"]) == len(second["plan"]["actions"]) == 2
     pairs = [(first["plan"]["fingerprint"], second["plan"]["fingerprint"]), (first["keyId"], second["keyId"]),
              (first["signature"], second["signature"])]
-    for mine, theirs in zip(first["plan"]["actions"], second["plan"]["actions"]):
+    for mine, theirs in zip(first["plan"]["actions"], second["plan"]["actions"], strict=True):
         assert mine["name"] == theirs["name"]
         pairs += [(mine["spec_hash"], theirs["spec_hash"]), (mine["sends"], theirs["sends"])]
     present = [(a, b) for a, b in pairs if a is not None]

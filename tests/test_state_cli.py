@@ -4,7 +4,7 @@ sandbox's S3."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,7 +18,7 @@ def seed(location: str, names=("corsica", "zarr")) -> None:
     journal = state.journal(state.read())
     for i, name in enumerate(names):
         journal.record(name, JobState(api="v2", specHash=f"hash{i}", id=f"id-{i}", status="DONE"),
-                       HistoryEntry(at=datetime(2026, 11, 1, tzinfo=timezone.utc), who="ci@runner", action="create",
+                       HistoryEntry(at=datetime(2026, 11, 1, tzinfo=UTC), who="ci@runner", action="create",
                                     result="ok", requestId=f"id-{i}", revision="0123456789abcdef"))
     journal.compact()
 

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -47,7 +47,7 @@ from tests.state_helpers import (
 )
 
 ENTRY_LIMIT = 4096  # bytes one journal entry may take, whatever the size of the lockfile
-T0 = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +309,7 @@ def test_the_probe_passes_leaves_nothing_and_runs_once_per_run(backend, fresh_ru
 ])
 def test_a_store_that_ignores_conditions_is_refused_and_left_clean(backend, fresh_run, ignores, named):
     store = Unconditional(backend.store, ignores)
-    for attempt in range(2):  # a refusal is not remembered as proof
+    for _ in range(2):  # a refusal is not remembered as proof
         with pytest.raises(StateError) as info:
             require_conditional_writes(store, backend.key)
         error = info.value

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -73,7 +73,7 @@ def _seed(location: str) -> None:
     state = open_state(location)
     snapshot = state.read()
     job = JobState(id="id-0", api="v2", specHash="hash0", status="DONE", history=[HistoryEntry(
-        at=datetime(2026, 11, 1, tzinfo=timezone.utc), who="ci@runner", action="create", result="ok", requestId="id-0")])
+        at=datetime(2026, 11, 1, tzinfo=UTC), who="ci@runner", action="create", result="ok", requestId="id-0")])
     state.write(snapshot.lockfile.model_copy(update={"jobs": {"corsica": job}}), snapshot)
 
 

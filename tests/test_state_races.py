@@ -9,7 +9,7 @@ import multiprocessing
 import queue
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -179,7 +179,7 @@ def _journal_session(index: int, barrier, results, env: dict, key: str) -> None:
                 name = f"p{index}-s{session}"
                 lease.check()
                 journal.record(name, JobState(api="v2", specHash=name),
-                               HistoryEntry(at=datetime.now(timezone.utc), who=lease.info.who, action="create",
+                               HistoryEntry(at=datetime.now(UTC), who=lease.info.who, action="create",
                                             result="ok"))
                 serial = journal.compact().lockfile.serial
                 end = time.time()
@@ -196,7 +196,7 @@ def test_journal_sessions_under_the_lease_never_conflict(slow_s3):
     results = _run(_journal_session, slow_s3, key)  # a StateConflict would have failed a worker
     sessions = sorted((r for r in results if r[0] == "session"), key=lambda r: r[3])
     assert len(sessions) == PROCESSES * SESSIONS_EACH
-    for before, after in zip(sessions, sessions[1:]):
+    for before, after in zip(sessions, sessions[1:], strict=False):
         assert before[4] <= after[3], f"{before[2]} and {after[2]} held the lease at once"
     total = len(sessions)
     assert [r[5] for r in sessions] == list(range(2, total + 2))  # the first session also created the lockfile

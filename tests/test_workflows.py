@@ -149,7 +149,8 @@ def test_every_job_installs_the_reconciler_of_this_workflows_own_commit_before_a
     root empties it: the source goes, the installed package stays)."""
     for job_name, job in load(name)["jobs"].items():
         found = [s.get("uses", "").split("@")[0] or s.get("name") for s in job["steps"]]
-        if not any("checkout" in u or "reconciler" in words(s.get("run", "")) for u, s in zip(found, job["steps"])):
+        if not any("checkout" in u or "reconciler" in words(s.get("run", ""))
+                   for u, s in zip(found, job["steps"], strict=True)):
             continue  # posts comments or issues, or waits for a reviewer: no reconciler, no checkout
         assert found[:3] == ["actions/setup-python", "actions/checkout", LOCAL_INSTALL], (job_name, found)
         setup, source, install = job["steps"][:3]

@@ -362,7 +362,7 @@ class FakeGitHub:
         return _answer(issue)
 
     def _download(self, args: list[str], granted: dict) -> int:
-        run, options = int(args[0]), dict(zip(args[1::2], args[2::2]))
+        run, options = int(args[0]), dict(zip(args[1::2], args[2::2], strict=False))
         if refused := _allowed(granted, "actions", "read"):
             return refused
         if options.get("--repo") != self.repository:

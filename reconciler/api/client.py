@@ -82,6 +82,7 @@ class BatchApiVersion:
         deadline = self._session.settings.list_deadline
         started = self._clock()
         while True:
+            # the page's model is chosen at run time (`model`), which a static type cannot name
             page = self._fetch("GET", path, common.Page[model], params=query)  # type: ignore[valid-type]
             yield from page.data
             token = page.links.nextToken

@@ -320,7 +320,7 @@ class _WatchedConnection(HTTPConnection):
         super().connect()
         _watch(self)  # the deadline may have passed while the socket did not exist yet
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self)  # a connection reused from the pool is already connected
         super().request(*args, **kwargs)
 

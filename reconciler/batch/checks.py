@@ -15,13 +15,14 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from reconciler.batch.models import common, v1, v2
 from reconciler.geo.evalscript import OutputInfo, parse_evalscript
 from reconciler.geo.grids import GRIDS, describe_grids
+from reconciler.redaction import KeyPath
 
 TILE_PLACEHOLDERS = {"requestId", "tileName", "tileId", "outputId", "format"}
 _PLACEHOLDER = re.compile(r"<([^<>]*)>")
@@ -33,7 +34,7 @@ _SAMPLE_TYPES = {"image/jpeg": {"AUTO", "UINT8"}, "image/png": {"AUTO", "UINT8",
 
 @dataclass(frozen=True)
 class Finding:
-    path: tuple
+    path: KeyPath
     message: str
     hint: str | None = None
 
@@ -52,7 +53,8 @@ def check_v1(body: v1.CreateBody, evalscript: str | None = None) -> list[Finding
                body.bucketName)
 
 
-def check_parts(api: str, request: Any, evalscript: str | None = None, context: Mapping | None = None) -> list[Finding]:
+def check_parts(api: str, request: Any, evalscript: str | None = None,
+                context: Mapping[str, Any] | None = None) -> list[Finding]:
     """The rules of a create body that failed validation, each run when the parts it reads are
     valid on their own, unknown fields aside (the validation errors say what is wrong with the rest)."""
     if not isinstance(request, dict):
@@ -79,7 +81,10 @@ _V1_GRID, _V1_OUTPUT, _V1_ZARR = TypeAdapter(v1.TilingGridSettings), TypeAdapter
 _V2_INPUT, _V2_OUTPUT = TypeAdapter(v2.Input), TypeAdapter(v2.Output)
 
 
-def _part(adapter: TypeAdapter, value: Any, context: Mapping | None) -> Any:
+_T = TypeVar("_T")
+
+
+def _part(adapter: TypeAdapter[_T], value: Any, context: Mapping[str, Any] | None) -> _T | None:
     if value is None:
         return None
     try:
@@ -187,7 +192,7 @@ def _against_setup(i: int, response: common.OutputResponse, declared: dict[str, 
     return []
 
 
-def _grid(grid_id: int, resolution: float, at: tuple, zarr: bool) -> list[Finding]:
+def _grid(grid_id: int, resolution: float, at: KeyPath, zarr: bool) -> list[Finding]:
     grid = GRIDS.get(grid_id)
     if grid is None:
         return [Finding((*at, "id"), f"unknown tiling grid {grid_id}", f"known grids: {describe_grids()}")]
@@ -212,7 +217,7 @@ def _zarr(
     params: common.ArrayParameters | None,
     overrides: dict[str, common.ArrayOverride] | None,
     responses: list[common.OutputResponse] | None,
-    at: tuple,
+    at: KeyPath,
 ) -> list[Finding]:
     if responses is None:
         return []
@@ -250,7 +255,7 @@ def _raster(cog: bool | None, responses: list[common.OutputResponse] | None) -> 
     return out
 
 
-def _tile_path(url: str, responses: list[common.OutputResponse] | None, at: tuple) -> list[Finding]:
+def _tile_path(url: str, responses: list[common.OutputResponse] | None, at: KeyPath) -> list[Finding]:
     names = _PLACEHOLDER.findall(url)
     if not names:
         return []
@@ -266,7 +271,7 @@ def _tile_path(url: str, responses: list[common.OutputResponse] | None, at: tupl
     return out
 
 
-def _zarr_path(url: str, at: tuple) -> list[Finding]:
+def _zarr_path(url: str, at: KeyPath) -> list[Finding]:
     unknown = sorted(set(_PLACEHOLDER.findall(url)) - {"requestId"})
     if unknown:
         return [Finding(at, f"unknown placeholder <{unknown[0]}>", "a Zarr path may only use <requestId>")]

@@ -59,6 +59,7 @@ _TileStatus = Annotated[v1.TileStatus | _Text, Field(union_mode="left_to_right")
 class TolerantTask(v2.Task):
     """A v2 task whose status, userAction and stoppedStatusReason may be values not known yet."""
 
+    # Each ignore: mypy refuses an override that widens a field's type, and widening is the point.
     status: _TaskStatus  # type: ignore[assignment]
     userAction: _V2Action | None = None  # type: ignore[assignment]
     stoppedStatusReason: _StoppedReason | None = None  # type: ignore[assignment]
@@ -67,6 +68,7 @@ class TolerantTask(v2.Task):
 class TolerantBatchRequest(v1.BatchRequest):
     """A v1 request whose status and userAction may be values not known yet."""
 
+    # Each ignore: a widened field, as in TolerantTask.
     status: _RequestStatus  # type: ignore[assignment]
     userAction: _V1Action | None = None  # type: ignore[assignment]
 
@@ -74,6 +76,7 @@ class TolerantBatchRequest(v1.BatchRequest):
 class TolerantTile(v1.Tile):
     """A v1 tile whose status may be a value not known yet."""
 
+    # The ignore: a widened field, as in TolerantTask.
     status: _TileStatus  # type: ignore[assignment]
 
 
@@ -102,10 +105,9 @@ def live_job_from_v1(request: v1.BatchRequest) -> LiveJob:
     )
 
 
-def _share_evalscript(request: dict, shared: dict[str, str]) -> dict:
+def _share_evalscript(request: dict[str, Any], shared: dict[str, str]) -> dict[str, Any]:
     process = request.get("processRequest")
-    script = process.get("evalscript") if isinstance(process, dict) else None
-    if isinstance(script, str):
+    if isinstance(process, dict) and isinstance(script := process.get("evalscript"), str):
         process["evalscript"] = shared.setdefault(script, script)
     return request
 

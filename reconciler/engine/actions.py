@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
+from reconciler.batch.live import ApiVersion
 from reconciler.engine.diff import FieldChange
 
 
@@ -96,14 +98,14 @@ class JobCard:
     output_type: str | None  # "raster" or "zarr"
     delivery: str | None  # where results go: the URL up to its first <placeholder>
     note: str = ""  # why a figure is missing, e.g. a GeoPackage input has no offline tiles
-    bounds: dict | None = field(default=None, compare=False, repr=False)  # processRequest.input.bounds
+    bounds: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # processRequest.input.bounds
 
 
 @dataclass(frozen=True)
 class Action:
     kind: Kind
     name: str
-    api: str
+    api: ApiVersion
     job_id: str | None  # the live request acted on (None before a create)
     reasons: tuple[str, ...]
     steps: tuple[Step, ...] = ()
@@ -119,7 +121,7 @@ class Action:
     card: JobCard | None = None  # what a create or replace will run (not part of its substance)
     refused: Kind | None = None  # of a blocked action: what policy refused (a create, a replace, a start, …)
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[str, int]:
         return (self.name, self.kind.order)
 
     @property
@@ -133,7 +135,7 @@ class Action:
         """The PU this action is expected to spend, to the tenth shown (None: no figure yet)."""
         return round(self.cost_pu, 1) if self.spends and self.cost_pu is not None else None
 
-    def substance(self) -> tuple:
+    def substance(self) -> tuple[object, ...]:
         """What the action does, as opposed to how it is explained: a saved plan is executed only
         when a fresh plan has the same substance (docs/plan-file.md)."""
         return (self.name, self.kind.name, self.api, self.job_id, self.steps, self.spec_hash, self.overrides,

@@ -17,7 +17,7 @@ class FieldChange:
     after: Any  # the desired value (None when absent)
 
 
-def changes(desired: dict, live: dict) -> tuple[FieldChange, ...]:
+def changes(desired: dict[str, Any], live: dict[str, Any]) -> tuple[FieldChange, ...]:
     """Every path where `live` differs from `desired`, sorted; sensitive values shown as (sensitive)."""
     if digest(desired) == digest(live):
         return ()

@@ -6,14 +6,18 @@ features are in the bucket): no estimate, and the card says why."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.actions import JobCard
-from reconciler.engine.payload import with_overrides
+from reconciler.engine.payload import Overrides, with_overrides
 from reconciler.manifests.manifest import Manifest
-from reconciler.redaction import SENSITIVE
+from reconciler.redaction import SENSITIVE, KeyPath
+
+if TYPE_CHECKING:
+    from pyproj import Geod
 
 NO_OFFLINE_TILES = "GeoPackage input: no offline tiles"
 
@@ -33,12 +37,12 @@ class Estimator:
 
     def __init__(self) -> None:
         self._sizes: dict[str, Sizing] = {}
-        self._cards: dict[tuple, JobCard] = {}
+        self._cards: dict[tuple[str, frozenset[KeyPath], str], JobCard] = {}
 
     def __call__(self, manifest: Manifest) -> float | None:
         return self._sized(manifest).pu
 
-    def card(self, manifest: Manifest, overrides: tuple[tuple[str, Any], ...] = ()) -> JobCard:
+    def card(self, manifest: Manifest, overrides: Overrides = ()) -> JobCard:
         """The card of what a create of `manifest` sends: its body with the action's `overrides`
         (a re-run's delivery URL, say)."""
         key = (manifest.desired[0], manifest.body_sensitive, repr(overrides))  # masked alike, sent alike
@@ -54,11 +58,11 @@ class Estimator:
         return self._sizes[key]
 
 
-def offline_estimate(body: dict) -> float | None:
+def offline_estimate(body: dict[str, Any]) -> float | None:
     return size(body).pu
 
 
-def size(body: dict) -> Sizing:
+def size(body: dict[str, Any]) -> Sizing:
     """The tiles, PU and area of a create body, offline; a figure that cannot be had is None."""
     # geo (numpy, pyproj, shapely) is imported when a create is sized, not by every plan
     from reconciler.geo.cost import estimate_pu
@@ -73,7 +77,7 @@ def size(body: dict) -> Sizing:
     return Sizing(round(estimate_pu(body["processRequest"], tiles), 1), len(tiles), _area_km2(body))
 
 
-def _area_km2(body: dict) -> float | None:
+def _area_km2(body: dict[str, Any]) -> float | None:
     from reconciler.geo.tiles import GeoError, aoi_lonlat
 
     try:
@@ -85,21 +89,21 @@ def _area_km2(body: dict) -> float | None:
 
 
 @lru_cache(maxsize=1)
-def _ellipsoid():
+def _ellipsoid() -> Geod:
     from pyproj import Geod
 
     return Geod(ellps="WGS84")
 
 
-def _is_geopackage(body: dict) -> bool:
-    return _get(body, ("input", "type")) == "geopackage"
+def _is_geopackage(body: dict[str, Any]) -> bool:
+    return _text(_get(body, ("input", "type"))) == "geopackage"
 
 
 # ---------------------------------------------------------------- the job card
 
-def job_card(body: dict, sensitive: frozenset[tuple], sizing: Sizing) -> JobCard:
+def job_card(body: dict[str, Any], sensitive: frozenset[KeyPath], sizing: Sizing) -> JobCard:
     """The card of a create body (v1 or v2) whose `sensitive` paths are shown as "(sensitive)"."""
-    def shown(path: tuple) -> Any:
+    def shown(path: KeyPath) -> Any:
         return SENSITIVE if _touches(path, sensitive) else _get(body, path)
 
     grid = body.get("tilingGrid") if "tilingGrid" in body else body.get("input")
@@ -108,7 +112,7 @@ def job_card(body: dict, sensitive: frozenset[tuple], sizing: Sizing) -> JobCard
     sources = _get(body, ("processRequest", "input", "data"))
     sources = sources if isinstance(sources, list) else []
     first = next((i for i, s in enumerate(sources) if isinstance(_get(s, ("dataFilter", "timeRange")), dict)), None)
-    span = ("processRequest", "input", "data", first, "dataFilter", "timeRange")
+    span: KeyPath = ("processRequest", "input", "data", first, "dataFilter", "timeRange") if first is not None else ()
     types = [shown(("processRequest", "input", "data", i, "type")) for i in range(len(sources))]
     bounds_path = ("processRequest", "input", "bounds")
     return JobCard(
@@ -126,13 +130,13 @@ def job_card(body: dict, sensitive: frozenset[tuple], sizing: Sizing) -> JobCard
     )
 
 
-def _output_type(body: dict) -> str | None:
+def _output_type(body: dict[str, Any]) -> str | None:
     if "tilingGrid" in body:  # v1: GeoTIFF tiles unless it asks for Zarr
         return "zarr" if body.get("zarrOutput") else "raster"
     return _text(_get(body, ("output", "type")))
 
 
-def _delivery(body: dict, shown) -> str | None:
+def _delivery(body: dict[str, Any], shown: Callable[[KeyPath], Any]) -> str | None:
     """Where results go: v2 `output.delivery.s3.url`; v1 `output.defaultTilePath`,
     `zarrOutput.path` or `s3://<bucketName>/`; up to the first <placeholder>."""
     for path in (("output", "delivery", "s3", "url"), ("output", "defaultTilePath"), ("zarrOutput", "path")):
@@ -142,12 +146,12 @@ def _delivery(body: dict, shown) -> str | None:
     return None if bucket is None else SENSITIVE if bucket == SENSITIVE else f"s3://{bucket}/"
 
 
-def _touches(path: tuple, sensitive: frozenset[tuple]) -> bool:
+def _touches(path: KeyPath, sensitive: frozenset[KeyPath]) -> bool:
     """Whether a sensitive value sits at `path`, above it or inside it."""
     return any(s[: len(path)] == path or path[: len(s)] == s for s in sensitive)
 
 
-def _get(value: Any, path: tuple) -> Any:
+def _get(value: Any, path: KeyPath) -> Any:
     for part in path:
         if isinstance(value, dict) and isinstance(part, str):
             value = value.get(part)

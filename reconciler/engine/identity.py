@@ -6,7 +6,7 @@ are compared."""
 from __future__ import annotations
 
 from reconciler.names import MARKER as _MARKER
-from reconciler.names import marker
+from reconciler.names import marker as marker  # re-exported: apply reaches the marker through the engine
 
 
 def with_marker(description: str, name: str) -> str:

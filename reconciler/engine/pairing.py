@@ -95,7 +95,7 @@ def pair(manifests: Iterable[Manifest], live: Iterable[LiveJob], records: Mappin
 
 
 def _live_of(name: str, record: JobState | None, by_id: Mapping[str, LiveJob], candidates: list[LiveJob],
-             recorded_ids: set[str | None]) -> tuple[LiveJob | None, bool, tuple[LiveJob, ...]]:
+             recorded_ids: set[str]) -> tuple[LiveJob | None, bool, tuple[LiveJob, ...]]:
     """The live job of `name` (the recorded one, else the newest marked for it that no record
     claims), whether it was found by its marker, and the other marked ones (duplicates)."""
     job = by_id.get(record.id) if record is not None and record.id else None

@@ -19,10 +19,12 @@ from typing import Any
 
 from reconciler.canonical import digest, stable_json
 from reconciler.engine.identity import with_marker
-from reconciler.redaction import hide, keyed_digest
+from reconciler.redaction import KeyPath, hide, keyed_digest
+
+Overrides = tuple[tuple[str, Any], ...]  # (dotted path, value) set on top of a body, e.g. a re-run's
 
 
-def create_body(body: dict, description: str, name: str, overrides: tuple[tuple[str, Any], ...] = ()) -> dict:
+def create_body(body: dict[str, Any], description: str, name: str, overrides: Overrides = ()) -> dict[str, Any]:
     """The create body of a manifest: its request, the description with the ownership marker, and
     the plan's overrides (dotted paths, e.g. a re-run's `output.skipExisting`)."""
     sent = with_overrides(body, overrides)
@@ -30,7 +32,7 @@ def create_body(body: dict, description: str, name: str, overrides: tuple[tuple[
     return sent
 
 
-def with_overrides(body: dict, overrides: tuple[tuple[str, Any], ...]) -> dict:
+def with_overrides(body: dict[str, Any], overrides: Overrides) -> dict[str, Any]:
     """A copy of `body` with the values at dotted paths set."""
     sent = copy.deepcopy(body)
     for path, value in overrides:
@@ -50,7 +52,7 @@ def keyed(key: bytes, data: Any) -> str:
     return hmac.new(key, stable_json(data).encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def sent_digest(sent: dict | str, masked: frozenset[tuple] = frozenset(), key: bytes = b"") -> str:
+def sent_digest(sent: dict[str, Any] | str, masked: frozenset[KeyPath] = frozenset(), key: bytes = b"") -> str:
     """The digest of a create body, or of a description (a string), keyed with `key`, with the
     values at `masked` paths (("description",) for the description) hashed apart first."""
     if isinstance(sent, str):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from reconciler.batch.live import LiveJob
 from reconciler.batch.statuses import FINISHED, KNOWN, NEVER_STARTED, RUNNING, Status, UserAction
@@ -20,11 +21,15 @@ from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanag
 from reconciler.engine.diff import FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
 from reconciler.engine.pairing import Matched, Missing, Pair, Removed, pair
-from reconciler.engine.payload import create_body, keyed, sent_digest
+from reconciler.engine.payload import Overrides, create_body, keyed, sent_digest
 from reconciler.engine.rerun import desired_body, remaining, rerun_overrides, sent_overrides, shown
 from reconciler.manifests.manifest import Manifest
-from reconciler.redaction import SENSITIVE, digest_of, from_service
+from reconciler.redaction import SENSITIVE, KeyPath, digest_of, from_service
 from reconciler.state.model import JobState, Lockfile
+
+Estimate = Callable[[Manifest], float | None]  # the offline PU estimate of a manifest, or None
+Card = Callable[[Manifest, Overrides], JobCard | None]  # the job card of a manifest sent with overrides
+Seen = tuple[str, str, str, str | None, str]  # name, id, status, description, request digest of a live job
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,7 @@ class PlanOptions:
 
 
 def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockfile, options: PlanOptions,
-         estimate: Callable[[Manifest], float | None] = lambda m: None,
-         card: Callable[[Manifest, tuple], JobCard | None] = lambda m, overrides: None) -> Plan:
+         estimate: Estimate = lambda m: None, card: Card = lambda m, overrides: None) -> Plan:
     """`estimate` gives the offline PU estimate of a manifest (reconciler.geo), or None; `card`
     the job card of a manifest sent with an action's overrides (engine.estimate), carried by each
     create and replace."""
@@ -49,20 +53,21 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
     outside = tuple(sorted(p.name for p in pairing.pairs if isinstance(p, Removed)
                            and not in_scope(p.record, options.scope)))
     actions: list[Action] = []
-    seen: list[tuple] = []  # what the plan's decisions rest on: the fingerprint
+    seen: list[Seen] = []  # what the plan's decisions rest on: the fingerprint
     for p in pairs:
         hidden = masked(p)
         if isinstance(p, Removed):
             actions.append(_removed(p))
+            if p.live is not None:
+                seen.append(_seen(p.name, p.live, hidden, _digest(p.live, hidden)))
+        elif isinstance(p, Missing):
+            actions.append(_with_card(_with_sends(_missing(p, _base(p), options, estimate), p.manifest, options.key),
+                                      p.manifest, card))
         else:
-            live_digest = None if isinstance(p, Missing) else _digest(p.live, hidden)
-            decided = [_missing(p, _base(p), options, estimate)] if isinstance(p, Missing) else \
-                _matched(p, hidden, live_digest, options, estimate)
-            actions += [_with_card(_with_sends(a, p.manifest, options.key), p.manifest, card) for a in decided]
-        if not isinstance(p, Missing) and p.live is not None:
-            description = p.live.description if ("description",) not in hidden else digest_of(p.live.description)
-            digest = live_digest if isinstance(p, Matched) else _digest(p.live, hidden)
-            seen.append((p.name, p.live.id, p.live.status, description, digest))
+            live_digest = _digest(p.live, hidden)  # once per job: for its decision and the fingerprint
+            actions += [_with_card(_with_sends(a, p.manifest, options.key), p.manifest, card)
+                        for a in _matched(p, hidden, live_digest, options, estimate)]
+            seen.append(_seen(p.name, p.live, hidden, live_digest))
     warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "
                 f"using {p.live.id}" for p in pairs if not isinstance(p, Missing) and p.duplicates and p.live]
     unmanaged = [Unmanaged(j.id, j.api, j.status, from_service(j.description) or "") for j in pairing.unmanaged]
@@ -71,6 +76,11 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
     return Plan(tuple(sorted(actions, key=Action.sort_key)), lockfile.lineage, lockfile.serial,
                 keyed(options.key, sorted(seen)), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings),
                 outside)
+
+
+def _seen(name: str, live: LiveJob, hidden: frozenset[KeyPath], digest: str) -> Seen:
+    description = live.description if ("description",) not in hidden else digest_of(live.description)
+    return (name, live.id, live.status, description, digest)
 
 
 def in_scope(record: JobState | None, scope: tuple[str, ...] | None) -> bool:
@@ -82,7 +92,7 @@ def in_scope(record: JobState | None, scope: tuple[str, ...] | None) -> bool:
     return file is not None and any(p == "." or file == p or file.startswith(p.rstrip("/") + "/") for p in scope)
 
 
-def masked(p: Pair) -> frozenset[tuple]:
+def masked(p: Pair) -> frozenset[KeyPath]:
     """The paths of what is sent (body paths, and ("description",)) hidden for this job: the
     manifest's sensitive ones, and those the lockfile recorded for its live request (a path once
     sensitive stays masked until the live value changes)."""
@@ -91,11 +101,11 @@ def masked(p: Pair) -> frozenset[tuple]:
     return (frozenset() if isinstance(p, Removed) else p.manifest.sent_sensitive) | recorded
 
 
-def _body_paths(hidden: frozenset[tuple]) -> frozenset[tuple]:
+def _body_paths(hidden: frozenset[KeyPath]) -> frozenset[KeyPath]:
     return frozenset(path for path in hidden if path != ("description",))
 
 
-def _digest(job: LiveJob, hidden: frozenset[tuple]) -> str:
+def _digest(job: LiveJob, hidden: frozenset[KeyPath]) -> str:
     """The request digest of a live job's body, its hidden values as digests: made once per job
     and plan, for its decision and the fingerprint alike."""
     return request_digest(job.api, canonical(job.request, _body_paths(hidden)))
@@ -107,7 +117,8 @@ def _base(p: Missing | Matched) -> Action:
                   desired_state=m.state, spec_hash=m.desired[1])
 
 
-def _matched(p: Matched, hidden: frozenset[tuple], live_digest: str, options: PlanOptions, estimate) -> list[Action]:
+def _matched(p: Matched, hidden: frozenset[KeyPath], live_digest: str, options: PlanOptions,
+             estimate: Estimate) -> list[Action]:
     m, base = p.manifest, _base(p)
     body_sensitive = _body_paths(hidden)
     desired_digest = m.desired[0]
@@ -136,6 +147,7 @@ def _matched(p: Matched, hidden: frozenset[tuple], live_digest: str, options: Pl
 
 def _with_sends(action: Action, m: Manifest, key: bytes) -> Action:
     """The action with the digest of what apply will send for it (engine.payload)."""
+    sent: dict[str, Any] | str  # a create body, or a description
     if Step.CREATE in action.steps:
         sent = create_body(m.body, m.description, m.name, sent_overrides(m.body, action.rerun_of))
     elif Step.UPDATE in action.steps:
@@ -145,7 +157,7 @@ def _with_sends(action: Action, m: Manifest, key: bytes) -> Action:
     return replace(action, sends=sent_digest(sent, m.sent_sensitive, key))
 
 
-def _with_card(action: Action, m: Manifest, card: Callable[[Manifest, tuple], JobCard | None]) -> Action:
+def _with_card(action: Action, m: Manifest, card: Card) -> Action:
     """A create or replace with the card of what it runs, and one that policy blocks with the card
     of what it would have run (the reviewer sees what the figure is for); others run nothing new."""
     if action.kind not in NEW_JOB and action.refused not in NEW_JOB:
@@ -167,7 +179,7 @@ def _removed(p: Removed) -> Action:
     return replace(base, reasons=(f"the manifest is gone; onRemove: {record.onRemove} (the request is left as it is)",))
 
 
-def _missing(p: Missing, base: Action, options: PlanOptions, estimate) -> Action:
+def _missing(p: Missing, base: Action, options: PlanOptions, estimate: Estimate) -> Action:
     record, m = p.record, p.manifest
     if record is None or record.id is None:
         reason = "an earlier create did not reach the service" if record and record.intent else "new"
@@ -189,7 +201,7 @@ def _missing(p: Missing, base: Action, options: PlanOptions, estimate) -> Action
         "run `reconciler state rm` to forget it, or change the manifest and allow replacement"))
 
 
-def _create(m: Manifest, base: Action, reasons: tuple[str, ...], estimate) -> Action:
+def _create(m: Manifest, base: Action, reasons: tuple[str, ...], estimate: Estimate) -> Action:
     cost = estimate(m)
     then = _then(m.state, m.policy.max_cost_pu)
     action = replace(base, kind=Kind.CREATE, job_id=None, steps=(Step.CREATE, *then), reasons=reasons,
@@ -206,7 +218,8 @@ def _then(state: str, max_cost: float | None) -> tuple[Step, ...]:
     return ()
 
 
-def _spec_changed(p: Matched, base: Action, diff, options: PlanOptions, estimate) -> Action:
+def _spec_changed(p: Matched, base: Action, diff: tuple[FieldChange, ...], options: PlanOptions,
+                  estimate: Estimate) -> Action:
     reasons = ("the request changed; only the description can change in place",)
     if p.live.api != p.manifest.api:
         reasons = (f"the API version changed ({p.live.api} → {p.manifest.api})",)
@@ -242,7 +255,7 @@ def _description(p: Matched, base: Action, wanted: str, hidden: bool) -> Action:
     return replace(base, kind=Kind.UPDATE, steps=(Step.UPDATE,), changes=change, reasons=(reason,))
 
 
-def _lifecycle(p: Matched, base: Action, estimate) -> Action:
+def _lifecycle(p: Matched, base: Action, estimate: Estimate) -> Action:
     status, state = p.live.status, p.manifest.state
     if status not in KNOWN:
         return replace(base, kind=Kind.WAIT, reasons=(f"status {status} is unknown to this version: doing nothing",))
@@ -259,7 +272,7 @@ def _lifecycle(p: Matched, base: Action, estimate) -> Action:
     return replace(base, reasons=(f"{status} matches spec.state: {state}",))
 
 
-def _started(p: Matched, base: Action, estimate) -> Action:
+def _started(p: Matched, base: Action, estimate: Estimate) -> Action:
     m, live, record = p.manifest, p.live, p.record
     status, budget = live.status, m.policy.max_cost_pu
     if status == Status.CREATED:
@@ -299,7 +312,7 @@ def _started(p: Matched, base: Action, estimate) -> Action:
 
 
 def _rerun(m: Manifest, record: JobState | None, base: Action, failed_id: str, completion: float | None, head: str,
-           kind: Kind, estimate) -> Action:
+           kind: Kind, estimate: Estimate) -> Action:
     """A FAILED v2 job run again as a new request that skips the tiles done, where the failed run
     wrote them (engine.rerun): a `kind` REPLACE of the failed request, or a CREATE when the failed
     request is no longer listed (`head` says why)."""

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.engine.payload import with_overrides
-from reconciler.redaction import SENSITIVE
+from reconciler.engine.payload import Overrides, with_overrides
+from reconciler.redaction import SENSITIVE, KeyPath
 
 SKIP = "output.skipExisting"
 URL = "output.delivery.s3.url"
 
 
-def rerun_overrides(body: dict, written_by: str) -> tuple[tuple[str, Any], ...] | str:
+def rerun_overrides(body: dict[str, Any], written_by: str) -> Overrides | str:
     """The overrides of a re-run whose tiles done are where the request `written_by` wrote them
     (the first run of a chain of re-runs), or why the job cannot be re-run that way."""
     output = body.get("output") or {}
@@ -35,25 +35,25 @@ def rerun_overrides(body: dict, written_by: str) -> tuple[tuple[str, Any], ...] 
     elif "<" not in url:  # the default layout, spelled out with that run's id
         url = f"{url.rstrip('/')}/{written_by}/<tileName>/<outputId>.<format>"
     # else: a template without <requestId> writes the same paths whatever the request
-    overrides = [(SKIP, True)]
+    overrides: list[tuple[str, Any]] = [(SKIP, True)]
     if url != output["delivery"]["s3"]["url"]:
         overrides.append((URL, url))
     return tuple(overrides)
 
 
-def sent_overrides(body: dict, rerun_of: str | None) -> tuple[tuple[str, Any], ...]:
+def sent_overrides(body: dict[str, Any], rerun_of: str | None) -> Overrides:
     """What a create sends on top of the manifest's body: nothing, or a re-run's settings."""
     overrides = rerun_overrides(body, rerun_of) if rerun_of else ()
     return overrides if isinstance(overrides, tuple) else ()
 
 
-def shown(overrides: tuple[tuple[str, Any], ...], sensitive: frozenset[tuple]) -> tuple[tuple[str, Any], ...]:
+def shown(overrides: Overrides, sensitive: frozenset[KeyPath]) -> Overrides:
     """Overrides as a plan shows and saves them: a value at a sensitive path (a delivery URL from
     `${env:…}`) masked."""
     return tuple((path, SENSITIVE if tuple(path.split(".")) in sensitive else value) for path, value in overrides)
 
 
-def desired_body(body: dict, rerun_of: str | None) -> dict:
+def desired_body(body: dict[str, Any], rerun_of: str | None) -> dict[str, Any]:
     """The manifest's body as the live request should echo it: with the reconciler's own settings
     of that request (a re-run of `rerun_of`'s tiles) applied."""
     overrides = sent_overrides(body, rerun_of)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from reconciler.geo.evalscript import EvalscriptInfo, parse_evalscript
@@ -145,4 +145,4 @@ def _instant(value: Any) -> datetime | None:
     except ValueError:
         return None
     # A date without a zone is read as UTC, as the API does.
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

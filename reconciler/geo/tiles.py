@@ -41,7 +41,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -88,10 +88,11 @@ class Tile:
 
 
 def tiles_for_bounds(
-    bounds: dict, grid_id: int, resolution: float, buffer_x: int = 0, buffer_y: int = 0
+    bounds: dict, grid_id: int, resolution: float | None, buffer_x: int = 0, buffer_y: int = 0
 ) -> list[Tile]:
     """The tiles of grid `grid_id` whose intersection with `bounds` has positive area, sorted by id."""
     grid = _grid(grid_id, resolution)
+    assert resolution is not None  # _grid refuses a missing one
     if buffer_x < 0 or buffer_y < 0:
         raise GeoError(f"buffers must not be negative (got bufferX={buffer_x}, bufferY={buffer_y})")
     pixels = _pixels(grid.tile_size, resolution)
@@ -101,7 +102,9 @@ def tiles_for_bounds(
     elif grid.projection == "WGS84":
         cells = [(WGS84, *_cells_of(_part_in(area, WORLD, WGS84), grid.tile_size))]
     else:
-        part = _part_in(area, _crs(LAEA_EUROPE).area_of_use.bounds, LAEA_EUROPE)
+        use = _crs(LAEA_EUROPE).area_of_use
+        assert use is not None  # EPSG:3035 is defined for Europe
+        part = _part_in(area, use.bounds, LAEA_EUROPE)
         cells = [(LAEA_EUROPE, *_cells_of(_clip(part, LAEA_QUADRANT), grid.tile_size))]
     tiles = [
         tile
@@ -150,7 +153,7 @@ def _read_area(bounds: dict) -> _Area:
 # --- reading bounds ----------------------------------------------------------------------------
 
 
-def _grid(grid_id: int, resolution: float) -> Grid:
+def _grid(grid_id: int, resolution: float | None) -> Grid:
     grid = GRIDS.get(grid_id) if isinstance(grid_id, int) and not isinstance(grid_id, bool) else None
     if grid is None:
         raise GeoError(f"unknown tiling grid {grid_id!r}", f"known grids: {describe_grids()}")
@@ -226,7 +229,7 @@ def _finite(value: object) -> bool:
 # --- geometry helpers --------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _crs(epsg: int) -> pyproj.CRS:
     try:
         return pyproj.CRS.from_epsg(epsg)
@@ -311,11 +314,11 @@ def _cells_of(area: BaseGeometry, size: float) -> tuple[np.ndarray, np.ndarray]:
     if area.is_empty or area.area <= 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     minx, miny, maxx, maxy = area.bounds
-    cols, rows = np.meshgrid(
+    col_grid, row_grid = np.meshgrid(
         np.arange(math.floor(minx / size), math.floor(maxx / size) + 1, dtype=np.int64),
         np.arange(math.floor(miny / size), math.floor(maxy / size) + 1, dtype=np.int64),
     )
-    cols, rows = cols.ravel(), rows.ravel()
+    cols, rows = col_grid.ravel(), row_grid.ravel()
     cells = shapely.box(cols * size, rows * size, (cols + 1) * size, (rows + 1) * size)
     shapely.prepare(area)
     # Cells well inside need no overlay; only those the boundary crosses get their area measured,
@@ -349,7 +352,7 @@ def _tiles(grid: Grid, epsg: int, cols: np.ndarray, rows: np.ndarray, width: int
     size, crs = grid.tile_size, f"EPSG:{epsg}"
     rings = _rings(epsg, cols * size, rows * size, size)
     tiles = []
-    for col, row, ring in zip(cols.tolist(), rows.tolist(), rings):
+    for col, row, ring in zip(cols.tolist(), rows.tolist(), rings, strict=True):
         tile_id, name = _labels(grid, epsg, col, row)
         bounds = (col * size, row * size, (col + 1) * size, (row + 1) * size)
         tiles.append(Tile(tile_id, name, crs, bounds, width, height, ring))
@@ -369,6 +372,6 @@ def _rings(epsg: int, xs: np.ndarray, ys: np.ndarray, size: float) -> list[tuple
     if epsg != WGS84:
         x, y = _transformer(epsg, WGS84).transform(x, y)
     # Rounded to ~1 cm so rings are short in GeoJSON and do not wobble between PROJ versions.
-    vertices = list(zip(np.round(x, 7).tolist(), np.round(y, 7).tolist()))
+    vertices = list(zip(np.round(x, 7).tolist(), np.round(y, 7).tolist(), strict=True))
     length = len(unit_x)
     return [tuple(vertices[start : start + length]) for start in range(0, len(vertices), length)]

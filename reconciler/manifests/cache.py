@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TypeGuard
 
 from pydantic_core import from_json, to_json
 
@@ -126,7 +126,7 @@ def _name(key: str) -> str:
     return f"{PREFIX}{hashlib.blake2b(key.encode(), digest_size=12).hexdigest()}.json"
 
 
-def _well_formed(entry: Any) -> bool:
+def _well_formed(entry: object) -> TypeGuard[Entry]:
     return (type(entry) is list and len(entry) == 3 and type(entry[0]) is str and type(entry[2]) is list
             and type(entry[1]) is list
             and all(type(s) is list and len(s) == 2 and all(type(x) is str for x in s) for s in entry[1]))
@@ -152,9 +152,10 @@ def read_entries(path: Path | None) -> dict:
         return {}
     finally:
         os.close(descriptor)
-    valid = (type(stored) is dict and stored.get("format") == FORMAT and stored.get("code") == code_version()
-             and type(stored.get("entries")) is dict)
-    return stored["entries"] if valid else {}
+    if (type(stored) is dict and stored.get("format") == FORMAT and stored.get("code") == code_version()
+            and type(stored.get("entries")) is dict):
+        return stored["entries"]
+    return {}
 
 
 def write_entries(path: Path | None, entries: dict, old: dict) -> None:

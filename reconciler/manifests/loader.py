@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -106,9 +107,10 @@ def _load_file(found, env: _Env, evalscripts, diagnostics: list[Diagnostic], cac
     before = len(diagnostics)
     unscanned = not envrefs.may_refer(text)
     loaded = [_load_document(document, file, root, env, evalscripts, diagnostics, unscanned) for document in documents]
-    if len(diagnostics) == before and all(item.manifest is not None and not item.manifest.sensitive for item in loaded):
-        scripts = {key: evalscripts[key] for item in loaded if (key := _script_key(item.manifest))}
-        cache.put(file, raw, scripts, [_to_stored(item) for item in loaded])
+    kept = [(item.index, item.manifest) for item in loaded if item.manifest is not None and not item.manifest.sensitive]
+    if len(diagnostics) == before and len(kept) == len(loaded):
+        scripts = {key: evalscripts[key] for _, manifest in kept if (key := _script_key(manifest))}
+        cache.put(file, raw, scripts, [_to_stored(index, manifest) for index, manifest in kept])
     return loaded
 
 
@@ -118,14 +120,14 @@ def _script_key(manifest: Manifest) -> str | None:
     return os.path.join(os.path.dirname(manifest.file), name) if name is not None else None
 
 
-def _to_stored(item: _Loaded) -> list:
-    """A valid document as plain data for the load cache; a file's evalscript is left out of
-    the body (it is stored once, as the file it is)."""
-    manifest, script = item.manifest, _script_key(item.manifest)
+def _to_stored(index: int, manifest: Manifest) -> list[Any]:
+    """A valid document (the `index`th of its file) as plain data for the load cache; a file's
+    evalscript is left out of the body (it is stored once, as the file it is)."""
+    script = _script_key(manifest)
     body = manifest.body
     if script is not None:
         body = {**body, "processRequest": {k: v for k, v in body["processRequest"].items() if k != "evalscript"}}
-    return [item.index, manifest.line, manifest.header(), body, script, list(manifest.desired)]
+    return [index, manifest.line, manifest.header(), body, script, list(manifest.desired)]
 
 
 def _from_stored(file: str, stored: list, evalscripts: dict) -> list[_Loaded] | None:
@@ -196,8 +198,9 @@ def _load_document(doc: Document, file: str, root: str, env: _Env, evalscripts, 
     data, refs = (doc.data, envrefs.EnvScan()) if unscanned else envrefs.scan(doc.data, env.environ, env.resolve)
     for path, message, hint in refs.problems:
         report(path, message, hint)
-    for path, name in refs.unset:
-        report(path, f"environment variable {name} is not set", f"plan and apply need it: export {name} before running them",
+    for path, variable in refs.unset:
+        report(path, f"environment variable {variable} is not set",
+               f"plan and apply need it: export {variable} before running them",
                warning=True)
     for path in sorted(refs.literal_secrets, key=str):
         report(path, "a credential is written in the manifest", "use ${env:NAME} so it stays out of git", warning=True)
@@ -210,8 +213,9 @@ def _load_document(doc: Document, file: str, root: str, env: _Env, evalscripts, 
             report((*at, *f.path), f.message, f.hint)
     metadata = data.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) and isinstance(metadata.get("name"), str) else None
-    valid = job is not None and body is not None and not report.errors
-    manifest = _manifest(job, file, doc.line, body, frozenset(refs.sensitive)) if valid else None
+    manifest = None
+    if job is not None and body is not None and not report.errors:  # valid
+        manifest = _manifest(job, file, doc.line, body, frozenset(refs.sensitive))
     deferred = manifest is None and not report.errors  # only ${env:…}-dependent errors: never dropped silently
     return _Loaded(file, doc.index, doc.line, name, manifest, deferred)
 
@@ -225,7 +229,7 @@ def _plain(job: BatchJob, file: str, line: int, body: dict, sensitive: frozenset
     """The manifest as plain data. The validated model has done its work and is not kept: what is
     sent is `body`, and keeping both would double what 10,000 manifests hold in memory."""
     spec, policy = job.spec, job.spec.policy
-    return Manifest(job.metadata.name, spec.api, spec.state, spec.description,  # type: ignore[arg-type]
+    return Manifest(job.metadata.name, spec.api, spec.state, spec.description,
                     Policy(policy.maxRestarts, policy.maxCostPU, policy.onSpecChange, policy.onRemove),
                     file, line, body, sensitive, digests, dict(job.metadata.labels), spec.evalscriptFile)
 
@@ -260,7 +264,9 @@ def _findings(job: BatchJob | None, data: dict, body: dict | None, context: dict
         request = job.spec.request
         return check_v1(request, script) if isinstance(request, RequestV1) else check_v2(request, script)
     spec = data.get("spec")
-    api = spec.get("api", "v2") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        return []
+    api = spec.get("api", "v2")
     return check_parts(api, spec.get("request"), script, context) if api in ("v1", "v2") else []
 
 
@@ -270,7 +276,7 @@ def _body_with_evalscript(data: dict, file: str, root: str, cache: dict, report:
     spec = data.get("spec")
     request = spec.get("request") if isinstance(spec, dict) else None
     process = request.get("processRequest") if isinstance(request, dict) else None
-    if not isinstance(process, dict):
+    if not (isinstance(spec, dict) and isinstance(request, dict) and isinstance(process, dict)):
         return None  # the schema errors say why
     inline, name = process.get("evalscript"), spec.get("evalscriptFile")
     if not isinstance(name, str):

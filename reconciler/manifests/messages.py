@@ -11,6 +11,7 @@ import difflib
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,8 @@ class FieldError:
     kind: str
 
 
-def translate(error: dict[str, Any], data: Any, model: type[BaseModel], hidden: frozenset[tuple] = frozenset()) -> FieldError:
+def translate(error: Mapping[str, Any], data: Any, model: type[BaseModel],
+              hidden: frozenset[tuple] = frozenset()) -> FieldError:
     """`hidden`: paths whose values are sensitive; a message never quotes them."""
     loc, kind = tuple(error["loc"]), error["type"]
     path, node = _existing_path(loc, data)

@@ -8,7 +8,7 @@ The JSON Schema for editors is generated from these models (`reconciler schema`)
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -72,19 +72,21 @@ class _NoDescription(BaseModel):
 
 
 class ManifestProcessRequest(common.ProcessRequest):
+    # optional here (mypy refuses an override that widens a field): a manifest may give spec.evalscriptFile
     evalscript: Annotated[str, Field(min_length=1)] | None = None  # type: ignore[assignment]  # or spec.evalscriptFile
 
 
 class ManifestProcessRequestV1(v1.ProcessRequestV1):
+    # optional here, as above
     evalscript: Annotated[str, Field(min_length=1)] | None = None  # type: ignore[assignment]
 
 
 class RequestV2(v2.CreateBody, _NoDescription):
-    processRequest: ManifestProcessRequest  # type: ignore[assignment]
+    processRequest: ManifestProcessRequest
 
 
 class RequestV1(v1.CreateBody, _NoDescription):
-    processRequest: ManifestProcessRequestV1  # type: ignore[assignment]
+    processRequest: ManifestProcessRequestV1
 
 
 State = Literal["created", "analysed", "started", "stopped"]
@@ -126,7 +128,7 @@ def _api_of(spec: Any) -> str | None:
 
 
 Spec = Annotated[
-    Union[Annotated[SpecV1, Tag("v1")], Annotated[SpecV2, Tag("v2")]],
+    Annotated[SpecV1, Tag("v1")] | Annotated[SpecV2, Tag("v2")],
     Discriminator(
         _api_of,
         custom_error_type="invalid_api",

@@ -199,7 +199,7 @@ def _document(events, nodes: int) -> tuple[Any, int, int]:
                 top.data.append(value)
             elif top.key is _NO_KEY:
                 if type(value) is not str or value in top.keys or value == "<<":
-                    _check_key(top, value, event)
+                    _check_key(top.keys, value, event)
                 top.key, top.keys[value] = value, event.start_mark
             else:
                 top.data[top.key] = value
@@ -215,14 +215,14 @@ def _tagged(event) -> YamlProblem:
     return _at(event, f"unsupported tag {event.ctag}", "manifests use plain YAML: remove the tag")
 
 
-def _check_key(mapping: _Open, key: Any, event) -> None:
+def _check_key(keys: dict[str, Any], key: Any, event) -> None:
     """Refuses a key a manifest cannot have; a quoted "<<" (or one from an alias) is only a string."""
     if type(event) is ScalarEvent and key == "<<" and not event.style:
         raise _at(event, "merge keys (<<) are not supported", "write the fields out")
     if type(key) is not str:
         raise _at(event, "keys must be strings", "quote the key")
-    if key in mapping.keys:
-        raise _at(event, f"duplicate key {key!r} (first at line {mapping.keys[key].line + 1})", "remove one of them")
+    if key in keys:
+        raise _at(event, f"duplicate key {key!r} (first at line {keys[key].line + 1})", "remove one of them")
 
 
 def _remember(anchors: dict, name: str, value: Any, size: int, start) -> None:

@@ -9,12 +9,12 @@ import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from reconciler.api.client import BatchClient
 from reconciler.api.errors import ApiError, NotFound
 from reconciler.api.jobs import JobsApi
-from reconciler.batch.live import LiveJob
+from reconciler.batch.live import API_VERSIONS, ApiVersion, LiveJob
 from reconciler.batch.statuses import Status
 from reconciler.canonical import canonical, spec_hash
 from reconciler.engine.identity import owner, with_marker, without_marker
@@ -28,8 +28,9 @@ from reconciler.state.model import HistoryEntry, JobState
 from reconciler.state.operations import LeaseOptions, locked
 from reconciler.state.statefile import StateFile
 
-STATE_OF_STATUS = {Status.CREATED: "created", Status.ANALYSING: "analysed", Status.ANALYSIS_DONE: "analysed",
-                   Status.STOPPED: "stopped", Status.CANCELED: "stopped"}
+STATE_OF_STATUS: dict[str, str] = {  # a live job's status (the service's string) → the spec.state written
+    Status.CREATED: "created", Status.ANALYSING: "analysed", Status.ANALYSIS_DONE: "analysed",
+    Status.STOPPED: "stopped", Status.CANCELED: "stopped"}
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class Imported:
     adopted: bool = True  # recorded in the lockfile (not when only previewed)
 
 
-def find_live(client: BatchClient, request_id: str, api: str | None) -> LiveJob:
-    for version in ([api] if api else ["v2", "v1"]):
+def find_live(client: BatchClient, request_id: str, api: ApiVersion | None) -> LiveJob:
+    for version in ((api,) if api else API_VERSIONS):
         try:
             return JobsApi(client, version).get(request_id)
         except NotFound:
@@ -50,7 +51,7 @@ def find_live(client: BatchClient, request_id: str, api: str | None) -> LiveJob:
     raise ReconcilerError(f"no live request {request_id}" + (f" in the {api} API" if api else " in v1 or v2"))
 
 
-def import_job(client: BatchClient, state: StateFile, name: str, request_id: str, api: str | None,
+def import_job(client: BatchClient, state: StateFile, name: str, request_id: str, api: ApiVersion | None,
                lease: LeaseOptions, adopt: bool = True, file: str | None = None) -> Imported:
     """The manifest of the live request `request_id` as `name`; with `adopt`, also take the
     request under management (lockfile record and marker), recorded as declared in `file` (where
@@ -74,9 +75,9 @@ def import_job(client: BatchClient, state: StateFile, name: str, request_id: str
         journal = state.journal(state.compact(snapshot))
         body_masked = frozenset(path for path in masked if path != ("description",))
         job = JobState(id=live.id, api=live.api, specHash=spec_hash(live.api, live.request, body_masked),
-                       status=live.status, observedAt=datetime.now(timezone.utc),
+                       status=live.status, observedAt=datetime.now(UTC),
                        sensitivePaths=JobState.paths(masked), file=source_of(file) if file else None)
-        journal.record(name, job, HistoryEntry(at=datetime.now(timezone.utc), who=whoami(), action="import",
+        journal.record(name, job, HistoryEntry(at=datetime.now(UTC), who=whoami(), action="import",
                                                result="ok", requestId=live.id))
         journal.compact()
     return Imported(live, manifest_yaml, secrets, marked)
@@ -206,7 +207,8 @@ def rebuild(client: BatchClient, state: StateFile, manifests: list[Manifest], le
                     continue  # another shard's, or of a manifest no longer anywhere: not ours to take
                 if job.id in taken:
                     elsewhere.append((name, job.id))
-                elif name not in marked or (job.created and marked[name].created and job.created > marked[name].created):
+                elif (current := marked.get(name)) is None or (job.created and current.created
+                                                                and job.created > current.created):
                     marked[name] = job
         snapshot = state.compact(state.read())
         journal = state.journal(snapshot)
@@ -219,9 +221,9 @@ def rebuild(client: BatchClient, state: StateFile, manifests: list[Manifest], le
             manifest = by_name.get(name)
             masked = manifest.sent_sensitive if manifest is not None else frozenset()
             journal.record(name, JobState(id=job.id, api=job.api, specHash=_hash(manifest, job), status=job.status,
-                                          observedAt=datetime.now(timezone.utc), sensitivePaths=JobState.paths(masked),
+                                          observedAt=datetime.now(UTC), sensitivePaths=JobState.paths(masked),
                                           file=source_of(manifest.file) if manifest is not None else None),
-                           HistoryEntry(at=datetime.now(timezone.utc), who=whoami(), action="rebuild", result="ok",
+                           HistoryEntry(at=datetime.now(UTC), who=whoami(), action="rebuild", result="ok",
                                         requestId=job.id, detail="recovered from its ownership marker"))
             added.append((name, job.id))
         journal.compact()

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from reconciler.api.errors import ApiError, BadRequest, CreateOutcomeUnknown, NotFound
 from reconciler.api.jobs import JobsApi
-from reconciler.batch.live import LiveJob
+from reconciler.batch.live import ApiVersion, LiveJob
 from reconciler.batch.statuses import STOP_TOOK_EFFECT, TERMINAL, Status, start_took_effect
 from reconciler.engine.actions import Action, Kind, Plan, Step
 from reconciler.engine.identity import marker, owner, with_marker
@@ -77,7 +77,7 @@ class Outcome:
 
 @dataclass
 class Context:
-    apis: Mapping[str, JobsApi]
+    apis: Mapping[ApiVersion, JobsApi]
     journal: Journal
     manifests: Mapping[str, Manifest]
     who: str
@@ -196,10 +196,12 @@ class _Step:
                         self.context.seal)
         old = self.job_id or (previous.id if previous else None)  # what this create replaces, if anything
         predecessors = [*(previous.previous or [] if previous else []), *([old] if old else [])][-PREVIOUS_LIMIT:]
+        assert self.action.spec_hash is not None  # a create is planned from a manifest, whose spec hash it carries
         base = previous or JobState(api=self.action.api, specHash=self.action.spec_hash, file=self.context.files.get(name))
         intent = Intent(action="create", at=_now(), who=self.context.who, marker=marker(name),
                         specHash=self.action.spec_hash)
         self.context.record(name, base.model_copy(update={"intent": intent}), "create", "intent", None)
+        live: LiveJob | None
         try:
             live, how = self.api.create(body), "ok"
         except CreateOutcomeUnknown as e:
@@ -227,7 +229,7 @@ class _Step:
         manifest = self.context.manifests[self.action.name]
         description = _checked(self.action, manifest, with_marker(manifest.description, self.action.name),
                                self.context.seal)
-        self.api.update_description(self.job_id, description)
+        self.api.update_description(self._live_id(), description)
         # the live description is now the manifest's: it is sensitive exactly when the manifest's is
         previous = self.context.current(self.action.name)
         kept = (previous.masked if previous else frozenset()) - {("description",)}
@@ -249,12 +251,17 @@ class _Step:
     def _act(self, call: Callable[[str], None], took_effect: Callable[[LiveJob], bool], job_id: str | None = None) -> None:
         """Call an action; a 400 "does not fit the status" after a retry may mean the first try took
         effect and only its answer was lost: look at the job before calling it a failure."""
-        job_id = job_id or self.job_id
+        job_id = job_id or self._live_id()
         try:
             self._settled(lambda: call(job_id), job_id)
         except BadRequest:
             if not took_effect(self._settled(lambda: self.api.get(job_id), job_id)):
                 raise
+
+    def _live_id(self) -> str:
+        """The request this step acts on: the action's, or the one the action's create made."""
+        assert self.job_id is not None  # only a create has no request yet, and it runs first
+        return self.job_id
 
     def _settled(self, attempt: Callable[[], T], job_id: str) -> T:
         """`attempt()`, tried again while a request this action has just created still answers 404
@@ -264,8 +271,8 @@ class _Step:
             try:
                 return attempt()
             except NotFound:
-                fresh = job_id == self.job_id and self.created_at is not None
-                if not fresh or self.context.clock() - self.created_at > REPLICA_LAG:
+                created_at = self.created_at if job_id == self.job_id else None  # None: not created by this action
+                if created_at is None or self.context.clock() - created_at > REPLICA_LAG:
                     raise
             self.context.sleep(delay)
             delay = min(delay * 2, 4.0)
@@ -287,9 +294,10 @@ class _Step:
 
     def _await(self, statuses: set[str]) -> LiveJob:
         deadline = self.context.clock() + self.context.timeout
+        job_id = self._live_id()
         while True:
             self.context.check_lease()
-            live = self._settled(lambda: self.api.get(self.job_id), self.job_id)
+            live = self._settled(lambda: self.api.get(job_id), job_id)
             if live.status in statuses:
                 return live
             if self.context.clock() > deadline:
@@ -301,7 +309,7 @@ class _Step:
         previous = self.context.current(self.action.name)
         job = None
         if previous is not None:
-            update = {"observedAt": _now()}
+            update: dict[str, Any] = {"observedAt": _now()}
             if status:
                 update["status"] = status
             if restarts is not None:
@@ -312,7 +320,10 @@ class _Step:
         self.context.record(self.action.name, job, step, "ok", self.job_id)
 
 
-def _checked(action: Action, manifest: Manifest, sent: dict | str, key: bytes) -> dict | str:
+Sent = TypeVar("Sent", dict[str, Any], str)  # a create body, or a description
+
+
+def _checked(action: Action, manifest: Manifest, sent: Sent, key: bytes) -> Sent:
     """`sent`, if it is what the plan's action said apply would send (engine.payload): secrets too."""
     if sent_digest(sent, manifest.sent_sensitive, key) != action.sends:
         raise ReconcilerError(f"what {action.name} would send is not what the plan showed (the manifest changed since)",
@@ -332,4 +343,4 @@ _STEPS: dict[Step, Callable[[_Step], None]] = {
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

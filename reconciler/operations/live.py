@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.api.jobs import JobsApi
-from reconciler.batch.live import LiveJob
+from reconciler.batch.live import ApiVersion, LiveJob
 from reconciler.batch.models.v1 import TileStatus
 from reconciler.batch.statuses import MISSING, RUNNING, TERMINAL, Status, settled
 from reconciler.state.model import JobState
@@ -90,7 +90,7 @@ class Tracker:
     processing. `bodies` are the manifests' create bodies; a job without one is tiled from its
     live request."""
 
-    def __init__(self, apis: Mapping[str, JobsApi], bodies: Mapping[str, Mapping[str, Any]],
+    def __init__(self, apis: Mapping[ApiVersion, JobsApi], bodies: Mapping[str, Mapping[str, Any]],
                  clock: Callable[[], float] = time.monotonic):
         self._apis, self._bodies, self._clock = apis, bodies, clock
         self._start = clock()

@@ -224,6 +224,7 @@ class _Change(_Strict):
 
 
 class _Action(_Strict):
+    # `kind` and `refused` are Literals of Kind's names, listed at run time: mypy cannot read them as types
     kind: Literal[tuple(k.name for k in Kind)]  # type: ignore[valid-type]
     name: str
     api: Literal["v1", "v2"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
-from reconciler.batch.live import LiveJob
+from reconciler.batch.live import ApiVersion, LiveJob
 from reconciler.batch.models.v1 import TileStatus
 from reconciler.batch.statuses import Status
 from reconciler.engine.identity import owner
@@ -22,10 +22,10 @@ from reconciler.state.statefile import Snapshot, StateFile
 class Refreshed:
     snapshot: Snapshot
     live: tuple[LiveJob, ...]
-    apis: tuple[str, ...]
+    apis: tuple[ApiVersion, ...]
 
 
-def versions_in_play(manifests: Iterable[Manifest], snapshot: Snapshot, every: bool) -> tuple[str, ...]:
+def versions_in_play(manifests: Iterable[Manifest], snapshot: Snapshot, every: bool) -> tuple[ApiVersion, ...]:
     """v1 and v2 when listing unmanaged jobs; else only the versions manifests or records use."""
     if every:
         return ("v1", "v2")

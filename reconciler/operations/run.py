@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
-from reconciler.batch.live import LiveJob
+from reconciler.batch.live import ApiVersion, LiveJob
 from reconciler.engine.actions import Kind, Plan
 from reconciler.engine.estimate import Estimator
 from reconciler.engine.plan import PlanOptions, plan
@@ -57,7 +57,7 @@ def load_manifests(selection: Selection, use_cache: bool = False) -> tuple[list[
     result = load(selection.paths, resolve_env=True, use_cache=use_cache)
     if result.errors:
         raise InvalidManifests(result.diagnostics)
-    names = selection.targets
+    names: Set[str] | None = selection.targets
     if selection.selector:
         chosen = {m.name for m in result.manifests
                   if all(m.labels.get(k) == v for k, v in selection.selector)}
@@ -139,10 +139,10 @@ def apply_saved(client: BatchClient, state: StateFile, saved: SavedPlan, selecti
 
 def plan_differences(saved: Plan, fresh: Plan) -> list[str]:
     """How the actions of a saved plan differ in substance from a fresh plan's, job by job."""
-    mine = {}
+    mine: dict[str, list[tuple[object, ...]]] = {}
     for action in saved.actions:
         mine.setdefault(action.name, []).append(action.substance())
-    theirs = {}
+    theirs: dict[str, list[tuple[object, ...]]] = {}
     for action in fresh.actions:
         theirs.setdefault(action.name, []).append(action.substance())
     out = []
@@ -164,7 +164,7 @@ def plan_differences(saved: Plan, fresh: Plan) -> list[str]:
 def _execute(client, state, refreshed, made: Plan, manifests, settings: ApplySettings, lease, progress, keys: PlanKeys):
     snapshot = state.compact(refreshed.snapshot)  # fold in what a crashed run left first
     journal = state.journal(snapshot)
-    apis = {api: JobsApi(client, api) for api in ("v1", "v2")}
+    apis: dict[ApiVersion, JobsApi] = {api: JobsApi(client, api) for api in ("v1", "v2")}
     files = {m.name: source_of(m.file) for m in manifests}
     context = applying.Context(apis, journal, {m.name: m for m in manifests}, whoami(), revision(manifests), lease.check,
                                settings.wait, settings.timeout, settings.poll_seconds, seal=keys.digests, files=files)
@@ -220,7 +220,7 @@ def _observe(context: applying.Context, jobs: dict[str, LiveJob | None]) -> None
             continue
         update: dict = {}
         if job is not None and job.status != record.status:
-            update = {"status": job.status, "observedAt": datetime.now(timezone.utc)}
+            update = {"status": job.status, "observedAt": datetime.now(UTC)}
         if (file := context.files.get(name)) is not None and file != record.file:
             update["file"] = file
         if update:

@@ -59,8 +59,10 @@ def _tiles(card: JobCard, extent: tuple[float, float, float, float]) -> tuple[li
 
     from reconciler.geo.tiles import GeoError, tiles_for_bounds
 
-    grid = GRIDS.get(card.grid_id) if card.grid_id is not None else None
-    if grid is None or card.resolution is None:
+    if card.grid_id is None or card.resolution is None or card.bounds is None:  # bounds: card_map checked them
+        return [], ""
+    grid = GRIDS.get(card.grid_id)
+    if grid is None:
         return [], ""
     too_many = "the map shows the area only: {} tiles are too many to draw here"
     if card.tiles is not None and card.tiles > MAP_TILES:

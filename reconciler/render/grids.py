@@ -35,4 +35,4 @@ def _row(grid: common.TilingGrid) -> tuple[str, str, str, str]:
 
 
 def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
-    return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()

@@ -131,7 +131,8 @@ def _leaves(path: str, before: Any, after: Any) -> list[FieldChange]:
         return [leaf for k in keys if before.get(k) != after.get(k)
                 for leaf in _leaves(f"{path}.{k}", before.get(k), after.get(k))]
     if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        return [leaf for i, (b, a) in enumerate(zip(before, after)) if b != a for leaf in _leaves(f"{path}[{i}]", b, a)]
+        return [leaf for i, (b, a) in enumerate(zip(before, after, strict=False)) if b != a
+                for leaf in _leaves(f"{path}[{i}]", b, a)]
     return [FieldChange(path, before, after)]
 
 
@@ -147,7 +148,7 @@ def first_difference(before: Any, after: Any) -> str:
     if "\n" not in before.strip("\n") and "\n" not in after.strip("\n"):
         return ""
     old, new = before.splitlines(), after.splitlines()
-    line = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+    line = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), min(len(old), len(new)))
     return f"first difference at line {line + 1}"
 
 

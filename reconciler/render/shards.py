@@ -34,4 +34,4 @@ def show_shards(entries: Sequence[tuple[str | None, Sequence[str], str | None]],
 
 
 def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
-    return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()

@@ -4,6 +4,7 @@ docs/lock-json.md)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from reconciler.render import colour_enabled, out, paint, plain
 from reconciler.state.format import encode
@@ -83,8 +84,8 @@ def _job_json(job: JobState) -> dict:
     return job.model_dump(mode="json", exclude_none=True)
 
 
-def _table(rows: list[tuple[str, ...]], indent: str = "") -> None:
+def _table(rows: Sequence[tuple[str, ...]], indent: str = "") -> None:
     rows = [tuple(plain(cell) for cell in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        out(indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        out(indent + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

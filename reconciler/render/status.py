@@ -20,8 +20,8 @@ def show_statuses(rows, fmt: str) -> None:
         show_json(status_document(rows))
         return
     colour = colour_enabled()
-    table = [("NAME", "API", "WANTED", "STATUS", "PROGRESS", "TILES", "PU SO FAR", "ESTIMATE PU", "REQUEST ID",
-              "LAST ACTION")]
+    table: list[tuple[str, ...]] = [("NAME", "API", "WANTED", "STATUS", "PROGRESS", "TILES", "PU SO FAR",
+                                     "ESTIMATE PU", "REQUEST ID", "LAST ACTION")]
     for r in rows:
         table.append((r.name, r.api or "-", r.desired or _NO_STATE[r.manifest], r.status,
                       f"{math.floor(r.percent)}%" if r.percent is not None else "-",
@@ -32,7 +32,7 @@ def show_statuses(rows, fmt: str) -> None:
     table = [tuple(plain(cell) for cell in row) for row in table]  # statuses and actions quote the service
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for i, row in enumerate(table):
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         if i:
             cells[3] = paint(cells[3], colour, fg=STATUS_COLOURS.get(row[3]))
         out("  ".join(cells).rstrip())

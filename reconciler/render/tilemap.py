@@ -20,7 +20,7 @@ from reconciler.batch.models.v1 import TileStatus
 from reconciler.errors import UsageError
 from reconciler.render import out, plain
 
-COLOURS = {TileStatus.PENDING: "#d9d9d9", TileStatus.SCHEDULED: "#bdd7ee", TileStatus.QUEUED: "#9dc3e6",
+COLOURS: dict[str, str] = {TileStatus.PENDING: "#d9d9d9", TileStatus.SCHEDULED: "#bdd7ee", TileStatus.QUEUED: "#9dc3e6",
            TileStatus.PROCESSING: "#5b9bd5", TileStatus.PROCESSED: "#70ad47", TileStatus.FAILED: "#e0443e"}
 UNKNOWN_STATUS = "#ffc000"  # a tile status this version does not know
 NEUTRAL = "#c3cfdc"  # a tile whose status is not known: in the job's area, nothing more
@@ -90,6 +90,7 @@ def _picture(collection: dict, target: Path, title: str) -> None:
 
 def _draw(axes, collection: dict) -> list:
     """Tiles and the area of interest on `axes`; the legend's entries, counts included."""
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch, Polygon
 
@@ -104,7 +105,8 @@ def _draw(axes, collection: dict) -> list:
                 axes.add_patch(Polygon(ring, closed=True, fill=False, edgecolor="black", linewidth=1.6, zorder=3))
         if props["kind"] == "tile":
             counts[props.get("status") or ""] += 1
-    handles = [Patch(facecolor=_colour(s), edgecolor=EDGE, label=f"{s} ({n})") for s, n in sorted(counts.items()) if s]
+    handles: list[Artist] = [Patch(facecolor=_colour(s), edgecolor=EDGE, label=f"{s} ({n})")
+                             for s, n in sorted(counts.items()) if s]
     if counts[""]:
         label = TILE_LABELS.get(collection["properties"].get("tiles"), "tile")
         handles.append(Patch(facecolor=NEUTRAL, edgecolor=EDGE, label=f"{label} ({counts['']})"))

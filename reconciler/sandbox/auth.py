@@ -15,6 +15,7 @@ import math
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -32,7 +33,7 @@ class TokenIssuer:
     client_secret: str
     issuer: str
     ttl: int = 3600
-    clock: object = time.time
+    clock: Callable[[], float] = time.time
     _key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     def credentials_match(self, client_id: str | None, client_secret: str | None) -> bool:

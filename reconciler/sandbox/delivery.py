@@ -89,6 +89,7 @@ def zarr_root(dest: Destination, request_id: str) -> S3Object:
 
 
 def array_parameters(dest: Destination, name: str) -> dict:
+    assert dest.zarr is not None  # only a Zarr output has arrays
     params = dict(dest.zarr.get("arrayParameters") or {})
     override = (dest.zarr.get("arrayOverrides") or {}).get(name) or {}
     params.update({k: v for k, v in override.items() if v is not None})
@@ -116,6 +117,7 @@ def zarr_metadata(dest: Destination, request_id: str, tiles: list[Tile]) -> dict
     minx, maxy = min(t.bounds[0] for t in tiles), max(t.bounds[3] for t in tiles)
     width = round((max(t.bounds[2] for t in tiles) - minx) / dest.resolution)
     height = round((maxy - min(t.bounds[1] for t in tiles)) / dest.resolution)
+    assert dest.zarr is not None  # only a Zarr output has its metadata
     group = dest.zarr.get("group") or {}
     objects = {
         S3Object(root.bucket, _join(root.key, ".zgroup")): _json({"zarr_format": 2}),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.geo.tiles import Tile
@@ -62,6 +62,12 @@ class Job:
     after_analysis: str | None = None  # "START", "STOP" (v2) or "CANCEL" (v1), asked during analysis
     prepared: bool = False  # existing outputs checked (skipExisting/overwrite) before the first tile
     attempt: int = 0  # processing rounds (restartpartial adds one)
+
+    @property
+    def analysed_tiles(self) -> list[TileWork]:
+        """The tiles of a job its analysis has tiled: one processing, or past it."""
+        assert self.tiles is not None, f"job {self.id} has no tiles before its analysis"
+        return self.tiles
 
     @property
     def completion(self) -> float:
@@ -213,13 +219,13 @@ def begin_processing(job: Job, existing: set[str], overwrite: bool, skip_existin
 
 def schedule_tiles(job: Job, now: float, workers: int, tile_seconds: float) -> None:
     """Move tiles along SCHEDULED → QUEUED → PROCESSING, `workers` at a time."""
-    count = {s: sum(1 for t in job.tiles if t.status == s) for s in ("QUEUED", "PROCESSING")}
-    for work in job.tiles:
+    count = {s: sum(1 for t in job.analysed_tiles if t.status == s) for s in ("QUEUED", "PROCESSING")}
+    for work in job.analysed_tiles:
         if work.status == "QUEUED" and count["PROCESSING"] < workers:
             work.status, work.finishes_at = "PROCESSING", now + tile_seconds
             count["PROCESSING"] += 1
             count["QUEUED"] -= 1
-    for work in job.tiles:
+    for work in job.analysed_tiles:
         if work.status == "SCHEDULED" and count["QUEUED"] < workers:
             work.status = "QUEUED"
             count["QUEUED"] += 1
@@ -229,7 +235,8 @@ def finish_tile(job: Job, work: TileWork, failed: bool, now: float, v2_failure_t
     work.status, work.finishes_at = ("FAILED" if failed else "PROCESSED"), None
     # "all tiles that have been processed or are being processed … are charged for" (seed 001): a
     # tile that failed was processed too; one skipped because its outputs existed was not
-    job.cost_pu = round(sum(w.pu for w in job.tiles if w.status in ("PROCESSED", "FAILED") and not w.skipped), 4)
+    charged = (w.pu for w in job.analysed_tiles if w.status in ("PROCESSED", "FAILED") and not w.skipped)
+    job.cost_pu = round(sum(charged), 4)
     _touch(job, now)
     _finish_if_complete(job, now, v2_failure_threshold)
 
@@ -316,4 +323,4 @@ def as_v1_tile(job: Job, work: TileWork) -> dict:
 def iso(moment: float | None) -> str | None:
     if moment is None:
         return None
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

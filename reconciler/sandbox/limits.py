@@ -76,4 +76,6 @@ def _square_metres(lonlat) -> float:
 def _laea_window() -> tuple[float, float, float, float]:
     import pyproj
 
-    return tuple(pyproj.CRS.from_epsg(LAEA_EUROPE).area_of_use.bounds)
+    use = pyproj.CRS.from_epsg(LAEA_EUROPE).area_of_use
+    assert use is not None  # EPSG:3035 is defined for Europe
+    return use.bounds

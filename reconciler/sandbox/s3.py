@@ -12,6 +12,7 @@ every conditional write and delete succeeds (for tests of the reconciler's capab
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.serving import make_server
@@ -70,7 +71,7 @@ class S3Server:
 
         if write_latency > 0:
             _slow_down_writes(write_latency)
-        app = DomainDispatcherApplication(create_backend_app)
+        app: Callable[[dict[str, Any], Any], Any] = DomainDispatcherApplication(create_backend_app)  # WSGI
         if serialise:
             app = SerialisedWrites(app)
         if ignore_conditions:
@@ -81,6 +82,7 @@ class S3Server:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an IP address: bytes only name a Unix socket
         return f"http://{host}:{port}"
 
     def start(self) -> None:
@@ -106,5 +108,5 @@ def _slow_down_writes(seconds: float) -> None:
             time.sleep(seconds)
             return _original(self, *args, **kwargs)
 
-        delayed._sandbox_delayed = True  # type: ignore[attr-defined]
+        delayed._sandbox_delayed = True  # type: ignore[attr-defined]  # a mark on the function, read above
         setattr(S3Backend, name, delayed)

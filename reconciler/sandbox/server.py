@@ -15,9 +15,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from reconciler.atomic import atomic_write
 from reconciler.sandbox.auth import TokenIssuer
@@ -60,15 +60,17 @@ class Sandbox:
         self.state = SandboxState(self.options.data_dir)
         self._s3_server = S3Server(self.options.host, self.options.s3_port, self.options.s3_write_latency,
                                    ignore_conditions=self.options.s3_ignore_conditions)
-        self._api_server = None
+        self._api_server: BaseWSGIServer | None = None
         self._api_thread: threading.Thread | None = None
         self._worker: Worker | None = None
         self._context: Context | None = None  # the routes' context, once started
-        self.s3 = None
+        self.s3: Any = None  # boto3's S3 client once started (boto3 ships no types)
 
     @property
     def base_url(self) -> str:
+        assert self._api_server is not None, "the sandbox is not started"
         host, port = self._api_server.server_address[:2]
+        assert isinstance(host, str)  # an IP address: bytes only name a Unix socket
         return f"http://{host}:{port}"
 
     @property
@@ -96,6 +98,7 @@ class Sandbox:
         self._api_thread = threading.Thread(target=self._api_server.serve_forever, name="sandbox-api", daemon=True)
         self._api_thread.start()
         if not o.manual_clock:
+            assert self._worker is not None  # made by _clocked
             self._worker.start()
         for url in (self.base_url, self.s3_url):
             _wait_accepting(url)
@@ -106,8 +109,8 @@ class Sandbox:
         o = self.options
         if o.manual_clock:
             clock = ManualClock()
-            self._worker = Worker(self.state, self.s3, o.timing, o.faults, clock=clock, sweep_each_step=True)
-            context.clock, context.advance = clock, lambda seconds: advance(clock, self._worker, seconds)
+            worker = self._worker = Worker(self.state, self.s3, o.timing, o.faults, clock=clock, sweep_each_step=True)
+            context.clock, context.advance = clock, lambda seconds: advance(clock, worker, seconds)
         else:
             self._worker = Worker(self.state, self.s3, o.timing, o.faults)
         context.faults_changed = lambda faults: setattr(self._worker, "faults", faults)

@@ -161,12 +161,13 @@ class Worker(threading.Thread):
                 elif job.status == "PROCESSING" and not job.prepared:
                     due.preparations.append(job)
                 elif job.status == "PROCESSING":
-                    before = [(w.status, w.finishes_at) for w in job.tiles]
+                    before = [(w.status, w.finishes_at) for w in job.analysed_tiles]
                     jobs.schedule_tiles(job, now, self.timing.workers, self.timing.tile)
-                    if before != [(w.status, w.finishes_at) for w in job.tiles]:
+                    if before != [(w.status, w.finishes_at) for w in job.analysed_tiles]:
                         self.state.save(job)
                         changed = True
-                    due.tiles += [(job, w) for w in job.tiles if w.status == "PROCESSING" and w.finishes_at <= now]
+                    due.tiles += [(job, w) for w in job.analysed_tiles
+                                  if w.status == "PROCESSING" and w.finishes_at <= now]
         return due, changed
 
     def _prepare(self, job: jobs.Job) -> None:
@@ -179,7 +180,7 @@ class Worker(threading.Thread):
                     job.status, job.error = "FAILED", f"The Zarr folder {root.url} is not empty"
                     self.state.save(job)
                 return
-            for obj, body in delivery.zarr_metadata(dest, job.id, [w.tile for w in job.tiles]).items():
+            for obj, body in delivery.zarr_metadata(dest, job.id, [w.tile for w in job.analysed_tiles]).items():
                 self.s3.put_object(Bucket=obj.bucket, Key=obj.key, Body=body)
             existing, overwrite, skip = set(), True, False
         else:
@@ -196,7 +197,8 @@ class Worker(threading.Thread):
         if not failed:
             dest = delivery.destination(job.request)
             if dest.zarr is not None:
-                origin = (min(w.tile.bounds[0] for w in job.tiles), max(w.tile.bounds[3] for w in job.tiles))
+                origin = (min(w.tile.bounds[0] for w in job.analysed_tiles),
+                          max(w.tile.bounds[3] for w in job.analysed_tiles))
                 objects = delivery.zarr_chunk_objects(dest, job.id, work.tile, origin)
             else:
                 objects = delivery.raster_objects(dest, job.id, work.tile)

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from reconciler.errors import LeaseHeld, LeaseLost, StateError
 from reconciler.state.objects import Blob, ObjectStore, PreconditionFailed
@@ -228,4 +228,4 @@ def _encode(info: LeaseInfo) -> bytes:
 
 
 def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")

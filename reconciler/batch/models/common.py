@@ -5,7 +5,7 @@ request are in `datasets`."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Generic, Literal, TypeVar, Union
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
@@ -31,7 +31,7 @@ class MultiPolygon(CreateModel):
     coordinates: Annotated[list[Annotated[list[LinearRing], Field(min_length=1)]], Field(min_length=1)]
 
 
-Geometry = Annotated[Union[Polygon, MultiPolygon], Field(discriminator="type")]
+Geometry = Annotated[Polygon | MultiPolygon, Field(discriminator="type")]
 
 
 class BoundsProperties(CreateModel):
@@ -144,7 +144,7 @@ class ZarrGroup(CreateModel):
 
 
 ZarrDtype = Literal["|u1", "|i1", "<u2", ">u2", "<i2", ">i2", "<f4", ">f4", "<f8", ">f8"]
-FillValue = Union[float, Literal["NaN", "Infinity", "-Infinity"]]
+FillValue = float | Literal["NaN", "Infinity", "-Infinity"]
 Chunks = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=3, max_length=3)]
 
 

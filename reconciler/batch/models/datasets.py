@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -221,9 +221,11 @@ class Collection(CreateModel):
 
 
 def _collection(type_name: str, schema: str, filtering: type, processing: type) -> type[Collection]:
+    # The field types are made at run time from COLLECTIONS (a Literal of a variable, unions of
+    # classes passed in), which mypy cannot read as types.
     return create_model(
-        schema, __base__=Collection, __module__=__name__,
-        type=(Literal[type_name], ...), dataFilter=(filtering | None, None), processing=(processing | None, None),
+        schema, __base__=Collection, __module__=__name__, type=(Literal[type_name], ...),  # type: ignore[arg-type]
+        dataFilter=(filtering | None, None), processing=(processing | None, None),  # type: ignore[arg-type]
     )
 
 
@@ -286,11 +288,16 @@ def _tag(value: Any) -> str:
 
 DATASETS: dict[str, type[Collection]] = {name: _collection(name, *spec) for name, spec in COLLECTIONS.items()}
 
-# The unknown branch is left out of the JSON Schema, so editors see an unambiguous `oneOf`.
-DataSource = Annotated[
-    Union[
-        tuple(Annotated[model, Tag(name)] for name, model in DATASETS.items())  # type: ignore[misc]
-        + (Annotated[BYOCDataset, Tag("byoc")], SkipJsonSchema[Annotated[UnknownCollection, Tag("unknown")]])
-    ],
-    Discriminator(_tag),
-]
+if TYPE_CHECKING:
+    # What mypy can know of the union below, which is built at run time from DATASETS: every
+    # branch is a Collection, or the unknown one.
+    DataSource = Collection | UnknownCollection
+else:
+    # The unknown branch is left out of the JSON Schema, so editors see an unambiguous `oneOf`.
+    DataSource = Annotated[
+        Union[  # noqa: UP007 (a union of members listed at run time: `X | Y` cannot spell it)
+            tuple(Annotated[model, Tag(name)] for name, model in DATASETS.items())
+            + (Annotated[BYOCDataset, Tag("byoc")], SkipJsonSchema[Annotated[UnknownCollection, Tag("unknown")]])
+        ],
+        Discriminator(_tag),
+    ]

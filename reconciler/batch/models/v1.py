@@ -53,7 +53,7 @@ Buffer = Annotated[int, Field(ge=0, le=32767)]
 class ProcessRequestV1(ProcessRequest):
     """In v1 `processRequest.output` may be omitted (one `default` TIFF output)."""
 
-    output: ProcessOutput | None = None  # type: ignore[assignment]
+    output: ProcessOutput | None = None  # type: ignore[assignment]  # widened: optional in v1 only
 
 
 class TilingGridSettings(CreateModel):

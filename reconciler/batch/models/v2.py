@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -66,7 +66,7 @@ class GeoPackageInput(CreateModel):
     defaults: GeoPackageDefaults | None = None
 
 
-Input = Annotated[Union[TilingGridInput, GeoPackageInput], Field(discriminator="type")]
+Input = Annotated[TilingGridInput | GeoPackageInput, Field(discriminator="type")]
 
 
 class RasterOutput(CreateModel):
@@ -88,7 +88,7 @@ class ZarrOutput(CreateModel):
     arrayOverrides: dict[str, ArrayOverride] | None = None
 
 
-Output = Annotated[Union[RasterOutput, ZarrOutput], Field(discriminator="type")]
+Output = Annotated[RasterOutput | ZarrOutput, Field(discriminator="type")]
 
 
 class CreateBody(CreateModel):
