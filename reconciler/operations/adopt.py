@@ -210,23 +210,24 @@ def rebuild(client: BatchClient, state: StateFile, manifests: list[Manifest], le
                 elif (current := marked.get(name)) is None or (job.created and current.created
                                                                 and job.created > current.created):
                     marked[name] = job
-        snapshot = state.compact(state.read())
-        journal = state.journal(snapshot)
+        snapshot = state.read()
+        jobs = dict(snapshot.lockfile.jobs)  # once: every job recovered is added to it, then one write
         added, kept, conflicts = [], [], []
+        now, who = datetime.now(UTC), whoami()
         for name, job in sorted(marked.items()):
-            record = snapshot.lockfile.jobs.get(name)
+            record = jobs.get(name)
             if record is not None:
                 (kept.append(name) if record.id == job.id else conflicts.append((name, record.id or "-", job.id)))
                 continue
-            manifest = by_name.get(name)
-            masked = manifest.sent_sensitive if manifest is not None else frozenset()
-            journal.record(name, JobState(id=job.id, api=job.api, specHash=_hash(manifest, job), status=job.status,
-                                          observedAt=datetime.now(UTC), sensitivePaths=JobState.paths(masked),
-                                          file=source_of(manifest.file) if manifest is not None else None),
-                           HistoryEntry(at=datetime.now(UTC), who=whoami(), action="rebuild", result="ok",
-                                        requestId=job.id, detail="recovered from its ownership marker"))
+            manifest = by_name[name]
+            jobs[name] = JobState(id=job.id, api=job.api, specHash=_hash(manifest, job), status=job.status,
+                                  observedAt=now, sensitivePaths=JobState.paths(manifest.sent_sensitive),
+                                  file=source_of(manifest.file),
+                                  history=[HistoryEntry(at=now, who=who, action="rebuild", result="ok", requestId=job.id,
+                                                        detail="recovered from its ownership marker")])
             added.append((name, job.id))
-        journal.compact()
+        if added:  # one conditional write, whatever the number of jobs (the journal it folds in included)
+            state.write(snapshot.lockfile.model_copy(update={"jobs": jobs}), snapshot)
     return Rebuilt(tuple(added), tuple(kept), tuple(conflicts), tuple(sorted(elsewhere)))
 
 

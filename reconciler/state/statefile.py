@@ -41,17 +41,24 @@ class Snapshot:
     journal: tuple[str, ...] = ()  # entry keys merged into `lockfile`
 
 
-def apply_entry(lockfile: Lockfile, entry: JournalEntry) -> Lockfile:
-    jobs = dict(lockfile.jobs)
+def fold(jobs: dict[str, JobState], entry: JournalEntry) -> None:
+    """Apply one journal entry to `jobs`, in place: reading a journal of N entries over a lockfile
+    of N jobs stays linear (a copy of the jobs per entry would make it quadratic)."""
     if entry.removed:
         jobs.pop(entry.name, None)
-    else:
-        previous = jobs.get(entry.name)
-        base = entry.job or previous
-        if base is None:
-            return lockfile.model_copy(update={"journalSeq": entry.seq})
-        history = previous.history if previous else []
-        jobs[entry.name] = base.model_copy(update={"history": history}).with_event(entry.event)
+        return
+    previous = jobs.get(entry.name)
+    base = entry.job or previous
+    if base is None:
+        return
+    history = previous.history if previous else []
+    jobs[entry.name] = base.model_copy(update={"history": history}).with_event(entry.event)
+
+
+def apply_entry(lockfile: Lockfile, entry: JournalEntry) -> Lockfile:
+    """A copy of `lockfile` with one journal entry applied."""
+    jobs = dict(lockfile.jobs)
+    fold(jobs, entry)
     return lockfile.model_copy(update={"jobs": jobs, "journalSeq": entry.seq})
 
 
@@ -71,11 +78,13 @@ class StateFile:
     def read(self) -> Snapshot:
         blob = self.store.get(self.key)
         lockfile = decode(blob.data, self.location) if blob else Lockfile()
-        merged, used = lockfile, []
+        jobs, seq, used = dict(lockfile.jobs), lockfile.journalSeq, []
         for key, entry in self._journal(lockfile):
             if entry is not None:
-                merged = apply_entry(merged, entry)
+                fold(jobs, entry)
+                seq = entry.seq
             used.append(key)  # folded in now, or left over (already folded, another lineage): the next write drops it
+        merged = lockfile.model_copy(update={"jobs": jobs, "journalSeq": seq}) if used else lockfile
         return Snapshot(merged, blob.etag if blob else None, lockfile.serial, tuple(used))
 
     def write(self, lockfile: Lockfile, base: Snapshot) -> Snapshot:
@@ -136,7 +145,9 @@ class Journal:
     written: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.view = self.snapshot.lockfile
+        # the journal's own view, changed in place as entries are recorded (linear in the entries)
+        lockfile = self.snapshot.lockfile
+        self.view = lockfile.model_copy(update={"jobs": dict(lockfile.jobs)})
 
     def record(self, name: str, job: JobState | None, event: HistoryEntry | None = None) -> int:
         """Write one entry (the job's new state and/or an event); returns the bytes written."""
@@ -151,7 +162,7 @@ class Journal:
         except PreconditionFailed:
             raise StateConflict(f"journal entry {entry.seq} of {self.state.location} already exists",
                                 "another run is recording: is the lease held twice?") from None
-        self.view = apply_entry(self.view, entry)
+        self._fold(entry)
         self.written.append(key)
         return len(data)
 
@@ -160,7 +171,11 @@ class Journal:
         observations, which the next run simply makes again if this one dies first."""
         entry = JournalEntry(seq=self.view.journalSeq, lineage=self.view.lineage, name=name,
                              job=job.model_copy(update={"history": []}), event=event)
-        self.view = apply_entry(self.view, entry)
+        self._fold(entry)
+
+    def _fold(self, entry: JournalEntry) -> None:
+        fold(self.view.jobs, entry)
+        self.view.journalSeq = entry.seq
 
     def remove(self, name: str) -> int:
         return self.record(name, None, None)
@@ -170,5 +185,5 @@ class Journal:
         base = Snapshot(self.view, self.snapshot.etag, self.snapshot.stored_serial, (*self.snapshot.journal, *self.written))
         self.snapshot = self.state.write(self.view, base)
         self.written = []
-        self.view = self.snapshot.lockfile
+        self.view = self.snapshot.lockfile.model_copy(update={"jobs": dict(self.snapshot.lockfile.jobs)})
         return self.snapshot
