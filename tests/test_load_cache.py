@@ -168,7 +168,7 @@ def _rewrite(stored: Path, entries: dict) -> None:
 @pytest.mark.parametrize("damage", [
     lambda document: document.__setitem__(2, {**document[2], "metadata": {"name": 5}}),  # a name that is no string
     lambda document: document[2]["spec"]["policy"].__setitem__("maxRestarts", "many"),
-    lambda document: document[3]["input"].__setitem__("resolution", "sixty"),  # the body breaks its model
+    lambda document: document.__setitem__(3, ["not", "a", "body"]),
     lambda document: document.__setitem__(5, ["only-one-digest"]),
     lambda document: document.__setitem__(4, "scripts/not-checked.js"),  # an evalscript the entry did not check
     lambda document: document.clear(),
@@ -197,6 +197,29 @@ def test_an_entry_that_is_not_one_is_read_afresh(cache_dir, tmp_path, text):
     stored.write_text(json.dumps({**document, "entries": {file: text for file in document["entries"]}}))
     result = load([folder])
     assert result.cached == 0 and result.manifests == expected.manifests and result.diagnostics == []
+
+
+def test_an_entry_is_not_validated_again_yet_an_edited_request_only_misleads_a_plan_never_crashes_it(
+        cache_dir, tmp_path):
+    """The entry is bound to the file's bytes by their digest: its request is not validated again
+    (that is the speed-up). One edited to break its model reaches a plan (as the README says a
+    planted entry can), which shows what it can and never a traceback; apply never reads it."""
+    folder = tmp_path / "m"
+    write(folder, "job")
+    load([folder])
+    [stored] = cache_dir.glob("manifests-*.json")
+    entries = _entries(stored)
+    [entry] = entries.values()
+    entry[2][0][3]["input"]["resolution"] = "sixty"
+    entry[2][0][3]["processRequest"]["input"]["bounds"] = {"bbox": "everywhere"}
+    _rewrite(stored, entries)
+    result = load([folder])
+    assert result.cached == 1 and result.manifests[0].body["input"]["resolution"] == "sixty"
+    from reconciler.engine.estimate import Estimator
+
+    estimator = Estimator()
+    assert estimator(result.manifests[0]) is None and estimator.card(result.manifests[0]).tiles is None
+    assert loader.load([folder]).manifests[0].body["input"]["resolution"] == 60  # what apply loads
 
 
 def test_an_edited_valid_entry_never_reaches_what_apply_loads(cache_dir, tmp_path):

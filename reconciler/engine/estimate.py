@@ -63,8 +63,17 @@ def offline_estimate(body: dict[str, Any]) -> float | None:
 
 
 def size(body: dict[str, Any]) -> Sizing:
-    """The tiles, PU and area of a create body, offline; a figure that cannot be had is None."""
-    # geo (numpy, pyproj, shapely) is imported when a create is sized, not by every plan
+    """The tiles, PU and area of a create body, offline; a figure that cannot be had is None.
+    (geo — numpy, pyproj, shapely — is imported when a create is sized, not by every plan.)"""
+    try:
+        return _sized(body)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        # Only a body no model checked gets here: one the load cache kept (its entry is bound to the
+        # file's bytes, not re-validated) and someone edited. The plan shows no figure, not a crash.
+        return Sizing(None, None, None, "the request cannot be sized offline")
+
+
+def _sized(body: dict[str, Any]) -> Sizing:
     from reconciler.geo.cost import estimate_pu
     from reconciler.geo.tiles import GeoError, body_tiles
 

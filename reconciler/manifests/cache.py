@@ -4,8 +4,8 @@ by content, so `validate` and `plan` over 10,000 unchanged manifests do not pars
 An optimisation only, and never trusted (docs/security.md): `apply` and `reconcile` never use it,
 and a saved plan is derived again without it before anything is sent. An entry is used only when
 the file's bytes, the bytes of each evalscript it reads, and this package's code (with the Python,
-pydantic and ruamel.yaml it runs on) are what they were when the entry was written, and only
-after it passes the same pydantic models a freshly read manifest passes; anything else about a
+pydantic and ruamel.yaml it runs on) are what they were when the entry was written (those
+digests prove it unchanged: only its header is validated again, the loader says how); anything else about a
 cache file — damaged, foreign, oversized, not a regular file, a link — makes it an empty cache.
 An edited entry can therefore mislead a `validate` or a `plan`, never what `apply` sends.
 The loader stores only files that loaded cleanly: every document valid, no diagnostic, nothing

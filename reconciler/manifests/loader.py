@@ -33,7 +33,7 @@ from reconciler.manifests.files import (
 )
 from reconciler.manifests.manifest import Manifest, Policy, in_body
 from reconciler.manifests.messages import translate
-from reconciler.manifests.schema import BatchJob, RequestV1
+from reconciler.manifests.schema import BatchJob, RequestV1, StoredHeader
 from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
 from reconciler.redaction import scrub
 
@@ -131,8 +131,11 @@ def _to_stored(index: int, manifest: Manifest) -> list[Any]:
 
 
 def _from_stored(file: str, stored: list, evalscripts: dict) -> list[_Loaded] | None:
-    """The documents the load cache kept for `file`, each through the models a fresh read goes
-    through; None when any is not what a valid entry holds."""
+    """The documents the load cache kept for `file`; None when any is not what a valid entry holds.
+    The entry is bound to the file's bytes (and its evalscripts') by their digests, which prove
+    them unchanged since this code validated them: only the header is checked again, by its
+    model, and the request is taken as it was stored (a planted entry can make a plan show
+    something else, never what apply sends: apply reads the files afresh)."""
     try:
         return [_stored_document(file, document, evalscripts) for document in stored]
     except Exception:  # noqa: BLE001 — an entry is never trusted: whatever is wrong with it, the file is read afresh
@@ -148,8 +151,14 @@ def _stored_document(file: str, stored: list, evalscripts: dict) -> _Loaded:
         if not isinstance(text, str):
             raise ValueError("its evalscript cannot be read")
         body = {**body, "processRequest": {**body["processRequest"], "evalscript": text}}
-    validated = BatchJob.model_validate({**job, "spec": {**job["spec"], "request": body}}, context={"unresolved": set()})
-    manifest = _plain(validated, file, line, body, frozenset(), (digest, spec_hash))
+    if type(body) is not dict or type(body.get("processRequest")) is not dict:
+        raise ValueError("not a create body")
+    header = StoredHeader.model_validate(job)
+    spec, policy = header.spec, header.spec.policy
+    manifest = Manifest(header.metadata.name, spec.api, spec.state, spec.description,
+                        Policy(policy.maxRestarts, policy.maxCostPU, policy.onSpecChange, policy.onRemove),
+                        file, line, body, frozenset(), (digest, spec_hash), dict(header.metadata.labels),
+                        spec.evalscriptFile)
     return _Loaded(file, index, line, manifest.name, manifest)
 
 

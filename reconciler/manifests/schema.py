@@ -138,6 +138,25 @@ Spec = Annotated[
 ]
 
 
+class StoredSpec(ManifestModel):
+    """The spec of a manifest the load cache kept, without its request: the cache entry is bound to
+    the file's bytes by their digest, so the request is not validated again (the header is: it is
+    small, and what the planner branches on)."""
+
+    api: Literal["v1", "v2"]
+    state: State
+    description: str
+    evalscriptFile: str | None
+    policy: Policy
+
+
+class StoredHeader(ManifestModel):
+    apiVersion: Literal["reconciler/v1"]
+    kind: Literal["BatchJob"]
+    metadata: Metadata
+    spec: StoredSpec
+
+
 class BatchJob(ManifestModel):
     """One desired batch job."""
 
