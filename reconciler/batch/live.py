@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from reconciler.batch.models import v1, v2
-from reconciler.redaction import from_service
+from reconciler.redaction import KeyPath, from_service
 
 ApiVersion = Literal["v1", "v2"]
 API_VERSIONS: tuple[ApiVersion, ...] = ("v2", "v1")
@@ -31,7 +31,9 @@ class LiveJob:
     api: ApiVersion
     status: str
     description: str | None
-    request: dict[str, Any]
+    # The create body as the service echoes it; None once a plan's refresh has reduced the job to
+    # its `digest` (engine/reduce.py) and nothing needs the body itself.
+    request: dict[str, Any] | None
     created: datetime | None = None
     last_updated: datetime | None = None  # v2 lastUpdated; v1 has none
     cost_pu: float | None = None  # v2 costPU, v1 valueEstimate: known once analysed
@@ -41,6 +43,15 @@ class LiveJob:
     user_action: str | None = None
     error: str | None = None
     stopped_reason: str | None = None  # v2 stoppedStatusReason
+    digest: str | None = None  # the request digest a plan compares, with the `hidden` paths as digests
+    hidden: frozenset[KeyPath] | None = None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The request: a job read from the service has it; one a plan reduced may not."""
+        if self.request is None:
+            raise ValueError(f"the request of {self.id} was not kept")
+        return self.request
 
 
 # The v1 request fields that together are the create body the service echoes back.

@@ -16,13 +16,14 @@ from typing import Any
 
 from reconciler.batch.live import LiveJob
 from reconciler.batch.statuses import FINISHED, KNOWN, NEVER_STARTED, RUNNING, Status, UserAction
-from reconciler.canonical import canonical, request_digest
+from reconciler.canonical import canonical
 from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
 from reconciler.engine.pairing import Matched, Missing, Pair, Removed, pair
 from reconciler.engine.payload import Overrides, create_body, keyed, sent_digest
-from reconciler.engine.rerun import desired_body, remaining, rerun_overrides, sent_overrides, shown
+from reconciler.engine.reduce import desired, hidden_for, live_digest
+from reconciler.engine.rerun import remaining, rerun_overrides, sent_overrides, shown
 from reconciler.manifests.manifest import Manifest
 from reconciler.redaction import SENSITIVE, KeyPath, digest_of, from_service
 from reconciler.state.model import JobState, Lockfile
@@ -59,15 +60,15 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
         if isinstance(p, Removed):
             actions.append(_removed(p))
             if p.live is not None:
-                seen.append(_seen(p.name, p.live, hidden, _digest(p.live, hidden)))
+                seen.append(_seen(p.name, p.live, hidden, live_digest(p.live, hidden)))
         elif isinstance(p, Missing):
             actions.append(_with_card(_with_sends(_missing(p, _base(p), options, estimate), p.manifest, options.key),
                                       p.manifest, card))
         else:
-            live_digest = _digest(p.live, hidden)  # once per job: for its decision and the fingerprint
+            digest = live_digest(p.live, hidden)  # once per job: for its decision and the fingerprint
             actions += [_with_card(_with_sends(a, p.manifest, options.key), p.manifest, card)
-                        for a in _matched(p, hidden, live_digest, options, estimate)]
-            seen.append(_seen(p.name, p.live, hidden, live_digest))
+                        for a in _matched(p, hidden, digest, options, estimate)]
+            seen.append(_seen(p.name, p.live, hidden, digest))
     warnings = [f"{p.name}: more than one live request carries its marker ({', '.join(d.id for d in p.duplicates)}); "
                 f"using {p.live.id}" for p in pairs if not isinstance(p, Missing) and p.duplicates and p.live]
     unmanaged = [Unmanaged(j.id, j.api, j.status, from_service(j.description) or "") for j in pairing.unmanaged]
@@ -93,22 +94,10 @@ def in_scope(record: JobState | None, scope: tuple[str, ...] | None) -> bool:
 
 
 def masked(p: Pair) -> frozenset[KeyPath]:
-    """The paths of what is sent (body paths, and ("description",)) hidden for this job: the
-    manifest's sensitive ones, and those the lockfile recorded for its live request (a path once
-    sensitive stays masked until the live value changes)."""
-    live = None if isinstance(p, Missing) else p.live
-    recorded = p.record.masked if p.record is not None and live is not None and p.record.id == live.id else frozenset()
-    return (frozenset() if isinstance(p, Removed) else p.manifest.sent_sensitive) | recorded
-
-
-def _body_paths(hidden: frozenset[KeyPath]) -> frozenset[KeyPath]:
-    return frozenset(path for path in hidden if path != ("description",))
-
-
-def _digest(job: LiveJob, hidden: frozenset[KeyPath]) -> str:
-    """The request digest of a live job's body, its hidden values as digests: made once per job
-    and plan, for its decision and the fingerprint alike."""
-    return request_digest(job.api, canonical(job.request, _body_paths(hidden)))
+    """The paths of what is sent hidden for this job (engine.reduce.hidden_for)."""
+    if isinstance(p, Missing):
+        return p.manifest.sent_sensitive
+    return hidden_for(None if isinstance(p, Removed) else p.manifest, p.record, p.live.id) if p.live else frozenset()
 
 
 def _base(p: Missing | Matched) -> Action:
@@ -117,21 +106,15 @@ def _base(p: Missing | Matched) -> Action:
                   desired_state=m.state, spec_hash=m.desired[1])
 
 
-def _matched(p: Matched, hidden: frozenset[KeyPath], live_digest: str, options: PlanOptions,
+def _matched(p: Matched, hidden: frozenset[KeyPath], digest: str, options: PlanOptions,
              estimate: Estimate) -> list[Action]:
     m, base = p.manifest, _base(p)
-    body_sensitive = _body_paths(hidden)
-    desired_digest = m.desired[0]
-    # the reconciler's own settings of the live request (a re-run's) are not a change of the manifest
-    recorded = p.record.rerunOf if p.record is not None and p.record.id == p.live.id else None
-    body = desired_body(m.body, recorded)
-    if body_sensitive != m.body_sensitive or recorded:  # masked for the live request's sake: both sides alike
-        desired_digest = request_digest(m.api, canonical(body, body_sensitive))
+    want = desired(m, p.record, p.live.id, hidden)
     out = []
     if p.found_by_marker:
         out.append(replace(base, kind=Kind.ADOPT, steps=(Step.ADOPT,), reasons=("found by its ownership marker",)))
-    diff = () if live_digest == desired_digest else changes(canonical(body, body_sensitive),
-                                                            canonical(p.live.request, body_sensitive))
+    diff = () if digest == want.digest else changes(canonical(want.body, want.sensitive),
+                                                         canonical(p.live.body, want.sensitive))
     if diff or p.live.api != m.api:
         return out + [_spec_changed(p, base, diff, options, estimate)]
     wanted = with_marker(m.description, p.name)

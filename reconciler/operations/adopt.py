@@ -74,7 +74,7 @@ def import_job(client: BatchClient, state: StateFile, name: str, request_id: str
         marked = _mark(client, live, name)
         journal = state.journal(state.compact(snapshot))
         body_masked = frozenset(path for path in masked if path != ("description",))
-        job = JobState(id=live.id, api=live.api, specHash=spec_hash(live.api, live.request, body_masked),
+        job = JobState(id=live.id, api=live.api, specHash=spec_hash(live.api, live.body, body_masked),
                        status=live.status, observedAt=datetime.now(UTC),
                        sensitivePaths=JobState.paths(masked), file=source_of(file) if file else None)
         journal.record(name, job, HistoryEntry(at=datetime.now(UTC), who=whoami(), action="import",
@@ -118,7 +118,7 @@ def manifest_for(name: str, live: LiveJob, recorded: frozenset[tuple] = frozense
     from ruamel.yaml import YAML
     from ruamel.yaml.scalarstring import LiteralScalarString
 
-    request = {k: v for k, v in copy.deepcopy(live.request).items() if k != "description"}
+    request = {k: v for k, v in copy.deepcopy(live.body).items() if k != "description"}
     variables = _Variables(name)
     found: list[tuple[str, tuple]] = _externalise_secrets(request, variables, recorded, [])
     description: str = without_marker(live.description)
@@ -235,6 +235,6 @@ def _hash(manifest: Manifest | None, job: LiveJob) -> str:
     """The manifest's spec hash when the live request matches it; the live request's otherwise."""
     if manifest is not None and manifest.api == job.api:
         sensitive = manifest.body_sensitive
-        if canonical(manifest.body, sensitive) == canonical(job.request, sensitive):
+        if canonical(manifest.body, sensitive) == canonical(job.body, sensitive):
             return spec_hash(job.api, manifest.body, sensitive)
-    return spec_hash(job.api, job.request)
+    return spec_hash(job.api, job.body)

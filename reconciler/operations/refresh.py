@@ -1,5 +1,6 @@
-"""Refresh, first half (I/O): list every live job of the API versions in play — one paged
-listing per version, never a GET per job — and read the lockfile (merged with its journal).
+"""Refresh (I/O): list every live job of the API versions in play — one paged listing per
+version, never a GET per job, each job reduced as it arrives (engine.reduce) — and read the
+lockfile (merged with its journal).
 A managed v1 job that ended PARTIAL also gets its FAILED tiles counted (one listing each, and such
 jobs are few): a restart re-processes only those, and the plan prices it by their share."""
 
@@ -14,6 +15,7 @@ from reconciler.batch.live import ApiVersion, LiveJob
 from reconciler.batch.models.v1 import TileStatus
 from reconciler.batch.statuses import Status
 from reconciler.engine.identity import owner
+from reconciler.engine.reduce import Reducer
 from reconciler.manifests.manifest import Manifest
 from reconciler.state.statefile import Snapshot, StateFile
 
@@ -34,11 +36,14 @@ def versions_in_play(manifests: Iterable[Manifest], snapshot: Snapshot, every: b
 
 
 def refresh(client: BatchClient, state: StateFile, manifests: list[Manifest], every: bool = False) -> Refreshed:
+    """The lockfile, and every live job of the versions in play, each reduced as its page arrives
+    to what the plan needs of it (engine.reduce): a listing is never alive in full."""
     snapshot = state.read()
     apis = versions_in_play(manifests, snapshot, every)
+    reduce = Reducer(manifests, snapshot.lockfile.jobs)
     live: list[LiveJob] = []
     for api in apis:
-        live += JobsApi(client, api).list_jobs()
+        live += map(reduce, JobsApi(client, api).list_jobs())
     recorded = {r.id for r in snapshot.lockfile.jobs.values()}
     names = {m.name for m in manifests}
     live = [_with_failed_tiles(client, job) if job.api == "v1" and job.status == Status.PARTIAL

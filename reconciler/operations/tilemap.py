@@ -37,14 +37,14 @@ def tile_map(api: JobsApi, job: LiveJob, s3: Any = None) -> dict[str, Any]:
 
     from reconciler.geo.tiles import aoi_lonlat, body_tiles
 
-    source = job.request.get("input") or {}
+    source = job.body.get("input") or {}
     if job.api == "v1":
         tiles, origin, note = _v1_tiles(api, job)
     elif source.get("type") == "geopackage":
         tiles, origin, note = _geopackage_tiles(source, s3), "geopackage", NOT_IN_V2
     else:
-        tiles, origin, note = [_tile_feature(t) for t in body_tiles(job.request) or []], "grid", NOT_IN_V2
-    area = _feature(mapping(aoi_lonlat(job.request["processRequest"]["input"]["bounds"])), {"kind": "aoi"})
+        tiles, origin, note = [_tile_feature(t) for t in body_tiles(job.body) or []], "grid", NOT_IN_V2
+    area = _feature(mapping(aoi_lonlat(job.body["processRequest"]["input"]["bounds"])), {"kind": "aoi"})
     properties = {"requestId": job.id, "api": job.api, "status": job.status, "completion": job.completion,
                   "error": job.error, "tiles": origin, "tileStatus": note}
     return {"type": "FeatureCollection", "properties": properties, "features": [*tiles, area]}
@@ -54,7 +54,7 @@ def _v1_tiles(api: JobsApi, job: LiveJob) -> tuple[list[dict], str, str]:
     from reconciler.geo.tiles import GeoError, body_tiles
 
     try:
-        grid = body_tiles(job.request) or []
+        grid = body_tiles(job.body) or []
     except GeoError:
         grid = []  # a grid this version does not know: the tiles keep their statuses, without names
     listed = list(api.tiles(job.id))
