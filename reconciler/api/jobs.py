@@ -20,6 +20,7 @@ from reconciler.batch.live import (
     API_VERSIONS,
     ApiVersion,
     LiveJob,
+    Reduce,
     TolerantBatchRequest,
     TolerantTask,
     TolerantTile,
@@ -53,13 +54,15 @@ class JobsApi:
         self.api: ApiVersion = api
         self._client = client
 
-    def list_jobs(self, *, search: str | None = None) -> Iterator[LiveJob]:
-        """Every live job of this version, lazily, page by page; unknown statuses are kept."""
+    def list_jobs(self, *, search: str | None = None, reduce: Reduce | None = None) -> Iterator[LiveJob]:
+        """Every live job of this version, lazily, page by page; unknown statuses are kept. With
+        `reduce`, each is made as a plan keeps it (engine.reduce) as its page arrives."""
         if self.api == "v2":
             shared: dict[str, str] = {}
             tasks = self._client.v2.iter_tasks(search=search, model=TolerantTask)
-            return (live_job_from_v2(task, shared) for task in tasks)
-        return map(live_job_from_v1, self._client.v1.iter_requests(search=search, model=TolerantBatchRequest))
+            return (live_job_from_v2(task, shared, reduce) for task in tasks)
+        requests = self._client.v1.iter_requests(search=search, model=TolerantBatchRequest)
+        return (live_job_from_v1(request, reduce) for request in requests)
 
     def get(self, job_id: str) -> LiveJob:
         if self.api == "v2":

@@ -9,6 +9,7 @@ the planner to decide what it means (acting on a status it does not know would b
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -91,28 +92,37 @@ class TolerantTile(v1.Tile):
     status: _TileStatus  # type: ignore[assignment]
 
 
-def live_job_from_v2(task: v2.Task, shared: dict[str, str] | None = None) -> LiveJob:
+# What a plan keeps of a live job's request (engine.reduce): given its id, version, description and
+# request, the request itself or None, its digest, and the paths hidden in that digest.
+Reduced = tuple[dict[str, Any] | None, str | None, frozenset[KeyPath] | None]
+Reduce = Callable[[str, ApiVersion, str | None, dict[str, Any]], Reduced]
+
+
+def live_job_from_v2(task: v2.Task, shared: dict[str, str] | None = None, reduce: Reduce | None = None) -> LiveJob:
     """The LiveJob of a v2 task (strict or tolerant); `shared` lets a listing's jobs share equal
-    evalscript texts (10,000 jobs usually run a handful, and each answer brings its own copy)."""
+    evalscript texts (10,000 jobs usually run a handful, and each answer brings its own copy);
+    `reduce` keeps of its request only what a plan needs (engine.reduce)."""
+    request = _share_evalscript(task.request, shared) if shared is not None else task.request
+    kept, digest, hidden = reduce(task.id, "v2", task.description, request) if reduce else (request, None, None)
     return LiveJob(
-        id=task.id, api="v2", status=str(task.status), description=task.description,
-        request=_share_evalscript(task.request, shared) if shared is not None else task.request,
+        id=task.id, api="v2", status=str(task.status), description=task.description, request=kept,
         created=task.created, last_updated=task.lastUpdated, cost_pu=task.costPU,
         completion=task.completionPercentage, user_action=_text(task.userAction), error=from_service(task.error),
-        stopped_reason=_text(task.stoppedStatusReason),
+        stopped_reason=_text(task.stoppedStatusReason), digest=digest, hidden=hidden,
     )
 
 
-def live_job_from_v1(request: v1.BatchRequest) -> LiveJob:
+def live_job_from_v1(request: v1.BatchRequest, reduce: Reduce | None = None) -> LiveJob:
     """The LiveJob of a v1 batch request (strict or tolerant). Only the body fields the service
     sent with a value are kept, so the echo compares with the body that was submitted."""
     sent = request.model_fields_set
     body = {name: copy.deepcopy(getattr(request, name)) for name in V1_BODY_FIELDS
             if name in sent and getattr(request, name) is not None}
+    kept, digest, hidden = reduce(request.id, "v1", request.description, body) if reduce else (body, None, None)
     return LiveJob(
         id=request.id, api="v1", status=str(request.status), description=request.description,
-        request=body, created=request.created, cost_pu=request.valueEstimate, tile_count=request.tileCount,
-        user_action=_text(request.userAction), error=from_service(request.error),
+        request=kept, created=request.created, cost_pu=request.valueEstimate, tile_count=request.tileCount,
+        user_action=_text(request.userAction), error=from_service(request.error), digest=digest, hidden=hidden,
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from reconciler.batch.live import LiveJob
+from reconciler.batch.live import ApiVersion, LiveJob, Reduced
 from reconciler.canonical import canonical, request_digest
 from reconciler.engine.identity import owner
 from reconciler.engine.rerun import desired_body
@@ -60,7 +60,7 @@ def live_digest(job: LiveJob, hidden: frozenset[KeyPath]) -> str:
     """The request digest of a live job, its hidden values as digests."""
     if job.digest is not None and job.hidden == hidden:
         return job.digest
-    return request_digest(job.api, canonical(job.body, body_paths(hidden)))
+    return _digest(job.api, job.body, hidden)
 
 
 class Reducer:
@@ -72,20 +72,31 @@ class Reducer:
         self._by_id = {record.id: name for name, record in records.items() if record.id}
 
     def __call__(self, job: LiveJob) -> LiveJob:
-        name = self._by_id.get(job.id) or owner(job.description)
+        """`job` as a plan keeps it."""
+        request, digest, hidden = self.fields(job.id, job.api, job.description, job.body)
+        return replace(job, request=request, digest=digest, hidden=hidden)
+
+    def fields(self, job_id: str, api: ApiVersion, description: str | None, request: dict[str, Any]) -> Reduced:
+        """What a plan keeps of the live job `job_id`: its request or None, its digest (None when
+        nothing pairs with it) and the paths hidden in that digest (batch.live makes the job with them)."""
+        name = self._by_id.get(job_id) or owner(description)
         record = self._records.get(name) if name is not None else None
         manifest = self._manifests.get(name) if name is not None else None
         if manifest is None and record is None:
-            return replace(job, request=None)  # unmanaged, or marked for a name nobody has: only listed
-        hidden = hidden_for(manifest, record, job.id)
+            return None, None, None  # unmanaged, or marked for a name nobody has: only listed
+        hidden = hidden_for(manifest, record, job_id)
         if manifest is None:  # its manifest is gone: the fingerprint needs its digest, nothing its body
-            return replace(job, request=None, digest=live_digest(job, hidden), hidden=hidden)
-        want = desired(manifest, record, job.id, hidden)
-        if job.api == manifest.api and want.body is manifest.body and _echoes(job.request, want.body):
+            return None, _digest(api, request, hidden), hidden
+        want = desired(manifest, record, job_id, hidden)
+        if api == manifest.api and want.body is manifest.body and _echoes(request, want.body):
             digest = want.digest  # equal requests, equal canonical forms: nothing to hash
         else:
-            digest = live_digest(job, hidden)
-        return replace(job, request=None if digest == want.digest else job.request, digest=digest, hidden=hidden)
+            digest = _digest(api, request, hidden)
+        return (None if digest == want.digest else request), digest, hidden
+
+
+def _digest(api: ApiVersion, request: dict[str, Any], hidden: frozenset[KeyPath]) -> str:
+    return request_digest(api, canonical(request, body_paths(hidden)))
 
 
 def _echoes(request: dict[str, Any] | None, body: dict[str, Any]) -> bool:

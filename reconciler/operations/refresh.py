@@ -43,7 +43,7 @@ def refresh(client: BatchClient, state: StateFile, manifests: list[Manifest], ev
     reduce = Reducer(manifests, snapshot.lockfile.jobs)
     live: list[LiveJob] = []
     for api in apis:
-        live += map(reduce, JobsApi(client, api).list_jobs())
+        live += JobsApi(client, api).list_jobs(reduce=reduce.fields)
     recorded = {r.id for r in snapshot.lockfile.jobs.values()}
     names = {m.name for m in manifests}
     live = [_with_failed_tiles(client, job) if job.api == "v1" and job.status == Status.PARTIAL
