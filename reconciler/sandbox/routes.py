@@ -14,8 +14,8 @@ from pydantic import BaseModel, ValidationError
 from reconciler.batch.checks import check_v1, check_v2
 from reconciler.batch.models import v1, v2
 from reconciler.sandbox import jobs
-from reconciler.sandbox.app import Context, error, grid_by_id, grids_page, json_body, page, sorted_jobs
 from reconciler.sandbox.bodies import create_body, edited_request
+from reconciler.sandbox.context import Context, error, grid_by_id, grids_page, json_body, page, sorted_jobs
 from reconciler.sandbox.delivery import buckets_of
 
 TILE_STATUSES = ("PENDING", "SCHEDULED", "QUEUED", "PROCESSING", "PROCESSED", "FAILED")
