@@ -421,7 +421,7 @@ def v1_session(conformance, sandbox, slow_sandbox, tmp_path_factory) -> Ledger:
     unauthorised(ledger, sandbox, "v1", {"requestId": request_id, "tileId": 0, "id": 0})
     v1_conflict(ledger, slow_sandbox.http())
     failing = SandboxProcess(tmp_path_factory.mktemp("failing"), "--speed", "10", "--tile-failure-rate", "0.3",
-                             "--seed", "1")
+                             "--random-seed", "1")
     try:
         v1_partial(ledger, failing.http())
     finally:

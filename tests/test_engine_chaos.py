@@ -86,7 +86,7 @@ def apply_seconds(sandbox_env: dict, folder) -> float:
 
 def test_faults_still_converge_without_duplicates(tmp_path):
     hostile = SandboxProcess(tmp_path / "sandbox", "--speed", "20", "--error-rate", "0.2", "--lost-response-rate", "0.1",
-                             "--rate-limit", "20", "--seed", "5")
+                             "--rate-limit", "20", "--random-seed", "5")
     try:
         names = write_manifests(tmp_path / "manifests", "faults")
         state_url = "s3://reconciler-state/chaos/faults.json"

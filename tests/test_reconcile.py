@@ -60,7 +60,7 @@ def test_a_normal_run_does_only_what_needs_no_review(sandbox, tmp_path, monkeypa
 
 
 def test_self_heal_restarts_partial_within_budget_and_never_recreates_a_stale_finished_job(tmp_path, monkeypatch, run_cli):
-    flaky = SandboxProcess(tmp_path / "sandbox", "--speed", "20", "--tile-failure-rate", "0.5", "--seed", "3",
+    flaky = SandboxProcess(tmp_path / "sandbox", "--speed", "20", "--tile-failure-rate", "0.5", "--random-seed", "3",
                            "--stale-after", "3s")
     try:
         use(flaky, monkeypatch, tmp_path, "heal")

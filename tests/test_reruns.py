@@ -18,7 +18,7 @@ def failing(request, own_sandbox):
     At 3 % the first re-run fails too, so re-runs of re-runs are exercised."""
     threshold, least_reruns = request.param
     sandbox = own_sandbox("--speed", "20", "--tile-failure-rate", "0.3", "--v2-failure-threshold", threshold,
-                          "--seed", "11")
+                          "--random-seed", "11")
     sandbox.least_reruns = least_reruns
     return sandbox
 

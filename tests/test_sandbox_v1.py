@@ -69,7 +69,7 @@ def test_lifecycle_with_tiles_listed(sandbox):
 
 
 def test_partial_then_restartpartial_until_done(tmp_path):
-    flaky = SandboxProcess(tmp_path, "--speed", "10", "--tile-failure-rate", "0.3", "--seed", "7")
+    flaky = SandboxProcess(tmp_path, "--speed", "10", "--tile-failure-rate", "0.3", "--random-seed", "7")
     try:
         http = flaky.http()
         request = create(http, v1_body())

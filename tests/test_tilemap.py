@@ -22,7 +22,7 @@ def _tiles(collection: dict) -> list[dict]:
 
 
 def test_v1_tiles_keep_their_statuses_and_v2_tiles_claim_none(tmp_path, monkeypatch, run_cli):
-    flaky = SandboxProcess(tmp_path / "sandbox", "--speed", "20", "--tile-failure-rate", "0.3", "--seed", "4")
+    flaky = SandboxProcess(tmp_path / "sandbox", "--speed", "20", "--tile-failure-rate", "0.3", "--random-seed", "4")
     try:
         for key, value in flaky.env.items():
             monkeypatch.setenv(key, value)

@@ -33,7 +33,8 @@ def sandbox() -> None:
 @click.option("--tile-seconds", type=click.FloatRange(min=0), default=0.05, show_default=True,
               help="Processing time of one tile.")
 @click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True, help="Tiles processed at once.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random fault.")
+@click.option("--random-seed", "seed", type=int, default=0, show_default=True,
+              help="Seed of every random fault, and of job ids: a seeded run repeats exactly.")
 @click.option("--tile-failure-rate", type=RATE, default=0.0, show_default=True,
               help="Fault: share of tile runs that fail (v1 → PARTIAL, or FAILED when all fail).")
 @click.option("--v2-failure-threshold", type=RATE, default=0.0, show_default=True,
@@ -54,9 +55,14 @@ def sandbox() -> None:
 @click.option("--s3-ignore-conditions", is_flag=True,
               help="Fault: S3 accepts If-Match/If-None-Match writes without checking them, like some "
                    "S3-compatible stores (the reconciler refuses to take a lease on it).")
+@click.option("--seed", "seed_jobs", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Start with N ready v2 jobs (CREATED), each marked for a manifest seed-NNNNNN written to "
+                   "--seed-dir: an account of any size without N requests.")
+@click.option("--seed-dir", type=click.Path(file_okay=False, path_type=str), default="seeded-manifests",
+              show_default=True, help="Where --seed writes the manifests of its jobs (named on start).")
 def sandbox_serve(env_file: str | None, data_dir: str | None, client_id: str | None, client_secret: str | None,
                   host: str, port: int, s3_port: int, token_ttl: int, s3_write_latency: float,
-                  s3_ignore_conditions: bool, manual_clock: bool, **knobs) -> int:
+                  s3_ignore_conditions: bool, manual_clock: bool, seed_jobs: int, seed_dir: str, **knobs) -> int:
     """Serve the sandbox until Ctrl-C or SIGTERM.
 
     Jobs live in memory unless --data-dir is given; S3 objects always live in memory.
@@ -81,6 +87,6 @@ def sandbox_serve(env_file: str | None, data_dir: str | None, client_id: str | N
     options = SandboxOptions(host=host, port=port, s3_port=s3_port, client_id=client_id, client_secret=client_secret,
                              token_ttl=token_ttl, timing=timing, faults=Faults(**knobs), s3_write_latency=s3_write_latency,
                              s3_ignore_conditions=s3_ignore_conditions, data_dir=Path(data_dir) if data_dir else None,
-                             manual_clock=manual_clock)
+                             manual_clock=manual_clock, seed_jobs=seed_jobs, seed_dir=Path(seed_dir) if seed_jobs else None)
     serve(options, Path(env_file) if env_file else None, lambda s: show_sandbox(s, env_file))
     return 0

@@ -14,6 +14,9 @@ def show_sandbox(sandbox, env_file: str | None) -> None:
     if sandbox.options.manual_clock:
         out(f"Manual clock: time moves only by POST {sandbox.base_url}/sandbox/clock "
             '{"advance": SECONDS}')
+    if sandbox.options.seed_jobs:
+        out(f"{sandbox.options.seed_jobs:,} ready jobs; their manifests are in {sandbox.options.seed_dir} "
+            f"(`reconciler state rebuild {sandbox.options.seed_dir}` records them, then plan finds nothing to do)")
     if sandbox.options.data_dir:
         out(f"Jobs are kept in {sandbox.options.data_dir}; S3 objects live in memory only")
     out("Stop with Ctrl-C.")

@@ -25,6 +25,7 @@ from reconciler.sandbox.clock import ManualClock, advance
 from reconciler.sandbox.delivery import buckets_of
 from reconciler.sandbox.faults import Faults
 from reconciler.sandbox.s3 import S3Server
+from reconciler.sandbox.seed import seed
 from reconciler.sandbox.store import SandboxState
 from reconciler.sandbox.worker import Timing, Worker
 
@@ -51,6 +52,8 @@ class SandboxOptions:
     s3_ignore_conditions: bool = False  # S3 accepts If-Match/If-None-Match writes without checking them
     data_dir: Path | None = None
     manual_clock: bool = False  # sandbox time moves only through POST /sandbox/clock
+    seed_jobs: int = 0  # ready jobs made at start, their manifests written to `seed_dir` (sandbox.seed)
+    seed_dir: Path | None = None
 
 
 class Sandbox:
@@ -87,10 +90,13 @@ class Sandbox:
         self.s3 = boto3.client("s3", endpoint_url=self.s3_url, region_name=REGION,
                                aws_access_key_id="sandbox", aws_secret_access_key="sandbox-secret")
         self.ensure_bucket(STATE_BUCKET)
+        o = self.options
+        if o.seed_jobs:
+            assert o.seed_dir is not None, "seeded jobs need a folder for their manifests"
+            seed(self.state, o.seed_jobs, o.seed_dir, time.time(), o.faults.seed)
         kept = {bucket for job in self.state.jobs() for bucket in buckets_of(job.request)}
         for bucket in sorted(kept):  # S3 lives in memory: give kept jobs their buckets back
             self.ensure_bucket(bucket)
-        o = self.options
         issuer = TokenIssuer(self.client_id, self.client_secret, issuer="reconciler-sandbox", ttl=o.token_ttl)
         app = create_app(self._clocked(Context(self.state, o.faults, lambda: o.timing.analysis, self.ensure_bucket)),
                          issuer)

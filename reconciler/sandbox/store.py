@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from reconciler.sandbox.jobs import Job
@@ -23,6 +24,7 @@ class SandboxState:
     def __init__(self, data_dir: Path | None = None) -> None:
         self.lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
+        self._listed: dict[str, list[Job]] = {"v1": [], "v2": []}  # each version's jobs in creation order
         self._active: dict[str, Job] = {}
         self._sequence = 0
         self.stats: Counter[str] = Counter()
@@ -37,6 +39,7 @@ class SandboxState:
                 self._jobs[job.id] = job
             self._jobs = dict(sorted(self._jobs.items(), key=lambda item: item[1].sequence))
             for job in self._jobs.values():
+                self._listed[job.api].append(job)
                 self._index(job)
             self._sequence = max((j.sequence for j in self._jobs.values()), default=0)
 
@@ -45,7 +48,9 @@ class SandboxState:
         return self._sequence
 
     def add(self, job: Job) -> None:
+        """A new job: its sequence is the highest yet, so it lists last."""
         self._jobs[job.id] = job
+        self._listed[job.api].append(job)
         self.save(job)
 
     def save(self, job: Job) -> None:
@@ -59,13 +64,17 @@ class SandboxState:
         return self._jobs.get(job_id)
 
     def remove(self, job_id: str) -> None:
-        self._jobs.pop(job_id, None)
+        job = self._jobs.pop(job_id, None)
+        if job is not None:
+            self._listed[job.api].remove(job)  # a walk of one list: stale deletions are few
         self._active.pop(job_id, None)
         if self._db is not None:
             self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
-    def jobs(self, api: str | None = None) -> list[Job]:
-        return [j for j in self._jobs.values() if api is None or j.api == api]
+    def jobs(self, api: str | None = None) -> Sequence[Job]:
+        """Jobs in creation order; of one version, the kept list itself (no copy: a page of a
+        listing costs the same at 100,000 jobs as at 1,000), to read under `lock` and not change."""
+        return self._listed[api] if api is not None else list(self._jobs.values())
 
     def active(self) -> list[Job]:
         """Jobs analysing or processing, in creation order."""
