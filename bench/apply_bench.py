@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,8 +44,8 @@ def write_manifests(folder: Path, count: int) -> list[str]:
     source = (ROOT / "manifests" / "corsica-max-ndvi.yaml").read_text()
     source = source.replace("bbox: [8.44, 41.31, 9.66, 43.1]", SMALL_BBOX).replace("  policy:\n    maxCostPU: 5000\n", "")
     assert "state: started" in source and "maxCostPU" not in source
-    source = source.replace("evalscriptFile: evalscripts/", f"evalscriptFile: {ROOT}/manifests/evalscripts/")
     folder.mkdir(parents=True)
+    shutil.copytree(ROOT / "manifests" / "evalscripts", folder / "evalscripts")  # read only from inside the repository
     names = [f"throughput-{i:04d}" for i in range(count)]
     for name in names:
         (folder / f"{name}.yaml").write_text(source.replace("name: corsica-max-ndvi", f"name: {name}"))
@@ -98,6 +99,8 @@ def main() -> None:
         f"| duplicates | {duplicates} | 0 |",
     ]
     append(f"Apply throughput, {count:,} creates+starts at {limit:g} req/s", rows)
+    if run.returncode != 0 or unstarted or duplicates:
+        raise SystemExit(1)  # a benchmark that did not do its work fails, so a smoke run notices
 
 if __name__ == "__main__":
     main()

@@ -1,14 +1,14 @@
 """`make chaos`: break it on purpose and count what went wrong (all counts must be 0).
 
-1. rounds of 8 concurrent applies on one lockfile (each round changes a description, so there is
+1. rounds of 8 (--concurrency) concurrent applies on one lockfile (each round changes a description, so there is
    something to do): duplicates, lost jobs, stuck leases, tracebacks;
 2. SIGKILL of an apply at a random (seeded) moment, then a recovering apply: duplicates, lost jobs;
 3. an apply against 20 % injected 5xx (half of them after the write took effect), a rate limit and
    latency, repeated until converged: duplicates, lost jobs, tracebacks;
 4. hypothesis fuzzing of mutated example manifests through the loader: escaped exceptions.
 
-Run: `make chaos` (or `.venv/bin/python bench/chaos.py [ROUNDS] [KILLS] [EXAMPLES]`); the figures are
-appended to bench/RESULTS.md.
+Run: `make chaos` (or `.venv/bin/python bench/chaos.py [ROUNDS] [KILLS] [EXAMPLES] [--concurrency N]`); the
+figures are appended to bench/RESULTS.md, and it exits 1 when a count that must be 0 is not.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from record import append  # noqa: E402
 
 from tests.conftest import SandboxProcess  # noqa: E402
 from tests.test_engine_chaos import apply_seconds, marked, write_manifests  # noqa: E402
+
+# The counts that must be 0 (the others say how much was tried).
+FAILURES = {"duplicates", "lost", "stuck leases", "tracebacks", "failed recoveries", "escaped exceptions"}
 
 
 def reconciler(env, cwd, *args) -> subprocess.Popen:
@@ -54,8 +57,8 @@ def problems(env, names: list[str], state_url: str) -> tuple[int, int]:
     return duplicates, lost
 
 
-def concurrent_applies(rounds: int, work: Path) -> dict:
-    sandbox = SandboxProcess(work / "sandbox-a", "--speed", "20")
+def concurrent_applies(rounds: int, work: Path, concurrency: int, speed: str) -> dict:
+    sandbox = SandboxProcess(work / "sandbox-a", "--speed", speed)
     counts = {"rounds": rounds, "applies": 0, "duplicates": 0, "lost": 0, "stuck leases": 0, "tracebacks": 0,
               "failed applies": 0}
     reasons: dict[str, int] = {}
@@ -68,7 +71,8 @@ def concurrent_applies(rounds: int, work: Path) -> dict:
         for round_ in range(rounds):
             text = target.read_text()
             target.write_text(text.replace(text.split("description: ", 1)[1].split("\n", 1)[0], f"round {round_}"))
-            runs = [reconciler(env, folder, "apply", "--auto-approve", "--lock-timeout", "120s") for _ in range(8)]
+            runs = [reconciler(env, folder, "apply", "--auto-approve", "--lock-timeout", "120s")
+                    for _ in range(concurrency)]
             for run in runs:
                 out, err = run.communicate(timeout=600)
                 counts["applies"] += 1
@@ -89,8 +93,8 @@ def concurrent_applies(rounds: int, work: Path) -> dict:
     return counts
 
 
-def kills(trials: int, work: Path, seed: int = 20261122) -> dict:
-    sandbox = SandboxProcess(work / "sandbox-b", "--speed", "20")
+def kills(trials: int, work: Path, speed: str, seed: int = 20261122) -> dict:
+    sandbox = SandboxProcess(work / "sandbox-b", "--speed", speed)
     rng = random.Random(seed)
     counts = {"trials": trials, "killed mid-run": 0, "duplicates": 0, "lost": 0, "failed recoveries": 0}
     try:
@@ -118,9 +122,9 @@ def kills(trials: int, work: Path, seed: int = 20261122) -> dict:
     return counts
 
 
-def faults(work: Path) -> dict:
-    sandbox = SandboxProcess(work / "sandbox-c", "--speed", "20", "--error-rate", "0.1", "--lost-response-rate", "0.1",
-                             "--rate-limit", "20", "--latency", "20ms", "--seed", "8")
+def faults(work: Path, speed: str) -> dict:
+    sandbox = SandboxProcess(work / "sandbox-c", "--speed", speed, "--error-rate", "0.1", "--lost-response-rate", "0.1",
+                             "--rate-limit", "20", "--latency", "20ms", "--random-seed", "8")
     counts = {"applies until converged": 0, "duplicates": 0, "lost": 0, "tracebacks": 0}
     try:
         folder = work / "faults"
@@ -168,21 +172,29 @@ def fuzz(examples: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="break it on purpose and count what went wrong (all counts must be 0)")
-    parser.add_argument("rounds", nargs="?", type=int, default=100, help="rounds of 8 concurrent applies (default 100)")
+    parser.add_argument("rounds", nargs="?", type=int, default=100, help="rounds of concurrent applies (default 100)")
     parser.add_argument("trials", nargs="?", type=int, default=100, help="SIGKILL trials (default 100)")
     parser.add_argument("examples", nargs="?", type=int, default=10_000, help="fuzzing examples (default 10000)")
+    parser.add_argument("--concurrency", type=int, default=8, help="applies at once in each round (default 8)")
+    parser.add_argument("--speed", type=float, default=20, help="how many times faster than real time the sandboxes' jobs run (default 20)")
     args = parser.parse_args()
+    speed = str(args.speed)
     rounds, trials, examples = args.rounds, args.trials, args.examples
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         results = {
-            f"{rounds} rounds of 8 concurrent applies": concurrent_applies(rounds, work),
-            f"{trials} SIGKILL trials": kills(trials, work),
-            "20 % faults (10 % 5xx, 10 % lost answers), 20 req/s, 20 ms latency": faults(work),
+            f"{rounds} rounds of {args.concurrency} concurrent applies": concurrent_applies(rounds, work,
+                                                                                         args.concurrency, speed),
+            f"{trials} SIGKILL trials": kills(trials, work, speed),
+            "20 % faults (10 % 5xx, 10 % lost answers), 20 req/s, 20 ms latency": faults(work, speed),
             f"fuzzing, {examples} examples": fuzz(examples),
         }
     lines = [f"| {name} | " + ", ".join(f"{k}: {v}" for k, v in counts.items()) + " |" for name, counts in results.items()]
     append("Chaos", lines, ("run", "counts"))
+    wrong = {f"{name}: {key}": value for name, counts in results.items() for key, value in counts.items()
+             if key in FAILURES and value}
+    if wrong:
+        sys.exit("chaos: " + ", ".join(f"{key} {value}" for key, value in wrong.items()))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 saves), stage by stage, each stage timed in a fresh process (CPU time, the cycle collector at the
 console script's threshold) so that no cache of an earlier stage helps a later one.
 
-The manifests are plan_bench's (the GeoPackage example under N names). Stages: libyaml alone
+The manifests are plan_bench's (`sandbox serve --seed N`'s, reconciler.sandbox.seed). Stages: libyaml alone
 (ruamel.yaml.clib's raw_parse, no Python objects); libyaml's events as Python objects, which
 `read_documents` reads; `read_documents` (those events into plain data); pydantic's validation of
 the parsed documents alone; the canonical digests of the loaded bodies alone (`canonical.desired`);
@@ -97,13 +97,15 @@ def main() -> None:
     if args.stage:
         print(stage(args.stage, args.folder))
         return
-    from plan_bench import write_manifests
     from record import append
+
+    from reconciler.sandbox.seed import manifests
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        write_manifests(folder, args.count)
+        for _ in manifests(folder / "manifests", args.count):  # plan_bench's manifests, without their jobs
+            pass
         for name, label in STAGES.items():
             seconds = [float(subprocess.run([sys.executable, __file__, "--stage", name, "--folder", str(folder)],
                                             capture_output=True, text=True, check=True).stdout)

@@ -3,11 +3,13 @@
 Target (issues 5 and 8): O(1) per action, ≤ 4 KB, whatever the number of jobs — a journal entry
 per action instead of rewriting a multi-MB lockfile. The entry is the object an S3 store would be
 sent (the bytes do not depend on the store; a local one keeps the benchmark free of a server).
-Run: `.venv/bin/python bench/lockfile_bench.py`; the figures are appended to bench/RESULTS.md.
+Run: `.venv/bin/python bench/lockfile_bench.py [JOBS …]` (default 100 1000 10000); the figures are appended to
+bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from datetime import UTC, datetime
 
@@ -33,8 +35,9 @@ def measure(jobs: int, actions: int = 20) -> tuple[int, int]:
 
 
 def main() -> None:
+    sizes = [int(arg) for arg in sys.argv[1:]] or [100, 1_000, 10_000]
     rows = []
-    for jobs in (100, 1_000, 10_000):
+    for jobs in sizes:
         lockfile, per_action = measure(jobs)
         rows.append(f"| {jobs:,} jobs | {lockfile:,} bytes | {per_action} bytes | ≤ 4 KB |")
     append("Lockfile cost", rows, ("lockfile", "size", "written per recorded action", "target"))

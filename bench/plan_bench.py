@@ -1,25 +1,28 @@
-"""Benchmark: `reconciler plan` over N managed jobs, against sentinelhub-py refreshing the same
-jobs one `get_request` at a time.
+"""Benchmark: `reconciler plan` over N managed jobs, against the bare listing it is built on.
 
-N jobs are created in a fresh sandbox through its API (descriptions carry the ownership marker),
-the lockfile is recovered with `reconciler state rebuild`, and N matching manifests are written.
-Then `reconciler plan` runs in its own process, in pairs: first with an empty cache folder (every
-manifest parsed and validated), then again with nothing changed (manifests served by the load
-cache, as in a second plan of a pull request); --runs pairs (default 5), since this machine's
-speed drifts by a third within an hour. For each kind: the median and range of wall and CPU time,
-the largest peak RSS (from wait4) and API calls (from /sandbox/stats). Targets (issues 8 and 17): API calls ≤ ⌈N/100⌉ + 2
-(token + listing pages), plan ≥ 10× faster than the per-job loop, CPU ≤ 6 s on a first run and ≤ 2.5 s
-with nothing changed, and RSS ≤ 300 MB at N = 10,000.
+For each N a sandbox starts with N ready jobs and their N manifests (`sandbox serve --seed N`), and
+`reconciler state rebuild` records them (timed: it must stay linear). Then, in R interleaved rounds
+(this machine's speed drifts by a fifth within an hour, so the measures of one round run side by
+side): the bare listing — a small `requests` script that fetches a token and every page of
+`GET /api/v2/batch/process` and json-decodes it, the least any plan must do — then `plan` with an
+empty load cache (first run), then `plan` again with nothing changed (the cache kept). Each runs in
+its own process; CPU (user + system) and peak RSS come from wait4, API calls from /sandbox/stats.
 
-Run: `.venv/bin/python bench/plan_bench.py [N] [--runs R] [--profile FILE]`; the figures are appended to
-bench/RESULTS.md. With --profile, one more `plan` (load cache filled) runs under pyinstrument and its
-report (text) is written to FILE.
+Reported per N: medians and ranges of CPU, the plan's CPU as a multiple of the bare listing's, CPU
+per job, peak RSS, API calls, and the rebuild's wall time against a plan's. Targets (issue 28):
+at 10,000 jobs, nothing changed ≤ 3× the bare listing's CPU and a first run ≤ 6×, peak RSS ≤ 150 MB
+(≤ 800 MB at 100,000), CPU per job at 100,000 within 1.2× of that at 10,000, API calls ⌈N/100⌉ + 1
+(token and pages), `state rebuild` of 10,000 jobs within 3× a plan's wall time and of 100,000 in
+under 5 minutes.
+
+Run: `.venv/bin/python bench/plan_bench.py [N …] [--runs R] [--profile FILE]` (default N: 1000
+10000 100000); the figures are appended to bench/RESULTS.md. With --profile, one more `plan`
+(cache kept) of the largest N runs under pyinstrument and its text report is written to FILE.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import math
 import os
 import shutil
@@ -37,116 +40,129 @@ sys.path.insert(0, str(ROOT))
 
 from record import append  # noqa: E402
 
-from tests.conftest import SandboxProcess  # noqa: E402
-
-SENTINELHUB_LOOP = """
-import sys, time
-from sentinelhub import SHConfig
-from sentinelhub.api.batch import BatchProcessClient
-client = BatchProcessClient(config=SHConfig())
-ids = [line.strip() for line in open(sys.argv[1])]
-start = time.perf_counter()
-for request_id in ids:
-    client.get_request(request_id)
-print(time.perf_counter() - start)
+BARE_LISTING = """
+import os, requests
+session = requests.Session()
+token = session.post(os.environ["SH_TOKEN_URL"], data={"grant_type": "client_credentials",
+                     "client_id": os.environ["SH_CLIENT_ID"], "client_secret": os.environ["SH_CLIENT_SECRET"]}).json()
+session.headers["Authorization"] = "Bearer " + token["access_token"]
+url, params, jobs = os.environ["SH_BASE_URL"] + "/api/v2/batch/process", {"count": 100}, 0
+while True:
+    page = session.get(url, params=params).json()
+    jobs += len(page["data"])
+    token = page.get("links", {}).get("nextToken")
+    if not token:
+        break
+    params = {"count": 100, "viewtoken": token}
+print(jobs)
 """
 
 
-def api_calls(env) -> int:
+def api_calls(env: dict[str, str]) -> int:
     stats = requests.get(env["SH_BASE_URL"] + "/sandbox/stats", timeout=30).json()["requests"]
     return sum(n for key, n in stats.items() if "/api/" in key or "token" in key)
 
 
-def write_manifests(folder: Path, count: int) -> None:
-    """N manifests in folder/manifests: the GeoPackage example under the names job-00000…"""
-    (folder / "manifests").mkdir(parents=True)
-    shutil.copytree(ROOT / "manifests" / "evalscripts", folder / "manifests" / "evalscripts")
-    template = (ROOT / "manifests" / "corsica-geopackage.yaml").read_text()
-    for i in range(count):
-        (folder / "manifests" / f"job-{i:05d}.yaml").write_text(template.replace("name: corsica-geopackage", f"name: job-{i:05d}"))
+def measured(command: list[str], env: dict[str, str], cwd: Path, accept: tuple[int, ...] = (0, 2)) -> dict:
+    """Run `command` in a child; its wall time, CPU (user + system) and peak RSS, from wait4."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
+        code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if code not in accept:
+            raise SystemExit(f"{' '.join(command[:4])} failed ({code}): {err.read().decode()[-2000:]}")
+        return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
+                "out": out.read().decode()}
 
 
-def seed(sandbox: SandboxProcess, folder: Path, count: int) -> list[str]:
-    """N v2 jobs created through the API, and their manifests."""
-    from reconciler.manifests.loader import load
+class Sandbox:
+    """`reconciler sandbox serve` with seeded jobs, in a child, until `stop`."""
 
-    write_manifests(folder, count)
-    os.chdir(folder)  # as in a repository: manifests are read only from inside it
-    bodies = {m.name: {**m.body, "description": f"{m.description} [reconciler:{m.name}]"}
-              for m in load([folder / "manifests"]).manifests}
-    http = sandbox.http()
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        ids = list(pool.map(lambda body: http.post("/api/v2/batch/process", json=body).json()["id"], bodies.values()))
-    return ids
+    def __init__(self, folder: Path, *args: str):
+        self.env_file = folder / "sandbox.env"
+        self.log = (folder / "sandbox.log").open("w")
+        self.process = subprocess.Popen([sys.executable, "-m", "reconciler", "sandbox", "serve", "--env-file",
+                                         str(self.env_file), *args], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 900  # seeding 100,000 jobs and their manifests takes a while
+        while not self.env_file.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise SystemExit(f"the sandbox did not start: {(folder / 'sandbox.log').read_text()[-2000:]}")
+            time.sleep(0.1)
+        self.env = dict(line.split("=", 1) for line in self.env_file.read_text().splitlines() if "=" in line)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.log.close()
 
 
-def run_plan(env, cwd) -> dict:
-    """`reconciler plan` in a child whose rusage we collect with wait4."""
-    start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "reconciler", "plan", "--detailed-exitcode"], env=env, cwd=cwd,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 2):
-        raise SystemExit(f"plan failed ({code}): {process.stderr.read().decode()[-2000:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024, "exit": code}
+def one_size(count: int, runs: int, profile_to: str | None) -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        start = time.perf_counter()
+        sandbox = Sandbox(folder, "--speed", "100", "--seed", str(count), "--seed-dir", str(folder / "manifests"))
+        seeded = time.perf_counter() - start
+        try:
+            env = {**os.environ, **sandbox.env, "NO_COLOR": "1", "RECONCILER_CACHE_DIR": str(folder / "cache"),
+                   "RECONCILER_STATE": "s3://reconciler-state/bench/plan.json"}
+            python = sys.executable
+            rebuild = measured([python, "-m", "reconciler", "state", "rebuild", "manifests"],
+                               {**env, "RECONCILER_CACHE_DIR": "off"}, folder, accept=(0,))
+            bare, cold, warm = [], [], []
+            for _ in range(runs):  # side by side in each round: the machine's speed drifts between rounds
+                before = api_calls(sandbox.env)
+                bare.append(measured([python, "-c", BARE_LISTING], env, folder, accept=(0,)))
+                bare[-1]["calls"] = api_calls(sandbox.env) - before
+                assert int(bare[-1]["out"].strip()) == count, bare[-1]["out"]
+                shutil.rmtree(folder / "cache", ignore_errors=True)
+                for kind in (cold, warm):
+                    before = api_calls(sandbox.env)
+                    kind.append(measured([python, "-m", "reconciler", "plan", "manifests", "--detailed-exitcode"],
+                                         env, folder))
+                    kind[-1]["calls"] = api_calls(sandbox.env) - before
+            if profile_to:
+                subprocess.run([python, "-m", "pyinstrument", "--outfile", profile_to, "-m", "reconciler", "plan",
+                                "manifests"], env=env, cwd=folder, stdout=subprocess.DEVNULL, check=False)
+        finally:
+            sandbox.stop()
+    bare_cpu = statistics.median(r["cpu"] for r in bare)
+    rows = [f"| sandbox with {count:,} seeded jobs and manifests, started | {seeded:.1f} s | < 60 s at 100,000 |",
+            f"| `state rebuild` of {count:,} jobs | {rebuild['wall']:.1f} s wall, {rebuild['cpu']:.1f} s CPU, "
+            f"{rebuild['wall'] / statistics.median(r['wall'] for r in warm):.1f}× a plan's wall | ≤ 3× a plan; "
+            "< 300 s at 100,000 |",
+            f"| bare listing CPU | {_median_of([r['cpu'] for r in bare])}, {max(r['calls'] for r in bare)} calls | |"]
+    for kind, label, ratio in ((warm, "nothing changed (load cache kept)", 3), (cold, "first run, empty cache", 6)):
+        cpu = [r["cpu"] for r in kind]
+        rows += [f"| `plan` CPU, {label} | {_median_of(cpu)} = {statistics.median(cpu) / bare_cpu:.1f}× the bare "
+                 f"listing, {statistics.median(cpu) / count * 1000:.3f} ms per job | ≤ {ratio}× at 10,000 |",
+                 f"| `plan` peak RSS, {label} | {max(r['rss_mb'] for r in kind):.0f} MB | ≤ 150 MB at 10,000; "
+                 "≤ 800 MB at 100,000 |",
+                 f"| `plan` API calls, {label} | {max(r['calls'] for r in kind)} | {math.ceil(count / 100) + 1} |"]
+    return rows
 
 
-def profile(env, cwd, path: str) -> None:
-    subprocess.run([sys.executable, "-m", "pyinstrument", "--outfile", path, "-m", "reconciler", "plan"], env=env,
-                   cwd=cwd, stdout=subprocess.DEVNULL, check=False)
+def _median_of(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f} s ({min(values):.2f}–{max(values):.2f}, {len(values)} runs)"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="plan over N live jobs against sentinelhub-py's per-job loop")
-    parser.add_argument("count", nargs="?", type=int, default=10_000)
-    parser.add_argument("--profile", metavar="FILE", help="also run plan under pyinstrument, report to FILE")
-    parser.add_argument("--runs", type=int, default=5, help="plans of each kind, for a median (default 5)")
+    parser = argparse.ArgumentParser(description="plan over N live jobs against the bare listing it is built on")
+    parser.add_argument("counts", nargs="*", type=int, default=[1000, 10_000, 100_000])
+    parser.add_argument("--runs", type=int, default=5, help="interleaved rounds per N, for a median (default 5)")
+    parser.add_argument("--profile", metavar="FILE", help="also run plan of the largest N under pyinstrument")
     args = parser.parse_args()
-    count, profile_to = args.count, args.profile
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        sandbox = SandboxProcess(folder / "sandbox", "--speed", "100")
-        try:
-            env = {**os.environ, **sandbox.env, "NO_COLOR": "1", "RECONCILER_CACHE_DIR": str(folder / "cache")}
-            start = time.perf_counter()
-            ids = seed(sandbox, folder, count)
-            print(f"seeded {count} jobs in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-            # the rebuild loads the manifests too: without the cache, so that the first plan starts empty
-            subprocess.run([sys.executable, "-m", "reconciler", "state", "rebuild"], cwd=folder, check=True,
-                           env={**env, "RECONCILER_CACHE_DIR": "off"}, stdout=subprocess.DEVNULL)
-            cold, warm = [], []
-            for _ in range(args.runs):  # the machine's speed drifts: a median of several, each a first run then a second
-                shutil.rmtree(folder / "cache", ignore_errors=True)
-                for runs in (cold, warm):
-                    before = api_calls(sandbox.env)
-                    runs.append(run_plan(env, folder))
-                    runs[-1]["calls"] = api_calls(sandbox.env) - before
-            (folder / "ids.txt").write_text("\n".join(ids))
-            before = api_calls(sandbox.env)
-            loop = subprocess.run([sys.executable, "-c", SENTINELHUB_LOOP, str(folder / "ids.txt")], env=env,
-                                  capture_output=True, text=True, check=True)
-            loop_wall, loop_calls = float(loop.stdout.strip().splitlines()[-1]), api_calls(sandbox.env) - before
-            if profile_to:
-                profile(env, folder, profile_to)
-        finally:
-            sandbox.stop()
-    limit = math.ceil(count / 100) + 2
-    rows = [f"| sentinelhub-py `get_request` loop | {loop_wall:.2f} s, {loop_calls} API calls | |"]
-    for runs, label, cpu_target in ((cold, "first run, empty cache", 6), (warm, "again, nothing changed (load cache kept)", 2.5)):
-        wall, cpu = [run["wall"] for run in runs], [run["cpu"] for run in runs]
-        rows += [
-            f"| API calls of `plan`, {label} | {max(run['calls'] for run in runs)} | ≤ {limit} |",
-            f"| `plan` wall time, {label} | {_median_of(wall)} (exit {', '.join(sorted({str(r['exit']) for r in runs}))}) | |",
-            f"| speed-up over the loop, {label} | {loop_wall / statistics.median(wall):.1f}× | ≥ 10× |",
-            f"| `plan` CPU time, {label} | {_median_of(cpu)} | ≤ {cpu_target} s |",
-            f"| `plan` peak RSS, {label} | {max(run['rss_mb'] for run in runs):.0f} MB (the largest) | ≤ 300 MB |",
-        ]
-    append(f"Plan at scale, {count:,} jobs", rows)
-
-def _median_of(values: list[float]) -> str:
-    return f"median {statistics.median(values):.2f} s, {min(values):.2f}–{max(values):.2f} s ({len(values)} runs)"
+    for count in args.counts:
+        rows = one_size(count, args.runs, args.profile if count == max(args.counts) else None)
+        append(f"Plan at scale, {count:,} jobs, against the bare listing", rows)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+# Where the figures go: RESULTS.md, or the file BENCH_RESULTS names (the smoke runs of `make test`
+# write to a temporary one: a benchmark run at a toy size records nothing).
+TARGET = Path(os.environ["BENCH_RESULTS"]) if os.environ.get("BENCH_RESULTS") else RESULTS
 MEASURES = ("measure", "result", "target")
 
 
@@ -20,5 +23,5 @@ def append(title: str, rows: list[str], columns: tuple[str, ...] = MEASURES) -> 
     machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
     print("\n".join(rows))
     table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows]
-    with RESULTS.open("a") as f:
+    with TARGET.open("a") as f:
         f.write(f"\n## {title} (`{command}`), {stamp}, {machine}\n\n" + "\n".join(table) + "\n")

@@ -7,6 +7,7 @@ Run: `make bench` (or `.venv/bin/python bench/validate_bench.py [N]`); the figur
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
@@ -45,16 +46,20 @@ def timed(command: list[str], runs: int, cache: str = "off", cwd: Path | None = 
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    parser = argparse.ArgumentParser(description="validate N manifests, and the CLI's start-up")
+    parser.add_argument("count", nargs="?", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=5, help="runs of each command, for a median (default 5)")
+    args = parser.parse_args()
+    count, runs = args.count, args.runs
     reconciler = [sys.executable, "-m", "reconciler"]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         corpus = folder / "manifests"
         make_corpus(corpus, count)
         # run inside the folder, as in a repository: manifests are read only from inside it
-        validate = timed([*reconciler, "validate", str(corpus)], runs=5, cwd=folder)
+        validate = timed([*reconciler, "validate", str(corpus)], runs=runs, cwd=folder)
         timed([*reconciler, "validate", str(corpus)], runs=1, cache=str(folder / "cache"), cwd=folder)  # fills it
-        cached = timed([*reconciler, "validate", str(corpus)], runs=5, cache=str(folder / "cache"), cwd=folder)
+        cached = timed([*reconciler, "validate", str(corpus)], runs=runs, cache=str(folder / "cache"), cwd=folder)
         from reconciler.manifests.loader import load
 
         os.environ["RECONCILER_CACHE_DIR"] = "off"
@@ -63,14 +68,14 @@ def main() -> None:
         result = load([corpus])
         in_process = time.perf_counter() - start
         assert len(result.manifests) == count and not result.diagnostics
-    help_times = timed([*reconciler, "--help"], runs=10)
+    help_times = timed([*reconciler, "--help"], runs=2 * runs)
     rows = [
-        (f"| validate {count} manifests (CLI, 5 runs, load cache off) | median {statistics.median(validate):.2f} s, "
+        (f"| validate {count} manifests (CLI, {runs} runs, load cache off) | median {statistics.median(validate):.2f} s, "
          f"min {min(validate):.2f} s | < 2 s |"),
-        (f"| validate {count} unchanged manifests (CLI, 5 runs, load cache on) | median {statistics.median(cached):.2f} s, "
+        (f"| validate {count} unchanged manifests (CLI, {runs} runs, load cache on) | median {statistics.median(cached):.2f} s, "
          f"min {min(cached):.2f} s | < 2 s |"),
         f"| load() of {count} manifests in-process | {in_process:.2f} s ({in_process / count * 1000:.2f} ms each) | |",
-        (f"| `reconciler --help` (10 runs) | median {statistics.median(help_times):.3f} s, "
+        (f"| `reconciler --help` ({2 * runs} runs) | median {statistics.median(help_times):.3f} s, "
          f"max {max(help_times):.3f} s | < 0.3 s |"),
     ]
     append("validate and start-up", rows)
