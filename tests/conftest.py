@@ -1,11 +1,16 @@
-"""Shared fixtures: paths of the project and a way to run the CLI in-process."""
+"""Shared fixtures: paths of the project, a way to run the CLI in-process, sandboxes; and the order
+in which `make test`'s workers take the tests."""
 
 from __future__ import annotations
 
 import atexit
+import multiprocessing
 import os
 import shutil
+import statistics
 import tempfile
+import threading
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -16,6 +21,74 @@ EXAMPLES = ROOT / "manifests"
 if "RECONCILER_CACHE_DIR" not in os.environ:
     os.environ["RECONCILER_CACHE_DIR"] = tempfile.mkdtemp(prefix="reconciler-cache-")
     atexit.register(shutil.rmtree, os.environ["RECONCILER_CACHE_DIR"], ignore_errors=True)
+
+
+# -- The order of `make test`'s tests ----------------------------------------------------------
+# pytest-xdist's worksteal hands each of N workers an equal count of tests, in collection order,
+# and lets a worker that runs dry take the second half of the longest queue. In file order the
+# long files (workflow runs, state races, pre-commit, the demo …) may share one worker or start
+# last, and the run waits for them. So the files are dealt out by the time their tests took before
+# (pytest's cache, written after every run): longest first, each to the share with the least time
+# so far, every share holding as many tests as xdist gives it and running its longest files first,
+# so what is left to steal at the end is quick. A file is split only to fill a share's count, and
+# its tests keep their order. Without figures (a fresh clone), the order is the files' own.
+DURATIONS = "reconciler/durations"
+_took: dict[str, float] = defaultdict(float)
+
+
+def _known_durations(config) -> dict[str, float]:
+    cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
+    return cache.get(DURATIONS, {}) if cache is not None else {}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist, in the controller: every worker deals from the same figures, read once."""
+    node.workerinput[DURATIONS] = _known_durations(node.config)
+
+
+def pytest_collection_modifyitems(config, items):
+    worker = getattr(config, "workerinput", None)
+    if worker is not None and worker.get(DURATIONS) and worker["workercount"] > 1:
+        items[:] = dealt(items, worker["workercount"], worker[DURATIONS])
+
+
+def dealt(items: list, workers: int, known: dict[str, float]) -> list:
+    """`items` in `workers` consecutive shares of xdist's sizes, balanced by `known` seconds."""
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(item.nodeid.split("::")[0], []).append(item)
+    usual = statistics.median(known.values())  # a test not timed yet
+
+    def cost(group: list) -> float:
+        return sum(known.get(item.nodeid, usual) for item in group)
+
+    room, left = [], len(items)
+    for share in range(workers):  # xdist sends each worker in turn len(pending) // workers left
+        room.append(left // (workers - share))
+        left -= room[-1]
+    shares: list[list[list]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for group in sorted(files.values(), key=cost, reverse=True):
+        while group:
+            fitting = [s for s in range(workers) if room[s] >= len(group)]
+            share = min(fitting, key=load.__getitem__) if fitting else max(range(workers), key=room.__getitem__)
+            piece, group = group[:room[share]], group[room[share]:]
+            shares[share].append(piece)
+            room[share] -= len(piece)
+            load[share] += cost(piece)
+    return [item for share in shares for piece in sorted(share, key=cost, reverse=True) for item in piece]
+
+
+def pytest_runtest_logreport(report):
+    _took[report.nodeid] += report.duration  # setup, call and teardown
+
+
+def pytest_sessionfinish(session):
+    """In the controller (or a run without workers): keep this run's figures for the next."""
+    cache = getattr(session.config, "cache", None)
+    if cache is not None and _took and not hasattr(session.config, "workerinput"):
+        cache.set(DURATIONS, {**_known_durations(session.config), **{k: round(v, 3) for k, v in _took.items()}})
 
 
 @pytest.fixture(autouse=True)
@@ -45,31 +118,123 @@ def run_cli(capsys):
     return run
 
 
+# Sandboxes (and the processes of the race tests) are forked from one server process per test worker
+# that has imported what they need once: a fresh interpreter spends about a second of CPU importing
+# moto, boto3, flask and the reconciler before a sandbox answers, and the suite starts some fifty.
+# Set here, before any test starts that server; the race tests rely on it too.
+FORKSERVER_PRELOAD = ["tests.conftest", "tests.state_helpers", "reconciler.cli", "reconciler.sandbox.server",
+                      "reconciler.sandbox.app", "moto.moto_server.werkzeug_app", "reconciler.state.lease",
+                      "reconciler.state.statefile", "reconciler.state.objects", "boto3", "botocore.exceptions"]
+multiprocessing.set_forkserver_preload(FORKSERVER_PRELOAD)
+_IN_FORKSERVER = "RECONCILER_TESTS_FORKSERVER"  # set while the server starts: it preloads this module too
+_forkserver_lock = threading.Lock()
+if os.environ.get(_IN_FORKSERVER):  # in the server: boto3's S3 model read once, not by every fork
+    import boto3
+
+    boto3.client("s3", region_name="us-east-1")
+
+
+def forked():
+    """multiprocessing's forkserver context, its server (one per worker) started with FORKSERVER_PRELOAD."""
+    from multiprocessing import forkserver
+
+    with _forkserver_lock:
+        os.environ[_IN_FORKSERVER] = "1"
+        try:
+            forkserver.ensure_running()
+        finally:
+            os.environ.pop(_IN_FORKSERVER, None)
+    return multiprocessing.get_context("forkserver")
+
+
+def _serve_sandbox(args: list[str], environ: dict[str, str], cwd: str, log: str) -> None:
+    """In the forked process: `reconciler sandbox serve ARGS…` as the console script runs it, in the
+    environment and folder of the test that started it (as a subprocess would be), output to `log`."""
+    import signal
+    import sys
+
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
+    sys.argv = ["reconciler", "sandbox", "serve", *args]
+    from reconciler.cli import console
+
+    console()
+
+
+class _Forked:
+    """What the tests use of a Popen (poll, send_signal, wait, kill), for a forked process."""
+
+    def __init__(self, process):
+        self._process, self.pid = process, process.pid
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def send_signal(self, sig: int) -> None:
+        if self._process.exitcode is None:
+            os.kill(self.pid, sig)
+
+    def wait(self, timeout: float | None = None) -> int:
+        import subprocess
+
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired("reconciler sandbox serve", timeout)
+        return self._process.exitcode
+
+    def kill(self) -> None:
+        self._process.kill()
+        self._process.join(5)
+
+
+_stopping: list[_Forked] = []  # sandboxes told to stop, not waited for
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    for process in _stopping:
+        if process.poll() is None:
+            process.kill()
+
+
 class SandboxProcess:
-    """A `reconciler sandbox serve` subprocess on free ports, and the settings from its env file."""
+    """A `reconciler sandbox serve` process on free ports, and the settings from its env file."""
 
     def __init__(self, tmp: Path, *args: str):
-        import subprocess
-        import sys
         import time
 
-        self.env_file = tmp / "sandbox.env"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "sandbox", "serve", "--env-file", str(self.env_file), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.env_file, self.log = tmp / "sandbox.env", tmp / "sandbox.log"
+        process = forked().Process(
+            target=_serve_sandbox, args=(["--env-file", str(self.env_file), *args], dict(os.environ), os.getcwd(),
+                                         str(self.log)),
+            daemon=True)  # stopped, not waited for, if a test leaves it running when its worker ends
+        process.start()
+        self.process = _Forked(process)
         deadline = time.monotonic() + 30
         while not self.env_file.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
-                raise RuntimeError(f"sandbox did not start: {self.process.communicate()}")
-            time.sleep(0.05)
+                raise RuntimeError(f"sandbox did not start: {self.log.read_text() if self.log.exists() else ''}")
+            time.sleep(0.02)
         self.env = dict(line.split("=", 1) for line in self.env_file.read_text().splitlines() if "=" in line)
 
-    def stop(self) -> int:
+    def stop(self, wait: bool = True) -> int | None:
+        """SIGTERM; with `wait`, its exit code once it has stopped. Without, it stops while the next
+        test runs (its servers take a second to notice) and is killed at the end of the session if
+        it has not: for a sandbox whose end no test looks at."""
         import signal
 
         self.process.send_signal(signal.SIGTERM)
+        if not wait:
+            _stopping.append(self.process)
+            return None
         try:
             return self.process.wait(timeout=20)
         finally:
@@ -117,7 +282,7 @@ def sandbox(tmp_path_factory):
     """One fast sandbox shared by the integration tests."""
     process = SandboxProcess(tmp_path_factory.mktemp("sandbox"), "--speed", "10")
     yield process
-    process.stop()
+    process.stop(wait=False)
 
 
 @pytest.fixture
@@ -148,7 +313,7 @@ def own_sandbox(tmp_path, monkeypatch):
 
     yield start
     for process in started:
-        process.stop()
+        process.stop(wait=False)
 
 
 def example_job(folder: Path, policy: str = "") -> Path:

@@ -22,6 +22,9 @@ from reconciler.settings import api_settings, plan_key
 from tests.conftest import EXAMPLES, copy_evalscripts
 
 SECRET = "S3cr3t-Value-That-Must-Not-Leak-7781"
+# Ends up in a live job's description (a description is no secret): a value of its own, so that a later
+# test on the shared sandbox, which looks for SECRET in everything shown (unmanaged jobs too), never finds it.
+DESCRIBED = "D3scr1bed-Value-Of-The-Update-Test-5512"
 
 
 def one_job(workspace: Path, name: str, description: str = "Max NDVI", extra: str = "") -> Path:
@@ -229,14 +232,14 @@ def test_apply_sends_what_the_saved_plan_showed_for_an_update_and_a_changed_secr
     assert run_cli("apply", "saved.plan")[0] == 0
     assert jobs_named(sandbox, name)[0].description.startswith("rev 2 ")
 
-    monkeypatch.setenv("DESCRIPTION_SECRET", SECRET)
+    monkeypatch.setenv("DESCRIPTION_SECRET", DESCRIBED)
     manifest.write_text(manifest.read_text().replace("rev 2", "rev ${env:DESCRIPTION_SECRET}"))
     assert run_cli("plan", "--out", "saved.plan")[0] == 0
-    assert SECRET not in (workspace / "saved.plan").read_text()
-    monkeypatch.setenv("DESCRIPTION_SECRET", SECRET + "-rotated")
+    assert DESCRIBED not in (workspace / "saved.plan").read_text()
+    monkeypatch.setenv("DESCRIPTION_SECRET", DESCRIBED + "-rotated")
     code, _, err = run_cli("apply", "saved.plan")
     assert code == 1 and "differs in what it sends" in err
-    monkeypatch.setenv("DESCRIPTION_SECRET", SECRET)
+    monkeypatch.setenv("DESCRIPTION_SECRET", DESCRIBED)
     code, out, err = run_cli("apply", "saved.plan")
     assert code == 0, out + err
-    assert jobs_named(sandbox, name)[0].description == f"rev {SECRET} [reconciler:{name}]"
+    assert jobs_named(sandbox, name)[0].description == f"rev {DESCRIBED} [reconciler:{name}]"

@@ -4,10 +4,9 @@ lockfile depend on it; moto alone lets two writers win)."""
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 
-from tests.conftest import SandboxProcess
+from tests.conftest import SandboxProcess, forked
 
 PROCESSES = 8
 ROUNDS = 20
@@ -15,7 +14,7 @@ LATENCY = "0.02"  # seconds inside each write, after moto's precondition check
 
 
 def _race(env: dict) -> list[tuple[str, int, int]]:
-    context = multiprocessing.get_context("spawn")
+    context = forked()  # from a server that imported boto3 once, not a fresh interpreter per racer
     barrier, results = context.Barrier(PROCESSES), context.Queue()
     racers = [context.Process(target=_racer, args=(env, barrier, results, i)) for i in range(PROCESSES)]
     for racer in racers:
@@ -88,7 +87,7 @@ def _unserialised_server(urls, stop) -> None:
 
 def test_without_the_lock_moto_lets_several_writers_win():
     """The control: the same race against moto unserialised shows the bug the lock prevents."""
-    context = multiprocessing.get_context("spawn")
+    context = forked()
     urls, stop = context.Queue(), context.Event()
     server = context.Process(target=_unserialised_server, args=(urls, stop))
     server.start()

@@ -5,7 +5,6 @@ conflict. A write latency widens every race window."""
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
 import time
 import uuid
@@ -13,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import SandboxProcess
+from tests.conftest import SandboxProcess, forked
 from tests.state_helpers import STATE_BUCKET
 
 PROCESSES = 8
@@ -38,8 +37,10 @@ def _store(env: dict):
 
 
 def _run(worker, *args) -> list:
-    """Start PROCESSES spawned workers `worker(index, barrier, results, *args)`; return what they put."""
-    context = multiprocessing.get_context("spawn")
+    """Start PROCESSES workers `worker(index, barrier, results, *args)`; return what they put. Each
+    is forked from a server process that imported boto3 and the state package once (tests/conftest.py
+    preloads them): a spawned one imports them all again, which took most of this file's time."""
+    context = forked()
     barrier, results = context.Barrier(PROCESSES), context.Queue()
     workers = [context.Process(target=worker, args=(i, barrier, results, *args)) for i in range(PROCESSES)]
     for w in workers:
