@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 BENCH = ROOT / "bench"
 SMOKE = {  # script → a toy size
     "apply_bench.py": ["30", "20"],
-    "chaos.py": ["1", "1", "20", "--concurrency", "2"],
+    "chaos.py": ["1", "1", "20", "--concurrency", "2", "--speed", "100"],
     "load_stages.py": ["20", "--runs", "1"],
     "lockfile_bench.py": ["50"],
     "plan_bench.py": ["40", "--runs", "1"],

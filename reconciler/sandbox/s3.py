@@ -18,6 +18,8 @@ from typing import Any
 from werkzeug.serving import make_server
 
 _MUTATING = frozenset({"PUT", "POST", "DELETE", "PATCH"})
+# How often a serving loop looks for a shutdown: werkzeug's 0.5 s default made every stop wait that long.
+SHUTDOWN_POLL = 0.05
 
 
 class SerialisedWrites:
@@ -77,7 +79,8 @@ class S3Server:
         if ignore_conditions:
             app = IgnoredConditions(app)
         self._server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-s3", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL},
+                                        name="sandbox-s3", daemon=True)
 
     @property
     def url(self) -> str:

@@ -24,7 +24,7 @@ from reconciler.sandbox.auth import TokenIssuer
 from reconciler.sandbox.clock import ManualClock, advance
 from reconciler.sandbox.delivery import buckets_of
 from reconciler.sandbox.faults import Faults
-from reconciler.sandbox.s3 import S3Server
+from reconciler.sandbox.s3 import SHUTDOWN_POLL, S3Server
 from reconciler.sandbox.seed import seed
 from reconciler.sandbox.store import SandboxState
 from reconciler.sandbox.worker import Timing, Worker
@@ -101,7 +101,8 @@ class Sandbox:
         app = create_app(self._clocked(Context(self.state, o.faults, lambda: o.timing.analysis, self.ensure_bucket)),
                          issuer)
         self._api_server = make_server(o.host, o.port, app, threaded=True)
-        self._api_thread = threading.Thread(target=self._api_server.serve_forever, name="sandbox-api", daemon=True)
+        self._api_thread = threading.Thread(target=self._api_server.serve_forever, name="sandbox-api", daemon=True,
+                                            kwargs={"poll_interval": SHUTDOWN_POLL})
         self._api_thread.start()
         if not o.manual_clock:
             assert self._worker is not None  # made by _clocked
