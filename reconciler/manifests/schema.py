@@ -39,7 +39,7 @@ LabelValue = Annotated[str, AfterValidator(_label)]
 
 
 class ManifestModel(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
 class Metadata(ManifestModel):

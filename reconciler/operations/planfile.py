@@ -197,7 +197,7 @@ def _plan(plan: Plan) -> dict:
 # ---------------------------------------------------------------- the strict model of the file
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True, defer_build=True)
 
 
 class _Card(_Strict):

@@ -10,19 +10,19 @@ from pydantic_core import PydanticCustomError
 class CreateModel(BaseModel):
     """Part of a body we send: strict types, unknown fields rejected."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
 class OpenModel(BaseModel):
     """Part of a body we send whose declared fields are checked and whose other fields pass through."""
 
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, defer_build=True)
 
 
 class LiveModel(BaseModel):
     """An object the service returns: lenient, unknown fields kept."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
 
 def problem(kind: str, message: str, hint: str | None = None) -> PydanticCustomError:
