@@ -105,7 +105,7 @@ class Sandbox:
             self.log.close()
 
 
-def one_size(count: int, runs: int, profile_to: str | None) -> list[str]:
+def one_size(count: int, runs: int, profile_to: str | None) -> tuple[list[str], dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
@@ -147,7 +147,17 @@ def one_size(count: int, runs: int, profile_to: str | None) -> list[str]:
                  f"| `plan` peak RSS, {label} | {max(r['rss_mb'] for r in kind):.0f} MB | ≤ 150 MB at 10,000; "
                  "≤ 800 MB at 100,000 |",
                  f"| `plan` API calls, {label} | {max(r['calls'] for r in kind)} | {math.ceil(count / 100) + 1} |"]
-    return rows
+    per_job = {"nothing changed": statistics.median(r["cpu"] for r in warm) / count,
+               "first run": statistics.median(r["cpu"] for r in cold) / count}
+    return rows, per_job
+
+
+def linearity(per_job: dict[int, dict[str, float]]) -> list[str]:
+    """CPU per job at each N against that at 10,000 (or the smallest N run): linear is about 1×."""
+    reference = 10_000 if 10_000 in per_job else min(per_job)
+    return [f"| `plan` CPU per job, {kind}, {count:,} jobs | {figures[kind] * 1000:.3f} ms = "
+            f"{figures[kind] / per_job[reference][kind]:.2f}× that at {reference:,} | ≤ 1.2× at 100,000 |"
+            for kind in ("nothing changed", "first run") for count, figures in sorted(per_job.items())]
 
 
 def _median_of(values: list[float]) -> str:
@@ -160,9 +170,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="interleaved rounds per N, for a median (default 5)")
     parser.add_argument("--profile", metavar="FILE", help="also run plan of the largest N under pyinstrument")
     args = parser.parse_args()
+    per_job = {}
     for count in args.counts:
-        rows = one_size(count, args.runs, args.profile if count == max(args.counts) else None)
+        rows, per_job[count] = one_size(count, args.runs, args.profile if count == max(args.counts) else None)
         append(f"Plan at scale, {count:,} jobs, against the bare listing", rows)
+    if len(per_job) > 1:
+        append("Plan at scale, CPU per job across sizes (linear: about 1×)", linearity(per_job))
 
 
 if __name__ == "__main__":

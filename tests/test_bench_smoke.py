@@ -18,7 +18,7 @@ SMOKE = {  # script → a toy size
     "chaos.py": ["1", "1", "20", "--concurrency", "2", "--speed", "100"],
     "load_stages.py": ["20", "--runs", "1"],
     "lockfile_bench.py": ["50"],
-    "plan_bench.py": ["40", "--runs", "1"],
+    "plan_bench.py": ["20", "40", "--runs", "1"],
     "validate_bench.py": ["10", "--runs", "1"],
 }
 
