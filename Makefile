@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test demo bench chaos clean
+.PHONY: test demo bench chaos durations clean
 
 # The stamp is rebuilt when the dependency list changes, so a plain `make test` always runs
 # against what pyproject.toml asks for.
@@ -31,6 +31,11 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/apply_bench.py 1000 20
 	$(BIN)/python bench/plan_bench.py 1000 10000 100000 --runs 3
 	$(BIN)/python bench/load_stages.py 10000
+
+# After a full `make test`: keep its tests' durations (pytest's cache) in tests/durations.json, by
+# which a fresh clone (CI) deals the tests to its workers. Commit it when the suite has changed shape.
+durations:
+	$(BIN)/python -c 'import json, pathlib; took = json.loads(pathlib.Path(".pytest_cache/v/reconciler/durations").read_text()); pathlib.Path("tests/durations.json").write_text(json.dumps({k: round(v, 2) for k, v in sorted(took.items())}, indent=0) + "\n")'
 
 # Not part of `make test`: minutes of deliberate breakage, counts appended to bench/RESULTS.md.
 chaos: $(VENV)/.installed

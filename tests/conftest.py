@@ -4,6 +4,7 @@ in which `make test`'s workers take the tests."""
 from __future__ import annotations
 
 import atexit
+import json
 import multiprocessing
 import os
 import shutil
@@ -31,14 +32,17 @@ if "RECONCILER_CACHE_DIR" not in os.environ:
 # (pytest's cache, written after every run): longest first, each to the share with the least time
 # so far, every share holding as many tests as xdist gives it and running its longest files first,
 # so what is left to steal at the end is quick. A file is split only to fill a share's count, and
-# its tests keep their order. Without figures (a fresh clone), the order is the files' own.
+# its tests keep their order. A fresh clone (CI) has no cache: it deals by tests/durations.json, the
+# figures of an earlier run kept in the repository (`make durations`), which the cache's overrule.
 DURATIONS = "reconciler/durations"
+KEPT_DURATIONS = Path(__file__).with_name("durations.json")
 _took: dict[str, float] = defaultdict(float)
 
 
 def _known_durations(config) -> dict[str, float]:
+    kept = json.loads(KEPT_DURATIONS.read_text()) if KEPT_DURATIONS.exists() else {}
     cache = getattr(config, "cache", None)  # None under -p no:cacheprovider
-    return cache.get(DURATIONS, {}) if cache is not None else {}
+    return {**kept, **(cache.get(DURATIONS, {}) if cache is not None else {})}
 
 
 @pytest.hookimpl(optionalhook=True)
