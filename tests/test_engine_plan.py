@@ -5,6 +5,7 @@ jobs, adoption by marker, and the unmanaged listing."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -130,11 +131,11 @@ def test_a_rerun_is_no_spec_change_and_a_second_rerun_writes_where_the_first_run
     first = RERUN_PATHS["s3://bucket/prefix"]
     rerun_request = with_url(dict(first)["output.delivery.s3.url"])
     rerun_request["output"]["skipExisting"] = True
-    kept = record(m, job_id="id-2", status="PROCESSING", restarts=1).model_copy(update={"rerunOf": "id-1"})
+    kept = replace(record(m, job_id="id-2", status="PROCESSING", restarts=1), rerunOf="id-1")
     actions, _ = kinds([m], [live(job_id="id-2", status="PROCESSING", request=rerun_request)], {"job": kept})
     assert actions == [("job", Kind.WAIT)]  # not "blocked: output.skipExisting: true"
     failed = LiveJob(**{**live(job_id="id-2", status="FAILED", request=rerun_request).__dict__, "completion": 90.0})
-    _, made = kinds([m], [failed], {"job": kept.model_copy(update={"status": "FAILED"})}, estimate=lambda _: 100.0)
+    _, made = kinds([m], [failed], {"job": replace(kept, status="FAILED")}, estimate=lambda _: 100.0)
     [again] = made.actions
     assert again.kind is Kind.REPLACE and again.overrides == first and again.rerun_of == "id-1" and again.cost_pu == 10.0
     assert "re-run 2 of 3" in again.reasons[-1]
@@ -151,8 +152,8 @@ def test_many_reruns_in_one_plan_are_each_compared_with_their_own_body(tmp_path)
         rerun_request["output"]["skipExisting"] = True
         manifests.append(m)
         lives.append(live(name=name, job_id=f"id-{i}", status="PROCESSING", request=rerun_request))
-        records[name] = record(m, job_id=f"id-{i}", status="PROCESSING", restarts=1).model_copy(
-            update={"rerunOf": f"first-{i}"})
+        records[name] = replace(record(m, job_id=f"id-{i}", status="PROCESSING", restarts=1),
+                                rerunOf=f"first-{i}")
     actions, _ = kinds(manifests, lives, records)
     assert actions == [(m.name, Kind.WAIT) for m in sorted(manifests, key=lambda m: m.name)]
 
@@ -303,7 +304,7 @@ def test_a_path_recorded_sensitive_stays_masked_after_the_manifest_stops_referen
     is still the secret, and the plan shows neither it nor a digest of it (DESIGN §4)."""
     secret = "the-resolved-secret-value"
     m = manifest(tmp_path, description="x plain")
-    masked = record(m).model_copy(update={"sensitivePaths": [["description"], ["output", "delivery", "s3", "url"]]})
+    masked = replace(record(m), sensitivePaths=[["description"], ["output", "delivery", "s3", "url"]])
     request = json.loads(json.dumps(V2_REQUEST))
     request["output"]["delivery"]["s3"]["url"] = f"s3://{secret}"
     _, made = kinds([m], [live(description=f"x {secret}")], {"job": masked})

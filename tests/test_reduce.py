@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -69,9 +70,9 @@ def test_recorded_sensitive_paths_reruns_and_removed_jobs_reduce_alike(tmp_path,
     jobs = [live(name="secret", job_id="id-secret", request=copy.deepcopy(secret.body)),
             live(name="plain", job_id="id-plain", status="PROCESSING", request=rerun_body),
             live(name="gone", job_id="id-gone", status="PROCESSING")]
-    records = {"secret": record(secret, job_id="id-secret").model_copy(update={"sensitivePaths": [["input", "id"]]}),
-               "plain": record(plain, job_id="id-plain", status="PROCESSING", restarts=1).model_copy(
-                   update={"rerunOf": "first"}),
+    records = {"secret": replace(record(secret, job_id="id-secret"), sensitivePaths=[["input", "id"]]),
+               "plain": replace(record(plain, job_id="id-plain", status="PROCESSING", restarts=1),
+                                rerunOf="first"),
                "gone": record(job_id="id-gone", status="PROCESSING", on_remove="stop")}
     lock = Lockfile(lineage="lineage", jobs=records)
     reduced = [Reducer([secret, plain], records)(job) for job in jobs]

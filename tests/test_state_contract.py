@@ -519,7 +519,7 @@ def test_entries_already_folded_in_are_cleaned_up_by_the_next_compaction(backend
 
 def _foreign_entry(backend: Backend, seq: int) -> None:
     entry = {"seq": seq, "lineage": str(uuid.uuid4()), "name": "intruder",
-             "job": json.loads(job(9, history=0).model_dump_json(exclude_none=True))}
+             "job": job(9, history=0).as_json()}
     backend.store.put(f"{backend.key}.journal/{seq:012d}.json", json.dumps(entry).encode(), if_none_match=True)
 
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -200,7 +200,7 @@ class _Step:
         base = previous or JobState(api=self.action.api, specHash=self.action.spec_hash, file=self.context.files.get(name))
         intent = Intent(action="create", at=_now(), who=self.context.who, marker=marker(name),
                         specHash=self.action.spec_hash)
-        self.context.record(name, base.model_copy(update={"intent": intent}), "create", "intent", None)
+        self.context.record(name, replace(base, intent=intent), "create", "intent", None)
         live: LiveJob | None
         try:
             live, how = self.api.create(body), "ok"
@@ -316,7 +316,7 @@ class _Step:
                 update["restarts"] = restarts
             if masked is not None:
                 update["sensitivePaths"] = JobState.paths(masked)
-            job = previous.model_copy(update=update)
+            job = replace(previous, **update)
         self.context.record(self.action.name, job, step, "ok", self.job_id)
 
 

@@ -224,7 +224,7 @@ def _observe(context: applying.Context, jobs: dict[str, LiveJob | None]) -> None
         if (file := context.files.get(name)) is not None and file != record.file:
             update["file"] = file
         if update:
-            context.note(name, record.model_copy(update=update), "observe", update.get("status", "declared in " + str(file)),
+            context.note(name, replace(record, **update), "observe", update.get("status", "declared in " + str(file)),
                          job.id if job is not None else record.id)
 
 

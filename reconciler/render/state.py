@@ -81,7 +81,7 @@ def show_done(message: str) -> None:
 
 
 def _job_json(job: JobState) -> dict:
-    return job.model_dump(mode="json", exclude_none=True)
+    return job.as_json()
 
 
 def _table(rows: Sequence[tuple[str, ...]], indent: str = "") -> None:

