@@ -208,6 +208,22 @@ def test_strict_json_loads_refuses_a_repeated_key_at_any_depth_and_names_it_cut_
         strict_json_loads(b"\xff")
 
 
+def test_a_lockfile_read_holds_each_repeated_short_value_once():
+    """A lockfile repeats the same few values in every job and history entry: read, equal short
+    strings are one object (what a plan over many jobs holds), long ones are left as read."""
+    from reconciler.state.format import decode
+
+    document = copy.deepcopy(BASE)
+    document["jobs"]["elba"] = copy.deepcopy(BASE["jobs"]["corsica"]) | {"id": "id-1", "specHash": "x" * 65}
+    document["jobs"]["corsica"]["specHash"] = "x" * 65
+    jobs = decode(json.dumps(document).encode(), "test").jobs
+    corsica, elba = jobs["corsica"], jobs["elba"]
+    assert corsica.status == "DONE" and corsica.status is elba.status
+    assert corsica.history[0].who is elba.history[0].who and corsica.history[0].result is elba.history[0].result
+    assert corsica.specHash == elba.specHash and corsica.specHash is not elba.specHash
+    assert corsica.id != elba.id
+
+
 def _journal_entry(state, lockfile, text: str) -> None:
     state.store.put(f"{state.journal_prefix}{lockfile.journalSeq + 1:012d}-{lockfile.lineage[:8]}.json", text.encode())
 

@@ -46,18 +46,31 @@ def strict_json_loads(data: bytes | str) -> Any:
     deep to read is a ValueError too). For every file that is read strictly: lockfiles, journal
     entries, saved plans."""
     try:
-        return json.loads(data, object_pairs_hook=_unique_keys)
+        return json.loads(data, object_pairs_hook=_Objects())
     except RecursionError:
         raise ValueError("nested too deeply to read") from None
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) < len(pairs):  # rare: look for the culprit only then (a lockfile may hold 100,000 objects)
-        counts = Counter(key for key, _ in pairs)
-        key = next(key for key, _ in pairs if counts[key] > 1)
-        raise DuplicateKey(f"the key {repr(key[:_SHOWN])}{'…' if len(key) > _SHOWN else ''} appears twice in one object")
-    return document
+class _Objects:
+    """Makes each JSON object of one document: refuses a repeated key, and gives equal short
+    strings one object. `json` shares only keys; a lockfile repeats the same few values (an API
+    version, a status, who ran it, what and how it ended) in every job and history entry, and holds
+    them all as long as it is read."""
+
+    SHORT = 64
+
+    def __init__(self) -> None:
+        self._strings: dict[str, str] = {}
+
+    def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        strings = self._strings
+        document = {key: strings.setdefault(value, value) if type(value) is str and len(value) <= self.SHORT else value
+                    for key, value in pairs}
+        if len(document) < len(pairs):  # rare: look for the culprit only then (a lockfile may hold 100,000 objects)
+            counts = Counter(key for key, _ in pairs)
+            key = next(key for key, _ in pairs if counts[key] > 1)
+            raise DuplicateKey(f"the key {repr(key[:_SHOWN])}{'…' if len(key) > _SHOWN else ''} appears twice in one object")
+        return document
 
 
 # A job and its history are dataclasses, the lockfile a model (reconciler.state.model): pydantic words
