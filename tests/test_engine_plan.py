@@ -115,7 +115,7 @@ RERUN_PATHS = {
 def test_failed_v2_reruns_where_the_failed_run_wrote_and_pays_for_the_tiles_left(tmp_path, url):
     m = manifest(tmp_path, policy={"maxRestarts": 3}, request=with_url(url))
     failed = live(status="FAILED", request=with_url(url))
-    failed = LiveJob(**{**failed.__dict__, "completion": 70.0})
+    failed = replace(failed, completion=70.0)
     actions, made = kinds([m], [failed], {"job": record(m, status="FAILED")}, estimate=lambda _: 100.0)
     [rerun] = made.actions
     assert actions == [("job", Kind.REPLACE)] and rerun.steps == ("create", "start")
@@ -134,7 +134,7 @@ def test_a_rerun_is_no_spec_change_and_a_second_rerun_writes_where_the_first_run
     kept = replace(record(m, job_id="id-2", status="PROCESSING", restarts=1), rerunOf="id-1")
     actions, _ = kinds([m], [live(job_id="id-2", status="PROCESSING", request=rerun_request)], {"job": kept})
     assert actions == [("job", Kind.WAIT)]  # not "blocked: output.skipExisting: true"
-    failed = LiveJob(**{**live(job_id="id-2", status="FAILED", request=rerun_request).__dict__, "completion": 90.0})
+    failed = replace(live(job_id="id-2", status="FAILED", request=rerun_request), completion=90.0)
     _, made = kinds([m], [failed], {"job": replace(kept, status="FAILED")}, estimate=lambda _: 100.0)
     [again] = made.actions
     assert again.kind is Kind.REPLACE and again.overrides == first and again.rerun_of == "id-1" and again.cost_pu == 10.0
@@ -178,13 +178,12 @@ def test_a_failed_request_the_service_deleted_is_rerun_where_it_wrote_and_a_zarr
 
 def test_resuming_a_stopped_job_and_restarting_a_partial_one_cost_what_is_left(tmp_path):
     m = manifest(tmp_path)
-    stopped = LiveJob(**{**live(status="STOPPED", cost=40.0).__dict__, "completion": 25.0})
+    stopped = replace(live(status="STOPPED", cost=40.0), completion=25.0)
     _, made = kinds([m], [stopped], {"job": record(m, status="STOPPED")}, estimate=lambda _: 200.0)
     [start] = made.actions
     assert (start.kind, start.cost_pu, start.cost_source) == (Kind.START, 150.0, "estimate")  # not the 40 spent
     v1 = manifest(tmp_path, name="old", api="v1", policy={"maxRestarts": 1})
-    partial = LiveJob(**{**live("old", api="v1", status="PARTIAL", cost=66.0).__dict__, "tile_count": 66,
-                         "failed_tiles": 6})
+    partial = replace(live("old", api="v1", status="PARTIAL", cost=66.0), tile_count=66, failed_tiles=6)
     _, made = kinds([v1], [partial], {"old": record(v1, api="v1", status="PARTIAL")})
     [restart] = made.actions
     assert (restart.kind, restart.cost_pu) == (Kind.RESTART, 6.0) and "6 of 66" in restart.reasons[0]

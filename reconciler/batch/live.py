@@ -23,7 +23,7 @@ ApiVersion = Literal["v1", "v2"]
 API_VERSIONS: tuple[ApiVersion, ...] = ("v2", "v1")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveJob:
     """One live batch job, v1 request or v2 task. `status` is the service's string (it may be one
     the models do not know); `request` is the create body as the service echoes it."""

@@ -101,7 +101,7 @@ class JobCard:
     bounds: dict[str, Any] | None = field(default=None, compare=False, repr=False)  # processRequest.input.bounds
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     kind: Kind
     name: str

@@ -17,7 +17,7 @@ from reconciler.manifests.manifest import Manifest
 from reconciler.state.model import JobState
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Missing:
     """A manifest with no live job: new, or gone from the service."""
 
@@ -26,7 +26,7 @@ class Missing:
     record: JobState | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Matched:
     """A manifest and the live job that is its request."""
 
@@ -38,7 +38,7 @@ class Matched:
     duplicates: tuple[LiveJob, ...] = ()  # other live jobs marked for this name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Removed:
     """A recorded job whose manifest is gone; its live job, if the service still lists it."""
 

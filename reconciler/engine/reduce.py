@@ -24,7 +24,7 @@ from reconciler.redaction import KeyPath
 from reconciler.state.model import JobState
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Desired:
     """What the live request of a manifest's job should be, as the plan compares it."""
 

@@ -15,7 +15,7 @@ API_VERSION = "reconciler/v1"  # a manifest's `apiVersion`
 KIND = "BatchJob"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Policy:
     """`spec.policy`: how far the reconciler may go on its own for this job."""
 
@@ -25,7 +25,7 @@ class Policy:
     on_remove: Literal["forget", "stop"] = "forget"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Manifest:
     name: str
     api: ApiVersion
