@@ -80,3 +80,17 @@ def test_recorded_sensitive_paths_reruns_and_removed_jobs_reduce_alike(tmp_path,
     assert all(job.request is None for job in reduced)  # each echoes its manifest (or is gone from it)
     assert [(a.name, a.kind.word) for a in planned([secret, plain], reduced, lock).actions] == [
         ("gone", "forget"), ("plain", "wait"), ("secret", "update"), ("secret", "start")]
+
+
+def test_manifests_and_reduced_jobs_with_nothing_sensitive_share_one_empty_set(tmp_path):
+    """A plan holds one set of hidden paths per manifest and per live job: where there are none, it
+    is the one shared empty set (an empty frozenset is 216 bytes, and CPython makes one each time)."""
+    from reconciler.manifests.manifest import NOT_SENSITIVE
+
+    first, second = manifest(tmp_path, name="first"), manifest(tmp_path, name="second")
+    assert first.sensitive is NOT_SENSITIVE and second.sensitive is NOT_SENSITIVE
+    assert first.sent_sensitive is NOT_SENSITIVE
+    reduce = Reducer([first, second], {"first": record(first, job_id="id-first")})
+    for name in ("first", "second"):
+        job = reduce(live(name=name, job_id=f"id-{name}", request=copy.deepcopy(first.body)))
+        assert job.hidden is NOT_SENSITIVE

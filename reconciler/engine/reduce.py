@@ -19,7 +19,7 @@ from reconciler.batch.live import ApiVersion, LiveJob, Reduced
 from reconciler.canonical import canonical, request_digest
 from reconciler.engine.identity import owner
 from reconciler.engine.rerun import desired_body
-from reconciler.manifests.manifest import Manifest
+from reconciler.manifests.manifest import NOT_SENSITIVE, Manifest
 from reconciler.redaction import KeyPath
 from reconciler.state.model import JobState
 
@@ -37,8 +37,9 @@ def hidden_for(manifest: Manifest | None, record: JobState | None, live_id: str)
     """The paths of what is sent (body paths, and ("description",)) hidden for the live job
     `live_id`: the manifest's sensitive ones, and those the lockfile recorded for that request (a
     path once sensitive stays masked until the live value changes)."""
-    recorded = record.masked if record is not None and record.id == live_id else frozenset()
-    return (manifest.sent_sensitive if manifest is not None else frozenset()) | recorded
+    recorded = record.masked if record is not None and record.id == live_id else NOT_SENSITIVE
+    sent = manifest.sent_sensitive if manifest is not None else NOT_SENSITIVE
+    return sent | recorded if recorded else sent
 
 
 def body_paths(hidden: frozenset[KeyPath]) -> frozenset[KeyPath]:

@@ -31,7 +31,7 @@ from reconciler.manifests.files import (
     read_bytes,
     read_text,
 )
-from reconciler.manifests.manifest import Manifest, Policy, in_body
+from reconciler.manifests.manifest import NOT_SENSITIVE, Manifest, Policy, in_body
 from reconciler.manifests.messages import translate
 from reconciler.manifests.schema import BatchJob, RequestV1, StoredHeader
 from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
@@ -157,7 +157,7 @@ def _stored_document(file: str, stored: list, evalscripts: dict) -> _Loaded:
     spec, policy = header.spec, header.spec.policy
     manifest = Manifest(header.metadata.name, spec.api, spec.state, spec.description,
                         Policy(policy.maxRestarts, policy.maxCostPU, policy.onSpecChange, policy.onRemove),
-                        file, line, body, frozenset(), (digest, spec_hash), dict(header.metadata.labels),
+                        file, line, body, NOT_SENSITIVE, (digest, spec_hash), dict(header.metadata.labels),
                         spec.evalscriptFile)
     return _Loaded(file, index, line, manifest.name, manifest)
 
@@ -224,7 +224,7 @@ def _load_document(doc: Document, file: str, root: str, env: _Env, evalscripts, 
     name = metadata.get("name") if isinstance(metadata, dict) and isinstance(metadata.get("name"), str) else None
     manifest = None
     if job is not None and body is not None and not report.errors:  # valid
-        manifest = _manifest(job, file, doc.line, body, frozenset(refs.sensitive))
+        manifest = _manifest(job, file, doc.line, body, frozenset(refs.sensitive) or NOT_SENSITIVE)
     deferred = manifest is None and not report.errors  # only ${env:…}-dependent errors: never dropped silently
     return _Loaded(file, doc.index, doc.line, name, manifest, deferred)
 
