@@ -145,6 +145,21 @@ def test_a_malformed_lockfile_is_one_line_and_nothing_is_written(store, run_cli,
     assert stored() == before
 
 
+
+def test_a_lockfile_is_read_in_the_encoding_json_finds_and_bytes_that_are_no_text_are_one_line(store, run_cli):
+    """The lockfile's bytes are made text before they are parsed (and let go): as `json.loads`
+    reads bytes, a UTF-8 byte order mark or UTF-16 is read, and bytes that are no text are an error."""
+    location, write, stored = store
+    for data in (json.dumps(BASE).encode("utf-8-sig"), json.dumps(BASE).encode("utf-16")):
+        write(data)
+        code, out, err = run_cli("state", "list")
+        assert code == 0 and "corsica" in out, err
+    write(json.dumps(BASE).encode()[:-1] + b"\xff}")
+    before = stored()
+    code, _, err = run_cli("state", "list")
+    _one_line(code, err, "is not JSON")
+    assert location in err and stored() == before
+
 def test_a_lockfile_of_a_foreign_lineage_is_not_pushed(store, run_cli, tmp_path):
     _, write, stored = store
     write(json.dumps(BASE).encode())

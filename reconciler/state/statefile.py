@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pydantic import StrictBool, ValidationError
 
 from reconciler.errors import StateConflict, StateError
-from reconciler.state.format import DuplicateKey, _shown, decode, encode, strict_json_loads
+from reconciler.state.format import DuplicateKey, _shown, decode, encode, json_text, strict_json_loads
 from reconciler.state.model import Counter, HistoryEntry, JobName, JobState, Lockfile, _Model
 from reconciler.state.objects import ObjectStore, PreconditionFailed
 
@@ -77,7 +77,9 @@ class StateFile:
 
     def read(self) -> Snapshot:
         blob = self.store.get(self.key)
-        lockfile = decode(blob.data, self.location) if blob else Lockfile()
+        etag, text = (blob.etag, json_text(blob.data, self.location)) if blob else (None, None)
+        del blob  # the lockfile's bytes are let go before its text is parsed
+        lockfile = decode(text, self.location) if text is not None else Lockfile()
         jobs, seq, used = dict(lockfile.jobs), lockfile.journalSeq, []
         for key, entry in self._journal(lockfile):
             if entry is not None:
@@ -85,7 +87,7 @@ class StateFile:
                 seq = entry.seq
             used.append(key)  # folded in now, or left over (already folded, another lineage): the next write drops it
         merged = lockfile.model_copy(update={"jobs": jobs, "journalSeq": seq}) if used else lockfile
-        return Snapshot(merged, blob.etag if blob else None, lockfile.serial, tuple(used))
+        return Snapshot(merged, etag, lockfile.serial, tuple(used))
 
     def write(self, lockfile: Lockfile, base: Snapshot) -> Snapshot:
         """Store `lockfile` as the next serial, only over `base`; then drop the journal it folded in."""
