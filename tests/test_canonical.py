@@ -41,3 +41,15 @@ def test_what_a_manifest_records_is_its_canonical_digest_and_spec_hash(body, api
 def test_equal_texts_tell_true_from_one():
     # dict equality says {"a": True} == {"a": 1}; the texts compared by a plan do not
     assert stable_json({"a": True}) != stable_json({"a": 1})
+
+
+@settings(max_examples=60, deadline=None)
+@given(items=st.lists(st.tuples(st.text(max_size=8), st.integers(), st.none() | st.floats(allow_nan=False)),
+                      max_size=30),
+       batch=st.integers(min_value=1, max_value=7), key=st.sampled_from([b"", b"a plan key"]))
+def test_a_list_hashed_a_batch_at_a_time_has_the_digest_of_the_whole_list(items, batch, key):
+    """The plan's fingerprint hashes its 100,000 items without making their whole text: the digest
+    must stay what the whole list's stable JSON gives, keyed or not, at every batch boundary."""
+    from reconciler.engine.payload import keyed, keyed_list
+
+    assert keyed_list(key, items, batch) == keyed(key, items)

@@ -10,6 +10,7 @@ otherwise, and PARTIAL v1 jobs restarted within `maxRestarts`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,7 +22,7 @@ from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanag
 from reconciler.engine.diff import FieldChange, changes
 from reconciler.engine.identity import with_marker, without_marker
 from reconciler.engine.pairing import Matched, Missing, Pair, Removed, pair
-from reconciler.engine.payload import Overrides, create_body, keyed, sent_digest
+from reconciler.engine.payload import Overrides, create_body, keyed_list, sent_digest
 from reconciler.engine.reduce import desired, hidden_for, live_digest
 from reconciler.engine.rerun import remaining, rerun_overrides, sent_overrides, shown
 from reconciler.manifests.manifest import Manifest
@@ -75,7 +76,7 @@ def plan(manifests: Iterable[Manifest], live: Iterable[LiveJob], lockfile: Lockf
     unmanaged += [Unmanaged(j.id, j.api, j.status, from_service(j.description) or "", "marked for a name no manifest has")
                   for j in pairing.foreign]
     return Plan(tuple(sorted(actions, key=Action.sort_key)), lockfile.lineage, lockfile.serial,
-                keyed(options.key, sorted(seen)), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings),
+                keyed_list(options.key, sorted(seen)), tuple(sorted(unmanaged, key=lambda u: u.id)), tuple(warnings),
                 outside)
 
 
@@ -98,6 +99,14 @@ def masked(p: Pair) -> frozenset[KeyPath]:
     if isinstance(p, Missing):
         return p.manifest.sent_sensitive
     return hidden_for(None if isinstance(p, Removed) else p.manifest, p.record, p.live.id) if p.live else frozenset()
+
+
+@functools.lru_cache(maxsize=256)
+def _said(reason: str) -> tuple[str]:
+    """The reasons of an action that says one thing about a job the plan leaves as it is. Tens of
+    thousands of such jobs say the same few things ("DONE matches spec.state: started"): equal
+    reasons are one tuple, not one each (a pure function of its text, so sharing changes nothing)."""
+    return (reason,)
 
 
 def _base(p: Missing | Matched) -> Action:
@@ -246,13 +255,13 @@ def _lifecycle(p: Matched, base: Action, estimate: Estimate) -> Action:
         if state == "stopped":
             return replace(base, kind=Kind.STOP, steps=(Step.STOP,), reasons=("spec.state: stopped",))
         if state == "started" or (state == "analysed" and status == Status.ANALYSING):
-            return replace(base, kind=Kind.WAIT, reasons=(f"{status.lower().replace('_', ' ')}",))
-        return replace(base, reasons=(f"{status} is already past spec.state: {state}",))
+            return replace(base, kind=Kind.WAIT, reasons=_said(status.lower().replace("_", " ")))
+        return replace(base, reasons=_said(f"{status} is already past spec.state: {state}"))
     if state == "analysed" and status == Status.CREATED:
         return replace(base, kind=Kind.ANALYSE, steps=(Step.ANALYSE,), reasons=("spec.state: analysed",))
     if state == "started":
         return _started(p, base, estimate)
-    return replace(base, reasons=(f"{status} matches spec.state: {state}",))
+    return replace(base, reasons=_said(f"{status} matches spec.state: {state}"))
 
 
 def _started(p: Matched, base: Action, estimate: Estimate) -> Action:
@@ -291,7 +300,7 @@ def _started(p: Matched, base: Action, estimate: Estimate) -> Action:
                                                          "raise maxRestarts (v2) or fix the cause and replace it"))
     if status == Status.CANCELED:
         return replace(base, kind=Kind.BLOCKED, reasons=("CANCELED: a v1 request cannot be resumed",))
-    return replace(base, reasons=(f"{status}",))
+    return replace(base, reasons=_said(f"{status}"))
 
 
 def _rerun(m: Manifest, record: JobState | None, base: Action, failed_id: str, completion: float | None, head: str,
