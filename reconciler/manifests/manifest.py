@@ -13,6 +13,7 @@ ApiVersion = Literal["v1", "v2"]
 # No sensitive paths: one empty set shared by every manifest and live job without any. CPython makes
 # a new empty frozenset (216 bytes) each time, and a plan holds one per manifest and per live job.
 NOT_SENSITIVE: frozenset[tuple] = frozenset()
+
 State = Literal["created", "analysed", "started", "stopped"]
 API_VERSION = "reconciler/v1"  # a manifest's `apiVersion`
 KIND = "BatchJob"
