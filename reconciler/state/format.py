@@ -85,7 +85,7 @@ def json_text(data: bytes, where: str) -> str:
     try:
         return data.decode(json.detect_encoding(data), "surrogatepass")
     except UnicodeDecodeError as e:
-        raise StateError(f"{where} is not JSON: {e}", "restore it from S3 versioning or a backup") from None
+        raise _not_json(where, e) from None
 
 
 def decode(data: bytes | str, where: str) -> Lockfile:
@@ -96,7 +96,7 @@ def decode(data: bytes | str, where: str) -> Lockfile:
         raise StateError(f"{where} is not a valid lockfile: {e}",
                          "nothing was changed; fix the file, or restore it from S3 versioning or a backup") from None
     except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise StateError(f"{where} is not JSON: {e}", "restore it from S3 versioning or a backup") from None
+        raise _not_json(where, e) from None
     if not isinstance(document, dict) or "version" not in document:
         raise StateError(f"{where} is not a reconciler lockfile (no version)")
     if type(document["version"]) is not int:  # not a bool, a float or a string that looks like one
@@ -128,6 +128,10 @@ def upgrade(document: dict, where: str) -> dict:
         document = UPGRADES[version](document)
         version = document["version"]
     return document
+
+
+def _not_json(where: str, error: ValueError) -> StateError:
+    return StateError(f"{where} is not JSON: {error}", "restore it from S3 versioning or a backup")
 
 
 def _invalid(where: str, field: str, problem: str) -> NoReturn:
