@@ -18,7 +18,7 @@ import hmac
 from collections.abc import Sequence
 from typing import Any
 
-from reconciler.canonical import digest, stable_json
+from reconciler.canonical import stable_json
 from reconciler.engine.identity import with_marker
 from reconciler.redaction import KeyPath, hide, keyed_digest
 
@@ -48,21 +48,25 @@ def with_overrides(body: dict[str, Any], overrides: Overrides) -> dict[str, Any]
 def keyed(key: bytes, data: Any) -> str:
     """A digest of JSON-shaped data that only the holder of `key` can make (HMAC-SHA256 of its
     stable JSON); a plain hash without a key."""
-    if not key:
-        return digest(data)[:32]
-    return hmac.new(key, stable_json(data).encode(), hashlib.sha256).hexdigest()[:32]
+    hasher = _hasher(key)
+    hasher.update(stable_json(data).encode())
+    return hasher.hexdigest()[:32]
 
 
 def keyed_list(key: bytes, items: Sequence[Any], batch: int = 1000) -> str:
     """`keyed(key, list(items))`, hashed a batch of items at a time: the stable JSON of a list is
     "[", its items' joined by ",", then "]", so the digest is the same without the whole text (for
     100,000 items, tens of MB held at once while it is made)."""
-    hasher = hmac.new(key, digestmod=hashlib.sha256) if key else hashlib.sha256()
+    hasher = _hasher(key)
     hasher.update(b"[")
     for start in range(0, len(items), batch):
         hasher.update((b"," if start else b"") + stable_json(items[start:start + batch])[1:-1].encode())
     hasher.update(b"]")
     return hasher.hexdigest()[:32]
+
+
+def _hasher(key: bytes) -> hmac.HMAC | hashlib._Hash:
+    return hmac.new(key, digestmod=hashlib.sha256) if key else hashlib.sha256()
 
 
 def sent_digest(sent: dict[str, Any] | str, masked: frozenset[KeyPath] = frozenset(), key: bytes = b"") -> str:
