@@ -41,10 +41,11 @@ def test_the_file_is_where_sentinelhub_py_looks(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     assert config_path({"HOME": str(tmp_path / "home")}) == Path(SHConfig.get_config_location())
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    assert config_path({"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": "/elsewhere"}) == \
+    assert config_path({"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path / "elsewhere")}) == \
         Path(SHConfig.get_config_location())
     # An empty XDG_CONFIG_HOME counts as unset (the XDG rule; sentinelhub-py would look in ./sentinelhub/)
-    assert config_path({"XDG_CONFIG_HOME": "", "HOME": "/home/u"}) == Path("/home/u/.config/sentinelhub/config.toml")
+    other = tmp_path / "other-home"
+    assert config_path({"XDG_CONFIG_HOME": "", "HOME": str(other)}) == other / ".config" / "sentinelhub" / "config.toml"
     assert config_path({}) is None  # a mapping of its own names no file: such tests stay hermetic
 
 
