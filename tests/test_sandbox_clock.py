@@ -4,6 +4,8 @@ time, so a test asserts right after it instead of sleeping."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -98,3 +100,44 @@ def test_faults_changed_while_running_reach_the_worker_too(stepped):
         assert http.get(f"{TASKS}/{task['id']}").status_code == 404  # never started, 2 s untouched: deleted
     finally:
         requests.put(faults, json={"stale_after": None}, timeout=10)
+
+
+def test_an_idle_worker_sleeps_until_something_falls_due_or_a_job_changes(monkeypatch):
+    """The real-time worker takes no CPU while nothing is due: it sleeps until the next moment
+    something ends (at least a tick, at most IDLE_WAKE), and every change to a job wakes it. With
+    IDLE_WAKE an hour, a job analysed after the worker fell asleep still finishes its analysis."""
+    from reconciler.sandbox import jobs, worker
+    from reconciler.sandbox.faults import Faults
+    from reconciler.sandbox.store import SandboxState
+
+    clock = ManualClock(start=1_790_000_000.0)
+    state = SandboxState()
+    idle = worker.Worker(state, None, worker.Timing(), Faults(), clock=clock)
+    assert idle._quiet_seconds() == worker.IDLE_WAKE  # nothing at all
+    job = jobs.new_job("v2", example_body("corsica-max-ndvi"), clock(), state.next_sequence())
+    with state.lock:
+        state.add(job)
+        jobs.analyse(job, clock(), 0.3)
+        state.save(job)
+    assert idle._quiet_seconds() == pytest.approx(0.3, abs=1e-5)  # until the analysis ends
+    clock.move_to(clock() + 0.5)
+    assert idle._quiet_seconds() == worker.Timing().tick_seconds  # overdue: at once, after a tick
+
+    monkeypatch.setattr(worker, "IDLE_WAKE", 3600.0)
+    state = SandboxState()
+    running = worker.Worker(state, None, worker.Timing(), Faults())
+    running.start()
+    try:
+        job = jobs.new_job("v2", example_body("corsica-max-ndvi"), time.time(), state.next_sequence())
+        with state.lock:
+            state.add(job)
+            jobs.analyse(job, time.time(), 0.0)
+            state.save(job)
+        deadline = time.monotonic() + 30
+        while job.status == "ANALYSING":
+            assert time.monotonic() < deadline, "a change did not wake the sleeping worker"
+            time.sleep(0.01)
+        assert job.status == "ANALYSIS_DONE" and job.error is None
+    finally:
+        running.stop()
+    assert not running.is_alive()

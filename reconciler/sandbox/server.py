@@ -120,9 +120,14 @@ class Sandbox:
             context.clock, context.advance = clock, lambda seconds: advance(clock, worker, seconds)
         else:
             self._worker = Worker(self.state, self.s3, o.timing, o.faults)
-        context.faults_changed = lambda faults: setattr(self._worker, "faults", faults)
+        context.faults_changed = self._faults_changed
         self._context = context
         return context
+
+    def _faults_changed(self, faults: Faults) -> None:
+        assert self._worker is not None
+        self._worker.faults = faults
+        self.state.changed.set()  # a sleeping worker looks again (e.g. for stale jobs)
 
     def advance(self, seconds: float) -> float:
         """In-process `POST /sandbox/clock`: with `manual_clock`, move sandbox time and every job on."""

@@ -3,7 +3,8 @@ SQLite file (`--data-dir`) so a restarted sandbox still has its jobs.
 
 Every access happens under `lock`, which the HTTP handlers and the worker share; whoever changes
 a job calls `save(job)`, which also keeps the index of jobs the worker has to look at (analysing or
-processing), so a sandbox holding 10,000 finished jobs does not scan them every tick.
+processing), so a sandbox holding 10,000 finished jobs does not scan them every tick; and sets
+`changed`, on which the worker sleeps while nothing is due.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class SandboxState:
         self._active: dict[str, Job] = {}
         self._sequence = 0
         self.stats: Counter[str] = Counter()
+        self.changed = threading.Event()  # set by add, save and remove
         self._db: sqlite3.Connection | None = None
         if data_dir is not None:
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -57,6 +59,7 @@ class SandboxState:
         if job.id not in self._jobs:
             return
         self._index(job)
+        self.changed.set()
         if self._db is not None:
             self._db.execute("INSERT OR REPLACE INTO jobs (id, data) VALUES (?, ?)", (job.id, json.dumps(job.to_dict())))
 
@@ -68,6 +71,7 @@ class SandboxState:
         if job is not None:
             self._listed[job.api].remove(job)  # a walk of one list: stale deletions are few
         self._active.pop(job_id, None)
+        self.changed.set()
         if self._db is not None:
             self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 

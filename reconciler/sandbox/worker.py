@@ -28,6 +28,9 @@ from reconciler.sandbox.limits import check_tile_count
 from reconciler.sandbox.store import SandboxState
 
 logger = logging.getLogger(__name__)
+# The longest the worker sleeps when nothing is due: every change to a job wakes it sooner, so this
+# only bounds what a change made some other way (none is known) would wait.
+IDLE_WAKE = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,12 +93,18 @@ class Worker(threading.Thread):
 
     def stop(self) -> None:
         self._stop_event.set()
+        self.state.changed.set()
         if self.is_alive():
             self.join(timeout=10)
 
     def run(self) -> None:
-        while not self._stop_event.wait(self.timing.tick_seconds):
-            self.step()
+        """A step, then a tick's rest after a busy one; else sleep until something falls due or a
+        job changes (`state.changed`), so an idle sandbox takes no CPU. `changed` is cleared before
+        the step: a change during it cuts the sleep short."""
+        while not self._stop_event.is_set():
+            self.state.changed.clear()
+            busy = self.step()
+            self.state.changed.wait(self.timing.tick_seconds if busy else self._quiet_seconds())
 
     def step(self) -> bool:
         """One round of due work at the current time; whether anything happened."""
@@ -113,6 +122,19 @@ class Worker(threading.Thread):
         (an analysis ends, a tile advances a status), so this ends."""
         while self.step():
             pass
+
+    def _quiet_seconds(self) -> float:
+        """How long nothing can fall due: until the next analysis or tile ends, or the next look
+        for stale jobs; at least a tick, at most IDLE_WAKE."""
+        moments = [self.next_due(float("-inf"))]
+        if self.faults.stale_after is not None:
+            moments.append(self._swept + self._sweep_every())
+        soonest = min((m for m in moments if m is not None), default=None)
+        rest = IDLE_WAKE if soonest is None else soonest - self.clock()
+        return min(IDLE_WAKE, max(self.timing.tick_seconds, rest))
+
+    def _sweep_every(self) -> float:
+        return 0.0 if self.sweep_each_step else min(1.0, (self.faults.stale_after or 0) / 4)
 
     def next_due(self, after: float) -> float | None:
         """The first moment later than `after` at which an analysis ends or a tile finishes."""
@@ -148,8 +170,7 @@ class Worker(threading.Thread):
         now, due, changed = self.clock(), _Due(), False
         with self.state.lock:
             stale_after = self.faults.stale_after
-            every = 0.0 if self.sweep_each_step else min(1.0, (stale_after or 0) / 4)
-            if stale_after is not None and now - self._swept >= every:
+            if stale_after is not None and now - self._swept >= self._sweep_every():
                 self._swept = now
                 for job in self.state.jobs():
                     if jobs.is_stale(job, now, stale_after):
