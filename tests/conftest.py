@@ -16,8 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.cli import OPENBLAS_THREADS
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "manifests"
+# As the console script runs (reconciler.cli.OPENBLAS_THREADS): the workers, and the sandboxes forked
+# from them, import numpy too. Set before any test module imports it.
+os.environ.setdefault(*OPENBLAS_THREADS)
 # The load cache of manifests stays out of the home folder; children (CLI, sandbox) inherit it.
 if "RECONCILER_CACHE_DIR" not in os.environ:
     os.environ["RECONCILER_CACHE_DIR"] = tempfile.mkdtemp(prefix="reconciler-cache-")
