@@ -40,8 +40,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ruamel.yaml import YAML
-
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = 2  # items per page of a listing: small, so that a workflow that reads one page only misses some
 BOT = "github-actions[bot]"  # the author of what a job's token writes
@@ -816,6 +814,8 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def _load(text: str) -> dict:
+    from ruamel.yaml import YAML  # here, not at the top: the fake tools import this module, and never load YAML
+
     return YAML(typ="safe").load(text)
 
 
