@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 # Three workers on two cores: much of the time goes to tests waiting on sandbox servers, which
 # overlap well; worksteal keeps the long tests from leaving a worker idle at the end.
 # The suite starts some four hundred interpreters (the CLI, sandboxes, the workflows' tools). With
-# PYTHONDONTWRITEBYTECODE set (as on this project's runners) none of them writes the bytecode it
+# PYTHONDONTWRITEBYTECODE set (as on this machine) none of them writes the bytecode it
 # compiles, so each compiled the project's modules again: about 0.08 s of CPU per CLI process.
 # compileall writes it once (half a second on a clean clone, nothing when it is up to date).
 test: $(VENV)/.installed

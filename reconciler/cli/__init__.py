@@ -31,7 +31,7 @@ GC_THRESHOLD = (50_000, 50)
 
 # numpy (geo's arrays of coordinates) starts OpenBLAS's pool of threads on import, for linear
 # algebra the reconciler never does; they spin while the command runs: a plan of the five example
-# jobs, new, took 0.97 s of CPU with the pool and 0.78 s without it, on two cores. The console
+# jobs, new, took 0.94–0.97 s of CPU with the pool and 0.77–0.87 s without it, on two cores. The console
 # script's process runs with one OpenBLAS thread unless its environment asks for more.
 OPENBLAS_THREADS = ("OPENBLAS_NUM_THREADS", "1")
 

@@ -98,13 +98,16 @@ class Worker(threading.Thread):
             self.join(timeout=10)
 
     def run(self) -> None:
-        """A step, then a tick's rest after a busy one; else sleep until something falls due or a
-        job changes (`state.changed`), so an idle sandbox takes no CPU. `changed` is cleared before
-        the step: a change during it cuts the sleep short."""
+        """A step, then a tick's rest after a busy one (what falls due meanwhile is done in one
+        step); after an idle one, sleep until something falls due or a job changes
+        (`state.changed`), so an idle sandbox takes no CPU. `changed` is cleared before the step:
+        a change during it cuts the sleep short."""
         while not self._stop_event.is_set():
             self.state.changed.clear()
-            busy = self.step()
-            self.state.changed.wait(self.timing.tick_seconds if busy else self._quiet_seconds())
+            if self.step():
+                self._stop_event.wait(self.timing.tick_seconds)
+            else:
+                self.state.changed.wait(self._quiet_seconds())
 
     def step(self) -> bool:
         """One round of due work at the current time; whether anything happened."""
