@@ -58,7 +58,7 @@ def stage(name: str, folder: Path) -> float:
     manifests = loader.load([folder / "manifests"]).manifests if name == "digest" else []
     if name.startswith("load-noparse"):
         parsed = {text: yamldoc.read_documents(text) for text in texts}
-        loader.read_documents = parsed.__getitem__  # what loading costs with parsing free
+        loader.read_documents = lambda text, strings: parsed[text]  # what loading costs with parsing free
     with tuned_collector():  # as the console script runs
         start = time.process_time()
         if name == "libyaml":

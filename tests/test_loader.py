@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -264,3 +265,28 @@ def test_references_and_credentials_spelled_with_escapes_are_still_found(tmp_pat
     assert ("spec", "request", "output", "delivery", "s3", "accessKey") in by_name["key-by-escape"].sensitive
     assert [d.message for d in result.diagnostics if d.file.endswith("key-by-escape.yaml")] == [
         "a credential is written in the manifest"] * 2
+
+
+def test_a_load_holds_each_short_string_once_across_its_files(tmp_path):
+    """The parser makes every scalar anew, and only plain ones pass the resolver's bounded cache:
+    a load of many manifests written as JSON (every string quoted, as `sandbox serve --seed` writes
+    them) holds each equal key and short value once all the same (yamldoc.read_documents with one
+    `strings` for the load), as a read of the load cache does."""
+    write(tmp_path, name="unused")  # the evalscript
+    (tmp_path / "unused.yaml").unlink()
+    for name in ("one", "two"):
+        request = {"processRequest": {"input": {"bounds": {"bbox": [8.44, 41.31, 9.66, 43.1]},
+                                                "data": [{"type": "sentinel-2-l2a"}]},
+                                      "output": {"responses": [{"identifier": "default", "format": {"type": "image/tiff"}}]}},
+                   "input": {"type": "tiling-grid", "id": 0, "resolution": 60},
+                   "output": {"type": "raster", "delivery": {"s3": {"url": "s3://bucket/shared"}}}}
+        (tmp_path / f"{name}.yaml").write_text(json.dumps({
+            "apiVersion": "reconciler/v1", "kind": "BatchJob", "metadata": {"name": name},
+            "spec": {"description": "test job", "evalscriptFile": "script.js", "request": request}}))
+    one, two = sorted(load([tmp_path]).manifests, key=lambda m: m.name)
+    pairs = [(one.body["output"]["delivery"]["s3"]["url"], two.body["output"]["delivery"]["s3"]["url"]),
+             (one.body["processRequest"]["input"]["data"][0]["type"], two.body["processRequest"]["input"]["data"][0]["type"]),
+             (next(iter(one.body["output"])), next(iter(two.body["output"]))),
+             (one.description, two.description)]
+    for first, second in pairs:
+        assert first == second and first is second, first

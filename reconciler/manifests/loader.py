@@ -72,7 +72,9 @@ def load(
     env = _Env(given if resolve_env or warn_unset else None, resolve_env)
     evalscripts: dict[str, str | YamlProblem | None] = {}
     cache = LoadCache.open(paths or DEFAULT_PATHS, enabled=use_cache)
-    loaded = [item for found in files for item in _load_file(found, env, evalscripts, result.diagnostics, cache)]
+    strings: dict[str, str] = {}  # shared by every file's documents (yamldoc.read_documents)
+    loaded = [item for found in files
+              for item in _load_file(found, env, evalscripts, strings, result.diagnostics, cache)]
     cache.save()
     result.cached = cache.hits
     _check_unique_names(loaded, result)
@@ -88,7 +90,8 @@ class _Env:
     resolve: bool
 
 
-def _load_file(found, env: _Env, evalscripts, diagnostics: list[Diagnostic], cache: LoadCache) -> list[_Loaded]:
+def _load_file(found, env: _Env, evalscripts, strings: dict[str, str], diagnostics: list[Diagnostic],
+               cache: LoadCache) -> list[_Loaded]:
     file, root = found
     try:
         raw = read_bytes(file, MAX_FILE_BYTES, "manifest")
@@ -97,7 +100,7 @@ def _load_file(found, env: _Env, evalscripts, diagnostics: list[Diagnostic], cac
             cache.used(file)
             return loaded
         text = decode(raw, "manifest")
-        documents = read_documents(text)
+        documents = read_documents(text, strings)
     except YamlProblem as e:
         diagnostics.append(Diagnostic(file, e.line, e.column, "", e.message, e.hint))
         return []
