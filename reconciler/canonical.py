@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from reconciler.batch.models.common import CRS84
+from reconciler.batch import CRS84
 from reconciler.redaction import digest_of, hide, masked
 
 # (path suffix, default value): a key at the end of such a path holding the default is dropped

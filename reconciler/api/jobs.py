@@ -16,9 +16,8 @@ from typing import Any
 
 from reconciler.api.client import BatchClient, V1Client, V2Client
 from reconciler.api.errors import ApiError
+from reconciler.batch import API_VERSIONS, ApiVersion
 from reconciler.batch.live import (
-    API_VERSIONS,
-    ApiVersion,
     LiveJob,
     Reduce,
     TolerantBatchRequest,

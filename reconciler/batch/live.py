@@ -12,15 +12,13 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 
+from reconciler.batch import ApiVersion
 from reconciler.batch.models import v1, v2
 from reconciler.redaction import KeyPath, from_service
-
-ApiVersion = Literal["v1", "v2"]
-API_VERSIONS: tuple[ApiVersion, ...] = ("v2", "v1")
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from reconciler.batch.live import ApiVersion
+from reconciler.batch import ApiVersion
 from reconciler.engine.diff import FieldChange
 
 

@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from reconciler.batch.live import ApiVersion, LiveJob, Reduced
+from reconciler.batch import ApiVersion
+from reconciler.batch.live import LiveJob, Reduced
 from reconciler.canonical import canonical, request_digest
 from reconciler.engine.identity import owner
 from reconciler.engine.rerun import desired_body

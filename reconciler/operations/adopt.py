@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from reconciler.api.client import BatchClient
 from reconciler.api.errors import ApiError, NotFound
 from reconciler.api.jobs import JobsApi
-from reconciler.batch.live import API_VERSIONS, ApiVersion, LiveJob
+from reconciler.batch import API_VERSIONS, ApiVersion
+from reconciler.batch.live import LiveJob
 from reconciler.batch.statuses import Status
 from reconciler.canonical import canonical, spec_hash
 from reconciler.engine.identity import owner, with_marker, without_marker

@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from reconciler.api.errors import ApiError, BadRequest, CreateOutcomeUnknown, NotFound
 from reconciler.api.jobs import JobsApi
-from reconciler.batch.live import ApiVersion, LiveJob
+from reconciler.batch import ApiVersion
+from reconciler.batch.live import LiveJob
 from reconciler.batch.statuses import STOP_TOOK_EFFECT, TERMINAL, Status, start_took_effect
 from reconciler.engine.actions import Action, Kind, Plan, Step
 from reconciler.engine.identity import marker, owner, with_marker

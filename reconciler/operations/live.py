@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.api.jobs import JobsApi
-from reconciler.batch.live import ApiVersion, LiveJob
+from reconciler.batch import ApiVersion
+from reconciler.batch.live import LiveJob
 from reconciler.batch.models.v1 import TileStatus
 from reconciler.batch.statuses import MISSING, RUNNING, TERMINAL, Status, settled
 from reconciler.state.model import JobState

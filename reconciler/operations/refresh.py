@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
-from reconciler.batch.live import ApiVersion, LiveJob
+from reconciler.batch import ApiVersion
+from reconciler.batch.live import LiveJob
 from reconciler.batch.models.v1 import TileStatus
 from reconciler.batch.statuses import Status
 from reconciler.engine.identity import owner

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from reconciler.api.client import BatchClient
 from reconciler.api.jobs import JobsApi
-from reconciler.batch.live import ApiVersion, LiveJob
+from reconciler.batch import ApiVersion
+from reconciler.batch.live import LiveJob
 from reconciler.engine.actions import Kind, Plan
 from reconciler.engine.estimate import Estimator
 from reconciler.engine.plan import PlanOptions, plan

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reconciler.batch.models.common import CRS84
+from reconciler.batch import CRS84
 from reconciler.names import marker
 from reconciler.sandbox.jobs import new_job
 from reconciler.sandbox.store import SandboxState

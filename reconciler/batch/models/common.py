@@ -9,13 +9,11 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, Field, ValidationInfo, WithJsonSchema, field_validator, model_validator
 
+from reconciler.batch import CRS84
 from reconciler.batch.models.base import CreateModel, LiveModel, OpenModel
 from reconciler.batch.models.datasets import DataSource
 
 __all__ = ["CreateModel", "LiveModel", "OpenModel"]  # and the models below; the bases live in `base`
-
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-
 
 Position = Annotated[list[float], Field(min_length=2, max_length=2)]
 LinearRing = Annotated[list[Position], Field(min_length=4)]
