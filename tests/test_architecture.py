@@ -49,12 +49,12 @@ LAYERS: dict[str, frozenset[str]] = {
         "batch", "manifests.manifest", "state.model", "geo", "canonical", "redaction", "diagnostics",
         "names"}),  # names: the ownership marker is defined with the name rule
     "manifests": frozenset({  # reading, checking and formatting manifest files, the load cache
-        "batch", "canonical", "names", "redaction", "diagnostics", "atomic"}),
+        "batch", "canonical", "names", "redaction", "diagnostics", "atomic", "strings"}),
     "sandbox": frozenset({  # the stand-in service: the data, the tiling, its env file, seeded jobs' markers
         "batch", "geo", "names", "atomic"}),
     "api": frozenset({"batch", "settings", "errors", "redaction"}),  # the HTTP client: the shapes, how to reach it
     "batch": frozenset({"geo", "redaction"}),  # the Batch API's data; geo: evalscript outputs, tiling grids
-    "state": frozenset({"errors", "names", "atomic"}),  # the lockfile: model, format, stores, lease
+    "state": frozenset({"errors", "names", "atomic", "strings"}),  # the lockfile: model, format, stores, lease
     "geo": frozenset({"errors"}),  # tiles, grids, PU estimates, evalscripts, GeoPackages
     "shards": frozenset({  # reconciler.toml's shards, contained in the repository like manifests
         "manifests.files", "settings", "names", "errors"}),
@@ -66,6 +66,7 @@ LAYERS: dict[str, frozenset[str]] = {
     "names": frozenset(),  # the name rule
     "redaction": frozenset(),  # what is secret and how it is hidden
     "atomic": frozenset(),  # a file written whole or not at all
+    "strings": frozenset(),  # equal short strings held once (what the lockfile and the manifests read)
     "diagnostics": frozenset(),  # findings about user input, as values
     "__init__": frozenset(),  # the version
 }

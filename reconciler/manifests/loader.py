@@ -36,6 +36,7 @@ from reconciler.manifests.messages import translate
 from reconciler.manifests.schema import BatchJob, RequestV1, StoredHeader
 from reconciler.manifests.yamldoc import Document, YamlProblem, read_documents
 from reconciler.redaction import scrub
+from reconciler.strings import StringPool
 
 _TYPE_ERRORS = {"string_type", "int_type", "float_type", "bool_type", "dict_type", "list_type", "model_type"}
 _OTHER_API_FIELDS = {
@@ -72,7 +73,7 @@ def load(
     env = _Env(given if resolve_env or warn_unset else None, resolve_env)
     evalscripts: dict[str, str | YamlProblem | None] = {}
     cache = LoadCache.open(paths or DEFAULT_PATHS, enabled=use_cache)
-    strings: dict[str, str] = {}  # shared by every file's documents (yamldoc.read_documents)
+    strings = StringPool()  # one for every file's documents (yamldoc.read_documents)
     loaded = [item for found in files
               for item in _load_file(found, env, evalscripts, strings, result.diagnostics, cache)]
     cache.save()
@@ -90,7 +91,7 @@ class _Env:
     resolve: bool
 
 
-def _load_file(found, env: _Env, evalscripts, strings: dict[str, str], diagnostics: list[Diagnostic],
+def _load_file(found, env: _Env, evalscripts, strings: StringPool, diagnostics: list[Diagnostic],
                cache: LoadCache) -> list[_Loaded]:
     file, root = found
     try:

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ApiVersion = Literal["v1", "v2"]
+from reconciler.batch import ApiVersion
+
 # No sensitive paths: one empty set shared by every manifest and live job without any. CPython makes
 # a new empty frozenset (216 bytes) each time, and a plan holds one per manifest and per live job.
 NOT_SENSITIVE: frozenset[tuple] = frozenset()

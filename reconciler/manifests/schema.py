@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from reconciler.batch import ApiVersion
 from reconciler.batch.models import common, v1, v2
 from reconciler.names import MARKER_PREFIX, NAME_PATTERN, check_name  # the name rule and the marker: defined there
 
@@ -143,7 +144,7 @@ class StoredSpec(ManifestModel):
     the file's bytes by their digest, so the request is not validated again (the header is: it is
     small, and what the planner branches on)."""
 
-    api: Literal["v1", "v2"]
+    api: ApiVersion
     state: State
     description: str
     evalscriptFile: str | None

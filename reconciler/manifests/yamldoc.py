@@ -40,6 +40,8 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import implicit_resolvers
 
+from reconciler.strings import StringPool
+
 try:
     from _ruamel_yaml import CParser  # ruamel.yaml.clib: libyaml
 except ImportError:  # pragma: no cover — the pure parser reads everything, only slower
@@ -105,15 +107,14 @@ class Document:
         return target.line + 1, target.column + 1
 
 
-def read_documents(text: str, strings: dict[str, str] | None = None) -> list[Document]:
+def read_documents(text: str, strings: StringPool | None = None) -> list[Document]:
     """Every document of `text` that holds something; YamlProblem for anything we cannot use.
     Locations are found when a diagnostic first asks for one (`Document.locate`). With `strings`
-    (one dict for every file of a load), equal short strings are one object in all the documents
-    made with it: ten thousand manifests name the same keys and most of the same values, and the
-    parser makes each anew (`_plain_value`'s bounded cache shares only plain scalars, while it
-    holds them; a manifest written as JSON quotes every one). A first plan of 10,000 seeded
-    manifests peaked at 143 MB with this, 165 MB without."""
-    strings = {} if strings is None else strings
+    (one pool for every file of a load), equal short strings are one object in all the documents
+    made with it (`_plain_value`'s bounded cache shares only plain scalars, while it holds them;
+    a manifest written as JSON quotes every one). A first plan of 10,000 seeded manifests peaked
+    at 143 MB with this, 165 MB without."""
+    strings = StringPool() if strings is None else strings
     if CParser is not None:
         parser = CParser(text)
         try:
@@ -136,7 +137,6 @@ def read_documents(text: str, strings: dict[str, str] | None = None) -> list[Doc
 
 
 _NO_KEY = object()  # an open mapping waiting for its next key
-SHARED = 64  # the longest string read_documents shares (keys, names, types, URLs: not evalscripts)
 
 
 @dataclass(slots=True)
@@ -151,7 +151,7 @@ class _Open:
     key: Any = _NO_KEY  # a mapping's key waiting for its value
 
 
-def _build(events, source: _Text, strings: dict[str, str]) -> list[Document]:
+def _build(events, source: _Text, strings: StringPool) -> list[Document]:
     """The documents of an event stream as plain data; YamlProblem where it is not a manifest's."""
     documents: list[Document] = []
     nodes = number = 0  # values are counted over the file: MAX_NODES bounds what one file can make
@@ -167,10 +167,9 @@ def _build(events, source: _Text, strings: dict[str, str]) -> list[Document]:
     return documents
 
 
-def _document(events, nodes: int, strings: dict[str, str]) -> tuple[Any, int, int]:
+def _document(events, nodes: int, strings: StringPool) -> tuple[Any, int, int]:
     """The root value of the document whose events come next (up to its end), the 1-based line
-    where it starts, and the count of values made in the file so far. A string of at most SHARED
-    characters is the one `strings` holds, if it holds an equal one."""
+    where it starts, and the count of values made in the file so far; its strings from `strings`."""
     stack: list[_Open] = []
     anchors: dict[str, tuple[Any, int, int]] = {}  # name → (value, size, 1-based line)
     root, line = None, 0
@@ -180,9 +179,7 @@ def _document(events, nodes: int, strings: dict[str, str]) -> tuple[Any, int, in
             if kind is ScalarEvent:
                 if event.ctag is not None:
                     raise _tagged(event)
-                value = event.value if event.style else _plain_value(event.value)
-                if type(value) is str and len(value) <= SHARED:
-                    value = strings.setdefault(value, value)
+                value = strings(event.value if event.style else _plain_value(event.value))
                 if event.anchor:
                     _remember(anchors, event.anchor, value, 1, event.start_mark)
             elif kind is MappingStartEvent or kind is SequenceStartEvent:

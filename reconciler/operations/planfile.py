@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reconciler import __version__
 from reconciler.atomic import atomic_write
+from reconciler.batch import ApiVersion
 from reconciler.canonical import stable_json
 from reconciler.engine.actions import Action, JobCard, Kind, Plan, Step, Unmanaged
 from reconciler.engine.diff import FieldChange
@@ -227,7 +228,7 @@ class _Action(_Strict):
     # `kind` and `refused` are Literals of Kind's names, listed at run time: mypy cannot read them as types
     kind: Literal[tuple(k.name for k in Kind)]  # type: ignore[valid-type]
     name: str
-    api: Literal["v1", "v2"]
+    api: ApiVersion
     job_id: str | None
     reasons: tuple[str, ...]
     steps: tuple[Step, ...]

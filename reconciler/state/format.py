@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from reconciler.errors import StateError
 from reconciler.state.model import CURRENT_VERSION, Lockfile
+from reconciler.strings import StringPool
 
 # version N → function turning a version-N document into a version-(N+1) one
 UPGRADES: dict[int, Callable[[dict], dict]] = {
@@ -52,20 +53,16 @@ def strict_json_loads(data: bytes | str) -> Any:
 
 
 class _Objects:
-    """Makes each JSON object of one document: refuses a repeated key, and gives equal short
-    strings one object. `json` shares only keys; a lockfile repeats the same few values (an API
-    version, a status, who ran it, what and how it ended) in every job and history entry, and holds
-    them all as long as it is read."""
-
-    SHORT = 64
+    """Makes each JSON object of one document: refuses a repeated key, and holds equal short
+    strings once (`json` shares only keys; a lockfile repeats the same few values in every job
+    and history entry)."""
 
     def __init__(self) -> None:
-        self._strings: dict[str, str] = {}
+        self._pool = StringPool()
 
     def __call__(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        strings = self._strings
-        document = {key: strings.setdefault(value, value) if type(value) is str and len(value) <= self.SHORT else value
-                    for key, value in pairs}
+        pool = self._pool
+        document = {key: pool(value) for key, value in pairs}
         if len(document) < len(pairs):  # rare: look for the culprit only then (a lockfile may hold 100,000 objects)
             counts = Counter(key for key, _ in pairs)
             key = next(key for key, _ in pairs if counts[key] > 1)
