@@ -4,38 +4,38 @@ BIN := $(VENV)/bin
 
 .PHONY: test demo bench chaos durations clean
 
+# Python writes the bytecode it compiles, as it does by default, even where PYTHONDONTWRITEBYTECODE
+# is set (as on this machine and its CI runners): the suite starts some four hundred interpreters
+# (the CLI, sandboxes, the workflows' tools), and without it each compiled again every module it
+# imported (about 0.08 s of CPU per CLI process for the project's own), and pytest rewrote the
+# asserts of every test module again in each worker (2.5 s of CPU each).
+unexport PYTHONDONTWRITEBYTECODE
+
 # The stamp is rebuilt when the dependency list changes, so a plain `make test` always runs
 # against what pyproject.toml asks for.
-# uv installs what pip would (the same resolution from the same index), in a third of the time: on a
-# clean clone pip spent some 30 s of CPU evaluating every file of every release the index lists for
-# the hundred-odd packages of the dev extra. Its bytecode is compiled at install (uv does not by
-# default), since with PYTHONDONTWRITEBYTECODE no process would ever write it. Should uv not install
-# or not work where this runs, pip does the install as before.
+# uv installs what pip would (the same resolution from the same index) in a fraction of the time: on
+# a clean clone pip spent some 30 s of CPU evaluating every file of every release the index lists for
+# the hundred-odd packages of the dev extra. Should uv not install or not work where this runs, pip
+# does the install as before.
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	( $(BIN)/python -m pip install --quiet uv \
-	  && $(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode --upgrade pip -e '.[dev]' ) \
+	  && $(BIN)/uv pip install --quiet --python $(BIN)/python --upgrade pip -e '.[dev]' ) \
 	|| ( $(BIN)/python -m pip install --quiet --upgrade pip && $(BIN)/python -m pip install --quiet -e '.[dev]' )
 	touch $@
 
 # Lint and types first, so a slip fails in seconds rather than after the suite: ruff takes well
 # under a second, mypy about ten on a clean clone (its .mypy_cache makes a second run instant).
+# Meanwhile, on the core mypy leaves idle, a collection alone imports every test module once, so
+# the bytecode and rewritten tests the workers load are written before they start (should it fail,
+# the suite itself says why).
 # Three workers on two cores: much of the time goes to tests waiting on sandbox servers, which
 # overlap well; worksteal keeps the long tests from leaving a worker idle at the end.
-# The suite starts some four hundred interpreters (the CLI, sandboxes, the workflows' tools). With
-# PYTHONDONTWRITEBYTECODE set (as on this machine) none of them writes the bytecode it
-# compiles, so each compiled the project's modules again: about 0.08 s of CPU per CLI process.
-# compileall writes it once (half a second on a clean clone, nothing when it is up to date).
-# pytest rewrites the asserts of every test module as it imports it, and keeps the result only where
-# bytecode may be written: without that each of the three workers spent 2.5 s of CPU rewriting them
-# again. So pytest runs with bytecode written, and a collection alone, on the core mypy leaves
-# idle, writes the rewritten modules before the workers start (if it fails, the suite says why).
 test: $(VENV)/.installed
 	$(BIN)/ruff check reconciler tests bench scripts
-	$(BIN)/python -m compileall -q reconciler tests bench scripts
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q --collect-only -p no:xdist >/dev/null 2>&1 & \
+	$(BIN)/python -m pytest -q --collect-only -p no:xdist >/dev/null 2>&1 & \
 	$(BIN)/mypy; status=$$?; wait; exit $$status
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q -n 3 --dist worksteal
+	$(BIN)/python -m pytest -q -n 3 --dist worksteal
 
 demo: $(VENV)/.installed
 	PYTHON=$(BIN)/python bash scripts/demo.sh
