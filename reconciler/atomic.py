@@ -9,19 +9,20 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 
 @contextlib.contextmanager
-def temporary_beside(path: str | os.PathLike, data: bytes, mode: int | None = None) -> Iterator[str]:
-    """A temporary file holding `data` (flushed to disk, with `mode` when given) in the folder of
-    `path`, for the block to put in place (rename, link); removed when the block ends, if it is
-    still there."""
+def temporary_beside(path: str | os.PathLike, data: bytes | Iterable[bytes], mode: int | None = None) -> Iterator[str]:
+    """A temporary file holding `data` (bytes, or pieces of them written in turn; flushed to disk,
+    with `mode` when given) in the folder of `path`, for the block to put in place (rename, link);
+    removed when the block ends, if it is still there."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for piece in [data] if isinstance(data, bytes) else data:
+                f.write(piece)
             f.flush()
             os.fsync(f.fileno())
         if mode is not None:
@@ -32,7 +33,7 @@ def temporary_beside(path: str | os.PathLike, data: bytes, mode: int | None = No
             os.unlink(tmp)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
+def atomic_write(path: str | os.PathLike, data: bytes | Iterable[bytes], mode: int | None = None) -> None:
     """Replace `path` with `data` in one step (its permissions `mode`, else those mkstemp gives: 0600)."""
     with temporary_beside(path, data, mode) as tmp:
         os.replace(tmp, path)

@@ -64,6 +64,21 @@ def test_an_edited_manifest_or_evalscript_is_loaded_afresh(cache_dir, tmp_path):
     assert result.cached == 0 and "evalscript file script.js not found" in result.errors[0].message
 
 
+def test_entries_used_again_are_written_back_as_they_were_read(cache_dir, examples):
+    """An entry read from the cache is not kept: when another file changes, it is made again from
+    its manifests, and must be what was read."""
+    load([examples], resolve_env=True)
+    [stored] = cache_dir.glob("manifests-*.json")
+    before = json.loads(stored.read_bytes())["entries"]
+    edited = sorted(examples.glob("*.yaml"))[0]
+    edited.write_text(edited.read_text().replace("description: ", "description: edited ", 1))
+    assert load([examples], resolve_env=True).cached == len(before) - 1
+    after = json.loads(stored.read_bytes())["entries"]
+    assert after.keys() == before.keys() and after[str(edited)] != before[str(edited)]
+    assert {k: v for k, v in after.items() if k != str(edited)} == {k: v for k, v in before.items() if k != str(edited)}
+    assert load([examples], resolve_env=True).cached == len(before)
+
+
 def test_files_with_secrets_or_problems_are_never_stored(cache_dir, tmp_path):
     folder = tmp_path / "m"
     write(folder, "by-reference", url="${env:RESULT_URL}")
@@ -162,7 +177,8 @@ def _entries(stored: Path) -> dict:
 
 
 def _rewrite(stored: Path, entries: dict) -> None:
-    stored.write_text(json.dumps({**json.loads(stored.read_bytes()), "entries": entries}))
+    """Plant `entries` as the cache writes them (the reader looks at how the file starts first)."""
+    stored.write_text(json.dumps({**json.loads(stored.read_bytes()), "entries": entries}, separators=(",", ":")))
 
 
 @pytest.mark.parametrize("damage", [
@@ -193,8 +209,7 @@ def test_an_entry_that_is_not_one_is_read_afresh(cache_dir, tmp_path, text):
     write(folder, "job")
     expected = load([folder])
     [stored] = cache_dir.glob("manifests-*.json")
-    document = json.loads(stored.read_bytes())
-    stored.write_text(json.dumps({**document, "entries": {file: text for file in document["entries"]}}))
+    _rewrite(stored, {file: text for file in _entries(stored)})
     result = load([folder])
     assert result.cached == 0 and result.manifests == expected.manifests and result.diagnostics == []
 
@@ -280,4 +295,22 @@ def test_writes_cannot_be_redirected_by_a_planted_temporary_name(cache_dir, tmp_
     load([folder])
     assert victim.read_text() == "keep me"
     assert (cache_dir / name).is_file() and not (cache_dir / name).is_symlink()
+    assert load([folder]).cached == 1
+
+
+def test_a_write_that_fails_midway_leaves_the_cache_file_as_it_was_and_no_temporary_file(cache_dir, tmp_path):
+    """The file is written entry by entry: a failure after the first leaves nothing half written."""
+    folder = tmp_path / "m"
+    write(folder, "job")
+    load([folder])
+    [stored] = cache_dir.glob("manifests-*.json")
+    before = stored.read_bytes()
+
+    def entries():
+        yield "a.yaml", ["0" * 32, [], []]
+        raise ValueError("a value JSON cannot hold")
+
+    cache.write_entries(stored, entries())
+    assert stored.read_bytes() == before
+    assert sorted(p.name for p in cache_dir.iterdir()) == [stored.name]
     assert load([folder]).cached == 1

@@ -18,13 +18,14 @@ read without following links and written to a new temporary name, then renamed o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import stat
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeGuard
 
@@ -77,8 +78,13 @@ class LoadCache:
     def __init__(self, path: Path | None, entries: dict[str, Entry]):
         self.path = path
         self.hits = 0
-        self._old = entries
-        self._kept: dict[str, Entry] = {}
+        self._old = entries  # each taken out as it is looked up: what stays in use, the manifests keep
+        self._old_files = frozenset(entries)
+        self._checked: dict[str, tuple[str, list[list[str]]]] = {}  # file → its entry's digests, found unchanged
+        # file → its digests and what makes its documents, for `save` (made as they are written: the
+        # stored form of 100,000 manifests, all alive at once, took some 200 MB beside the manifests)
+        self._entries: dict[str, tuple[str, list[list[str]], Callable[[], list]]] = {}
+        self._made = False
         self._scripts: dict[str, str | None] = {}
 
     @classmethod
@@ -92,28 +98,37 @@ class LoadCache:
     def get(self, file: str, raw: bytes, script: Callable[[str], object]) -> list | None:
         """The stored documents of `file` if its bytes and its evalscripts (`script(key)` reads
         one: text, or anything else when it cannot be read) are unchanged; None otherwise. The
-        documents are plain JSON data: the loader validates them before use (`used` says so)."""
-        entry = self._old.get(file)
+        documents are plain JSON data: the loader validates them before use (`used` says so).
+        An entry is looked up once."""
+        entry = self._old.pop(file, None)
         if not _well_formed(entry) or entry[0] != content_digest(raw):
             return None
         if any(self._script_digest(key, script) != digest for key, digest in entry[1]):
             return None
+        self._checked[file] = (entry[0], entry[1])
         return entry[2]
 
-    def used(self, file: str) -> None:
-        """The stored documents of `file` passed validation and stand for it in this run."""
-        self._kept[file] = self._old[file]
+    def used(self, file: str, documents: Callable[[], list]) -> None:
+        """The stored documents of `file` passed validation and stand for it in this run;
+        `documents()` makes them again, should the cache be written."""
+        self._entries[file] = (*self._checked.pop(file), documents)
         self.hits += 1
 
-    def put(self, file: str, raw: bytes, scripts: dict[str, str], documents: list) -> None:
-        """Store what `file` loaded to; `scripts` are the evalscripts it read, by key."""
+    def put(self, file: str, raw: bytes, scripts: dict[str, str], documents: Callable[[], list]) -> None:
+        """Store what `file` loaded to: `documents()` makes it, plain JSON data, when the cache is
+        written; `scripts` are the evalscripts it read, by key."""
         if self.path is not None:
             used = [[key, content_digest(text.encode())] for key, text in sorted(scripts.items())]
-            self._kept[file] = [content_digest(raw), used, documents]
+            self._entries[file] = (content_digest(raw), used, documents)
+            self._made = True
 
     def save(self) -> None:
         """Write the entries used or made by this run (others are dropped), when they changed."""
-        write_entries(self.path, self._kept, self._old)
+        if self._made or self._entries.keys() != self._old_files:
+            write_entries(self.path, ((file, [digest, used, documents()])
+                                      for file, (digest, used, documents) in self._entries.items()))
+        elif self.path is not None and self._entries:
+            touch(self.path)
 
     def _script_digest(self, key: str, script: Callable[[str], object]) -> str | None:
         if key not in self._scripts:
@@ -146,6 +161,10 @@ def read_entries(path: Path | None) -> dict:
         if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_BYTES:
             return {}
         with os.fdopen(os.dup(descriptor), "rb") as f:
+            head = _head()
+            if f.read(len(head)) != head:  # another format or other code: not worth parsing
+                return {}
+            f.seek(0)
             data = f.read(MAX_BYTES + 1)
         stored = from_json(data) if len(data) <= MAX_BYTES else None
     except (OSError, ValueError, RecursionError):
@@ -158,22 +177,37 @@ def read_entries(path: Path | None) -> dict:
     return {}
 
 
-def write_entries(path: Path | None, entries: dict, old: dict) -> None:
-    """Replace the file's entries atomically when they differ from `old` (what it held): written
-    under a fresh temporary name (created, never opened if it exists), then renamed over the
-    file, which replaces a planted link rather than writing through it."""
+def write_entries(path: Path | None, entries: Iterable[tuple[str, Entry]]) -> None:
+    """Replace the file with these entries atomically: written entry by entry under a fresh
+    temporary name (created, never opened if it exists), then renamed over the file, which
+    replaces a planted link rather than writing through it."""
     if path is None:
         return
     try:
-        if entries == old:
-            if entries:
-                os.utime(path, follow_symlinks=False)  # in use: not stale, however long the files stay unchanged
-            return
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write(path, to_json({"format": FORMAT, "code": code_version(), "entries": entries}))
+        atomic_write(path, _document(entries))
         _remove_stale(path.parent)
     except (OSError, ValueError):
         pass  # a read-only or full disk, or a value JSON cannot hold, only costs the next run its speed
+
+
+def touch(path: Path) -> None:
+    """The file is in use: not stale, however long the files it holds stay unchanged."""
+    with contextlib.suppress(OSError):
+        os.utime(path, follow_symlinks=False)
+
+
+def _head() -> bytes:
+    """How the file of this format and code starts (the reader looks at it before parsing)."""
+    return b'{"format":%d,"code":%s,"entries":{' % (FORMAT, to_json(code_version()))
+
+
+def _document(entries: Iterable[tuple[str, Entry]]) -> Iterator[bytes]:
+    """The cache file's JSON, `{"format", "code", "entries": {file: entry, …}}`, in pieces."""
+    yield _head()
+    for count, (file, entry) in enumerate(entries):
+        yield (b"," if count else b"") + to_json(file) + b":" + to_json(entry)
+    yield b"}}"
 
 
 def _remove_stale(where: Path) -> None:

@@ -7,6 +7,7 @@ path. A manifest is returned only when its document has no error, so callers can
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,7 +99,7 @@ def _load_file(found, env: _Env, evalscripts, strings: StringPool, diagnostics: 
         raw = read_bytes(file, MAX_FILE_BYTES, "manifest")
         stored = cache.get(file, raw, lambda key: _read_evalscript(key, root, evalscripts))
         if stored is not None and (loaded := _from_stored(file, stored, evalscripts)) is not None:
-            cache.used(file)
+            cache.used(file, functools.partial(_stored_forms, loaded))
             return loaded
         text = decode(raw, "manifest")
         documents = read_documents(text, strings)
@@ -114,7 +115,7 @@ def _load_file(found, env: _Env, evalscripts, strings: StringPool, diagnostics: 
     kept = [(item.index, item.manifest) for item in loaded if item.manifest is not None and not item.manifest.sensitive]
     if len(diagnostics) == before and len(kept) == len(loaded):
         scripts = {key: evalscripts[key] for _, manifest in kept if (key := _script_key(manifest))}
-        cache.put(file, raw, scripts, [_to_stored(index, manifest) for index, manifest in kept])
+        cache.put(file, raw, scripts, functools.partial(_stored_forms, loaded))
     return loaded
 
 
@@ -122,6 +123,11 @@ def _script_key(manifest: Manifest) -> str | None:
     """The key `_read_evalscript` reads the manifest's evalscript file under; None when inline."""
     name = manifest.evalscript_file
     return os.path.join(os.path.dirname(manifest.file), name) if name is not None else None
+
+
+def _stored_forms(loaded: list[_Loaded]) -> list[list[Any]]:
+    """What the load cache keeps of a file whose every document loaded to a manifest."""
+    return [_to_stored(item.index, item.manifest) for item in loaded if item.manifest is not None]
 
 
 def _to_stored(index: int, manifest: Manifest) -> list[Any]:
