@@ -84,7 +84,6 @@ class LoadCache:
         # file → its digests and what makes its documents, for `save` (made as they are written: the
         # stored form of 100,000 manifests, all alive at once, took some 200 MB beside the manifests)
         self._entries: dict[str, tuple[str, list[list[str]], Callable[[], list]]] = {}
-        self._made = False
         self._scripts: dict[str, str | None] = {}
 
     @classmethod
@@ -120,11 +119,10 @@ class LoadCache:
         if self.path is not None:
             used = [[key, content_digest(text.encode())] for key, text in sorted(scripts.items())]
             self._entries[file] = (content_digest(raw), used, documents)
-            self._made = True
 
     def save(self) -> None:
         """Write the entries used or made by this run (others are dropped), when they changed."""
-        if self._made or self._entries.keys() != self._old_files:
+        if len(self._entries) > self.hits or self._entries.keys() != self._old_files:  # some made, or dropped
             write_entries(self.path, ((file, [digest, used, documents()])
                                       for file, (digest, used, documents) in self._entries.items()))
         elif self.path is not None and self._entries:
