@@ -4,12 +4,15 @@ For each N a sandbox starts with N ready jobs and their N manifests (`sandbox se
 `reconciler state rebuild` records them (timed: it must stay linear). Then, in R interleaved rounds
 (this machine's speed drifts by a fifth within an hour, so the measures of one round run side by
 side): the bare listing — a small `requests` script that fetches a token and every page of
-`GET /api/v2/batch/process` and json-decodes it, the least any plan must do — then `plan` with an
-empty load cache (first run), then `plan` again with nothing changed (the cache kept). Each runs in
-its own process; CPU (user + system) and peak RSS come from wait4, API calls from /sandbox/stats.
+`GET /api/v2/batch/process` and json-decodes it; the floor — that listing, plus what else every
+plan must do before any work per job: read the lockfile through boto3 (import, client, GET, JSON)
+and read and hash every manifest file; the imports of the plan's own modules, alone; then `plan`
+with an empty load cache (first run), then `plan` again with nothing changed (the cache kept). Each
+runs in its own process; CPU (user + system) and peak RSS come from wait4, API calls from
+/sandbox/stats.
 
-Reported per N: medians and ranges of CPU, the plan's CPU as a multiple of the bare listing's, CPU
-per job, peak RSS, API calls, and the rebuild's wall time against a plan's. Targets (issue 28):
+Reported per N: medians and ranges of CPU, the plan's CPU as a multiple of the bare listing's and of
+the floor's, CPU per job, peak RSS, API calls, and the rebuild's wall time against a plan's. Targets (issue 28):
 at 10,000 jobs, nothing changed ≤ 3× the bare listing's CPU and a first run ≤ 6×, peak RSS ≤ 150 MB
 (≤ 800 MB at 100,000), CPU per job at 100,000 within 1.2× of that at 10,000, API calls ⌈N/100⌉ + 1
 (token and pages), `state rebuild` of 10,000 jobs within 3× a plan's wall time and of 100,000 in
@@ -56,6 +59,25 @@ while True:
     params = {"count": 100, "viewtoken": token}
 print(jobs)
 """
+
+# The bare listing, then the lockfile read through boto3 and every manifest file read and hashed
+# (as the load cache does): what a plan must do before any work per job.
+FLOOR = BARE_LISTING + """
+import hashlib, json, boto3
+bucket, key = os.environ["RECONCILER_STATE"].removeprefix("s3://").split("/", 1)
+records = len(json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())["jobs"])
+files = 0
+for folder, _, names in os.walk("manifests"):
+    for name in names:
+        if name.endswith((".yaml", ".yml")):
+            with open(os.path.join(folder, name), "rb") as f:
+                hashlib.blake2b(f.read(), digest_size=16)
+            files += 1
+print(records, files)
+"""
+# The modules a plan imports (reconciler.cli imports the rest when its command runs).
+IMPORTS = ("import reconciler.cli, reconciler.api.client, reconciler.operations.run, reconciler.operations.planfile, "
+           "reconciler.render.plan")
 
 
 def api_calls(env: dict[str, str]) -> int:
@@ -117,12 +139,15 @@ def one_size(count: int, runs: int, profile_to: str | None) -> tuple[list[str], 
             python = sys.executable
             rebuild = measured([python, "-m", "reconciler", "state", "rebuild", "manifests"],
                                {**env, "RECONCILER_CACHE_DIR": "off"}, folder, accept=(0,))
-            bare, cold, warm = [], [], []
+            bare, floor, imports, cold, warm = [], [], [], [], []
             for _ in range(runs):  # side by side in each round: the machine's speed drifts between rounds
                 before = api_calls(sandbox.env)
                 bare.append(measured([python, "-c", BARE_LISTING], env, folder, accept=(0,)))
                 bare[-1]["calls"] = api_calls(sandbox.env) - before
                 assert int(bare[-1]["out"].strip()) == count, bare[-1]["out"]
+                floor.append(measured([python, "-c", FLOOR], env, folder, accept=(0,)))
+                assert floor[-1]["out"].split() == [str(count)] * 3, floor[-1]["out"]
+                imports.append(measured([python, "-c", IMPORTS], env, folder, accept=(0,)))
                 shutil.rmtree(folder / "cache", ignore_errors=True)
                 for kind in (cold, warm):
                     before = api_calls(sandbox.env)
@@ -134,16 +159,20 @@ def one_size(count: int, runs: int, profile_to: str | None) -> tuple[list[str], 
                                 "manifests"], env=env, cwd=folder, stdout=subprocess.DEVNULL, check=False)
         finally:
             sandbox.stop()
-    bare_cpu = statistics.median(r["cpu"] for r in bare)
+    bare_cpu, floor_cpu = statistics.median(r["cpu"] for r in bare), statistics.median(r["cpu"] for r in floor)
     rows = [f"| sandbox with {count:,} seeded jobs and manifests, started | {seeded:.1f} s | < 60 s at 100,000 |",
             f"| `state rebuild` of {count:,} jobs | {rebuild['wall']:.1f} s wall, {rebuild['cpu']:.1f} s CPU, "
             f"{rebuild['wall'] / statistics.median(r['wall'] for r in warm):.1f}× a plan's wall | ≤ 3× a plan; "
             "< 300 s at 100,000 |",
-            f"| bare listing CPU | {_median_of([r['cpu'] for r in bare])}, {max(r['calls'] for r in bare)} calls | |"]
+            f"| bare listing CPU | {_median_of([r['cpu'] for r in bare])}, {max(r['calls'] for r in bare)} calls | |",
+            f"| floor CPU: the bare listing, the lockfile read through boto3, every manifest file read and hashed | "
+            f"{_median_of([r['cpu'] for r in floor])} = {floor_cpu / bare_cpu:.1f}× the bare listing | |",
+            f"| the plan's imports alone, CPU | {_median_of([r['cpu'] for r in imports])} | |"]
     for kind, label, ratio in ((warm, "nothing changed (load cache kept)", 3), (cold, "first run, empty cache", 6)):
         cpu = [r["cpu"] for r in kind]
         rows += [f"| `plan` CPU, {label} | {_median_of(cpu)} = {statistics.median(cpu) / bare_cpu:.1f}× the bare "
-                 f"listing, {statistics.median(cpu) / count * 1000:.3f} ms per job | ≤ {ratio}× at 10,000 |",
+                 f"listing, {statistics.median(cpu) / floor_cpu:.1f}× the floor, "
+                 f"{statistics.median(cpu) / count * 1000:.3f} ms per job | ≤ {ratio}× at 10,000 |",
                  f"| `plan` peak RSS, {label} | {max(r['rss_mb'] for r in kind):.0f} MB | ≤ 150 MB at 10,000; "
                  "≤ 800 MB at 100,000 |",
                  f"| `plan` API calls, {label} | {max(r['calls'] for r in kind)} | {math.ceil(count / 100) + 1} |"]
