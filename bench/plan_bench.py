@@ -61,7 +61,8 @@ print(jobs)
 """
 
 # The bare listing, then the lockfile read through boto3 and every manifest file read and hashed
-# (as the load cache does): what a plan must do before any work per job.
+# (as the load cache's content_digest does, written out here: importing it would add the plan's
+# own imports to the floor, which are measured apart): what a plan must do before any work per job.
 FLOOR = BARE_LISTING + """
 import hashlib, json, boto3
 bucket, key = os.environ["RECONCILER_STATE"].removeprefix("s3://").split("/", 1)

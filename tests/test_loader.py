@@ -272,8 +272,7 @@ def test_a_load_holds_each_short_string_once_across_its_files(tmp_path):
     a load of many manifests written as JSON (every string quoted, as `sandbox serve --seed` writes
     them) holds each equal key and short value once all the same (yamldoc.read_documents with one
     `strings` for the load), as a read of the load cache does."""
-    write(tmp_path, name="unused")  # the evalscript
-    (tmp_path / "unused.yaml").unlink()
+    (tmp_path / "script.js").write_text("//VERSION=3\nfunction setup() { return {}; }\n")
     for name in ("one", "two"):
         request = {"processRequest": {"input": {"bounds": {"bbox": [8.44, 41.31, 9.66, 43.1]},
                                                 "data": [{"type": "sentinel-2-l2a"}]},

@@ -79,7 +79,7 @@ class LoadCache:
         self.path = path
         self.hits = 0
         self._old = entries  # each taken out as it is looked up: what stays in use, the manifests keep
-        self._old_files = frozenset(entries)
+        self._stored = len(entries)  # entries the file held
         self._checked: dict[str, tuple[str, list[list[str]]]] = {}  # file → its entry's digests, found unchanged
         # file → its digests and what makes its documents, for `save` (made as they are written: the
         # stored form of 100,000 manifests, all alive at once, took some 200 MB beside the manifests)
@@ -122,7 +122,7 @@ class LoadCache:
 
     def save(self) -> None:
         """Write the entries used or made by this run (others are dropped), when they changed."""
-        if len(self._entries) > self.hits or self._entries.keys() != self._old_files:  # some made, or dropped
+        if len(self._entries) > self.hits or self.hits < self._stored:  # some made, or some of the file's not used
             write_entries(self.path, ((file, [digest, used, documents()])
                                       for file, (digest, used, documents) in self._entries.items()))
         elif self.path is not None and self._entries:
