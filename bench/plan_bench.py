@@ -63,7 +63,7 @@ print(jobs)
 
 # The bare listing, then the lockfile read through boto3 and every manifest file read and hashed
 # (as the load cache's content_digest does, written out here: importing it would add the plan's
-# own imports to the floor, which are measured with it apart): what a plan must do before any work per job.
+# own imports, which IMPORTED_FLOOR adds on purpose): what a plan must do before any work per job.
 FLOOR = BARE_LISTING + """
 import hashlib, json, boto3
 bucket, key = os.environ["RECONCILER_STATE"].removeprefix("s3://").split("/", 1)
