@@ -142,16 +142,20 @@ def one_size(count: int, runs: int, profile_to: str | None) -> tuple[list[str], 
             python = sys.executable
             rebuild = measured([python, "-m", "reconciler", "state", "rebuild", "manifests"],
                                {**env, "RECONCILER_CACHE_DIR": "off"}, folder, accept=(0,))
+
+            def script(source: str, counts: int) -> dict:
+                """One run of a script above, which prints `counts` counts: of jobs (then of records and files)."""
+                before = api_calls(sandbox.env)
+                run = measured([python, "-c", source], env, folder, accept=(0,))
+                run["calls"] = api_calls(sandbox.env) - before
+                assert run["out"].split() == [str(count)] * counts, run["out"]
+                return run
+
             bare, floor, imported, cold, warm = [], [], [], [], []
             for _ in range(runs):  # side by side in each round: the machine's speed drifts between rounds
-                before = api_calls(sandbox.env)
-                bare.append(measured([python, "-c", BARE_LISTING], env, folder, accept=(0,)))
-                bare[-1]["calls"] = api_calls(sandbox.env) - before
-                assert int(bare[-1]["out"].strip()) == count, bare[-1]["out"]
-                floor.append(measured([python, "-c", FLOOR], env, folder, accept=(0,)))
-                assert floor[-1]["out"].split() == [str(count)] * 3, floor[-1]["out"]
-                imported.append(measured([python, "-c", IMPORTED_FLOOR], env, folder, accept=(0,)))
-                assert imported[-1]["out"].split() == [str(count)] * 3, imported[-1]["out"]
+                bare.append(script(BARE_LISTING, 1))
+                floor.append(script(FLOOR, 3))
+                imported.append(script(IMPORTED_FLOOR, 3))
                 shutil.rmtree(folder / "cache", ignore_errors=True)
                 for kind in (cold, warm):
                     before = api_calls(sandbox.env)
@@ -168,11 +172,11 @@ def one_size(count: int, runs: int, profile_to: str | None) -> tuple[list[str], 
             f"| `state rebuild` of {count:,} jobs | {rebuild['wall']:.1f} s wall, {rebuild['cpu']:.1f} s CPU, "
             f"{rebuild['wall'] / statistics.median(r['wall'] for r in warm):.1f}× a plan's wall | ≤ 3× a plan; "
             "< 300 s at 100,000 |",
-            f"| bare listing CPU | {_median_of([r['cpu'] for r in bare])}, {max(r['calls'] for r in bare)} calls | |",
-            f"| floor CPU: the bare listing, the lockfile read through boto3, every manifest file read and hashed | "
-            f"{_median_of([r['cpu'] for r in floor])} = {floor_cpu / bare_cpu:.1f}× the bare listing | |",
-            f"| the floor under the plan's imports, CPU | {_median_of([r['cpu'] for r in imported])} = "
-            f"{statistics.median(r['cpu'] for r in imported) / bare_cpu:.1f}× the bare listing | |"]
+            f"| bare listing CPU | {_median_of([r['cpu'] for r in bare])}, {max(r['calls'] for r in bare)} calls | |"]
+    for runs_of, label in ((floor, "floor CPU: the bare listing, the lockfile read through boto3, every manifest "
+                                   "file read and hashed"), (imported, "the floor under the plan's imports, CPU")):
+        cpu = [r["cpu"] for r in runs_of]
+        rows.append(f"| {label} | {_median_of(cpu)} = {statistics.median(cpu) / bare_cpu:.1f}× the bare listing | |")
     for kind, label, ratio in ((warm, "nothing changed (load cache kept)", 3), (cold, "first run, empty cache", 6)):
         cpu = [r["cpu"] for r in kind]
         rows += [f"| `plan` CPU, {label} | {_median_of(cpu)} = {statistics.median(cpu) / bare_cpu:.1f}× the bare "
