@@ -6,11 +6,13 @@ For each N a sandbox starts with N ready jobs and their N manifests (`sandbox se
 side): the bare listing — a small `requests` script that fetches a token and every page of
 `GET /api/v2/batch/process` and json-decodes it; the floor — that listing, plus what else every
 plan must do before any work per job: read the lockfile through boto3 (import, client, GET, JSON)
-and read and hash every manifest file; that floor again in a process that first imports what the
-plan imports (what a plan costs before any work per job, its start-up and exit included); then
-`plan` with an empty load cache (first run), then `plan` again with nothing changed (the cache kept). Each
-runs in its own process; CPU (user + system) and peak RSS come from wait4, API calls from
-/sandbox/stats.
+and read and hash every manifest file; that floor in a process that also imports the libraries the
+standard names (requests-oauthlib, pydantic, click: below it no plan can go), and in one that first
+imports what the plan imports (what this plan costs before any work per job, its start-up and exit
+included); the library floor with every manifest file parsed into libyaml's events (below it no
+first run can go); then `plan` with an empty load cache (first run), then `plan` again with nothing
+changed (the cache kept). Each runs in its own process; CPU (user + system) and peak RSS come from
+wait4, API calls from /sandbox/stats.
 
 Reported per N: medians and ranges of CPU, the plan's CPU as a multiple of the bare listing's and of
 the floor's, CPU per job, peak RSS, API calls, and the rebuild's wall time against a plan's. Targets (issue 28):
@@ -77,10 +79,30 @@ for folder, _, names in os.walk("manifests"):
             files += 1
 print(records, files)
 """
+# The floor in a process that also loads the libraries the project's standard names for a plan's
+# other edges (OAuth2, models, the command line; requests and boto3 the floor loads itself): what
+# no plan written to that standard can go below, whatever its own code does.
+LIBRARY_FLOOR = "import requests_oauthlib, pydantic, click\n" + FLOOR
 # The floor in a process holding the modules a plan imports (reconciler.cli imports the rest when
 # its command runs): loading them, and tearing them down at exit, is paid by every plan.
 IMPORTED_FLOOR = ("import reconciler.cli, reconciler.api.client, reconciler.operations.run, "
                   "reconciler.operations.planfile, reconciler.render.plan\n" + FLOOR)
+# What a first run cannot go below: the library floor, and every manifest file parsed into libyaml's
+# events (the least ruamel.yaml does to read YAML with its lines), nothing made of them.
+PARSED_FLOOR = LIBRARY_FLOOR + """
+from _ruamel_yaml import CParser
+parsed = 0
+for folder, _, names in os.walk("manifests"):
+    for name in names:
+        if name.endswith((".yaml", ".yml")):
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                parser = CParser(f.read())
+            for _ in iter(parser.get_event, None):  # None after the stream's end
+                pass
+            parser.dispose()
+            parsed += 1
+print(parsed)
+"""
 
 
 def api_calls(env: dict[str, str]) -> int:
@@ -151,11 +173,13 @@ def one_size(count: int, runs: int, profile_to: str | None) -> tuple[list[str], 
                 assert run["out"].split() == [str(count)] * counts, run["out"]
                 return run
 
-            bare, floor, imported, cold, warm = [], [], [], [], []
+            bare, floor, library, imported, parsed, cold, warm = [], [], [], [], [], [], []
             for _ in range(runs):  # side by side in each round: the machine's speed drifts between rounds
                 bare.append(script(BARE_LISTING, 1))
                 floor.append(script(FLOOR, 3))
+                library.append(script(LIBRARY_FLOOR, 3))
                 imported.append(script(IMPORTED_FLOOR, 3))
+                parsed.append(script(PARSED_FLOOR, 4))
                 shutil.rmtree(folder / "cache", ignore_errors=True)
                 for kind in (cold, warm):
                     before = api_calls(sandbox.env)
@@ -174,7 +198,12 @@ def one_size(count: int, runs: int, profile_to: str | None) -> tuple[list[str], 
             "< 300 s at 100,000 |",
             f"| bare listing CPU | {_median_of([r['cpu'] for r in bare])}, {max(r['calls'] for r in bare)} calls | |"]
     for runs_of, label in ((floor, "floor CPU: the bare listing, the lockfile read through boto3, every manifest "
-                                   "file read and hashed"), (imported, "the floor under the plan's imports, CPU")):
+                                   "file read and hashed"),
+                           (library, "the floor under the libraries of the standard (requests-oauthlib, pydantic, "
+                                     "click), CPU: below any plan, nothing changed"),
+                           (imported, "the floor under the plan's imports, CPU"),
+                           (parsed, "the library floor and every manifest file parsed into libyaml's events, CPU: "
+                                    "below any first run")):
         cpu = [r["cpu"] for r in runs_of]
         rows.append(f"| {label} | {_median_of(cpu)} = {statistics.median(cpu) / bare_cpu:.1f}× the bare listing | |")
     for kind, label, ratio in ((warm, "nothing changed (load cache kept)", 3), (cold, "first run, empty cache", 6)):
